@@ -1,0 +1,39 @@
+package org.attnskip.export;
+
+/**
+ * All weights of a Llama-family decoder in fp32, row-major, with matrices stored [out][in] as
+ * llama2.c and PyTorch do. Rotary embedding uses llama2.c's convention: it rotates adjacent pairs
+ * (2j, 2j+1) of each head. Readers of Hugging Face checkpoints (which rotate halves) permute the
+ * q and k rows into this convention so that everything downstream sees one convention.
+ */
+public final class LlamaWeights {
+    public final LlamaConfig config;
+    /** [vocab][dim] */
+    public final float[] tokenEmbedding;
+    public final Layer[] layers;
+    /** [dim] */
+    public final float[] finalNorm;
+    /** [vocab][dim]; the same array as tokenEmbedding when the classifier is shared */
+    public final float[] classifier;
+
+    public LlamaWeights(LlamaConfig config, float[] tokenEmbedding, Layer[] layers, float[] finalNorm, float[] classifier) {
+        this.config = config;
+        this.tokenEmbedding = tokenEmbedding;
+        this.layers = layers;
+        this.finalNorm = finalNorm;
+        this.classifier = classifier;
+    }
+
+    /**
+     * One transformer block. wq [dim][dim], wk and wv [kvDim][dim], wo [dim][dim], w1 and w3
+     * [hidden][dim], w2 [dim][hidden]. The biases bq [dim], bk and bv [kvDim] are null unless the
+     * architecture has them (Qwen2).
+     */
+    public record Layer(
+            float[] attnNorm,
+            float[] wq, float[] wk, float[] wv, float[] wo,
+            float[] bq, float[] bk, float[] bv,
+            float[] ffnNorm,
+            float[] w1, float[] w2, float[] w3) {
+    }
+}

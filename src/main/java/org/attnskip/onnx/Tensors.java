@@ -1,0 +1,149 @@
+package org.attnskip.onnx;
+
+import ai.onnx.proto.OnnxMl.TensorProto;
+import ai.onnx.proto.OnnxMl.TensorProto.DataType;
+import com.google.protobuf.ByteString;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+
+/** Reading and making initializer tensors. ONNX stores raw data little-endian. */
+public final class Tensors {
+    private Tensors() {
+    }
+
+    public static long elementCount(TensorProto t) {
+        long n = 1;
+        for (long d : t.getDimsList()) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Bytes per element of an ONNX data type, or 0 for types without a fixed size. */
+    public static int elementSize(int dataType) {
+        return switch (DataType.forNumber(dataType)) {
+            case FLOAT, INT32, UINT32 -> 4;
+            case DOUBLE, INT64, UINT64 -> 8;
+            case FLOAT16, BFLOAT16, INT16, UINT16 -> 2;
+            case INT8, UINT8, BOOL -> 1;
+            default -> 0;
+        };
+    }
+
+    /** The tensor's values as floats (float, float16, bfloat16, double), reading external data from baseDir. */
+    public static float[] floats(TensorProto t, Path baseDir) {
+        int n = Math.toIntExact(elementCount(t));
+        DataType type = DataType.forNumber(t.getDataType());
+        if (type == DataType.FLOAT && t.getFloatDataCount() == n && n > 0) {
+            float[] out = new float[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = t.getFloatData(i);
+            }
+            return out;
+        }
+        ByteBuffer raw = rawBytes(t, baseDir);
+        float[] out = new float[n];
+        switch (type) {
+            case FLOAT -> raw.asFloatBuffer().get(out);
+            case DOUBLE -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = (float) raw.getDouble(8 * i);
+                }
+            }
+            case FLOAT16 -> {
+                if (raw.remaining() == 0 && t.getInt32DataCount() == n) {
+                    for (int i = 0; i < n; i++) {
+                        out[i] = Half.toFloat((short) t.getInt32Data(i));
+                    }
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        out[i] = Half.toFloat(raw.getShort(2 * i));
+                    }
+                }
+            }
+            case BFLOAT16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.intBitsToFloat((raw.getShort(2 * i) & 0xffff) << 16);
+                }
+            }
+            default -> throw new BadInputException("tensor '" + t.getName() + "' of type " + type + " is not floating point");
+        }
+        return out;
+    }
+
+    /** The tensor's values as longs (int64 or int32). */
+    public static long[] longs(TensorProto t, Path baseDir) {
+        int n = Math.toIntExact(elementCount(t));
+        DataType type = DataType.forNumber(t.getDataType());
+        long[] out = new long[n];
+        if (type == DataType.INT64 && t.getInt64DataCount() == n && n > 0) {
+            for (int i = 0; i < n; i++) {
+                out[i] = t.getInt64Data(i);
+            }
+            return out;
+        }
+        if (type == DataType.INT32 && t.getInt32DataCount() == n && n > 0) {
+            for (int i = 0; i < n; i++) {
+                out[i] = t.getInt32Data(i);
+            }
+            return out;
+        }
+        ByteBuffer raw = rawBytes(t, baseDir);
+        switch (type) {
+            case INT64 -> raw.asLongBuffer().get(out);
+            case INT32 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = raw.getInt(4 * i);
+                }
+            }
+            default -> throw new BadInputException("tensor '" + t.getName() + "' of type " + type + " is not an integer");
+        }
+        return out;
+    }
+
+    private static ByteBuffer rawBytes(TensorProto t, Path baseDir) {
+        ByteBuffer raw = ExternalData.isExternal(t)
+                ? ExternalData.of(t).read(baseDir, t.getName())
+                : t.getRawData().asReadOnlyByteBuffer();
+        return raw.order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    public static TensorProto floatTensor(String name, long[] dims, float[] values) {
+        ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(values);
+        return TensorProto.newBuilder().setName(name).setDataType(DataType.FLOAT_VALUE)
+                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+    }
+
+    /** float values stored as IEEE half precision. */
+    public static TensorProto float16Tensor(String name, long[] dims, float[] values) {
+        ByteBuffer b = ByteBuffer.allocate(2 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            b.putShort(Half.fromFloat(v));
+        }
+        return TensorProto.newBuilder().setName(name).setDataType(DataType.FLOAT16_VALUE)
+                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+    }
+
+    public static TensorProto longTensor(String name, long[] dims, long... values) {
+        ByteBuffer b = ByteBuffer.allocate(8 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asLongBuffer().put(values);
+        return TensorProto.newBuilder().setName(name).setDataType(DataType.INT64_VALUE)
+                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+    }
+
+    /** A 1-D int64 tensor, the usual shape/axes/starts argument. */
+    public static TensorProto longVector(String name, long... values) {
+        return longTensor(name, new long[] {values.length}, values);
+    }
+
+    private static Iterable<Long> boxed(long[] dims) {
+        java.util.List<Long> l = new java.util.ArrayList<>(dims.length);
+        for (long d : dims) {
+            l.add(d);
+        }
+        return l;
+    }
+}
