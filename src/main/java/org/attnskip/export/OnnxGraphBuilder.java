@@ -1,0 +1,114 @@
+package org.attnskip.export;
+
+import ai.onnx.proto.OnnxMl.AttributeProto;
+import ai.onnx.proto.OnnxMl.GraphProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+import ai.onnx.proto.OnnxMl.TensorShapeProto;
+import ai.onnx.proto.OnnxMl.TypeProto;
+import ai.onnx.proto.OnnxMl.ValueInfoProto;
+
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * Appends nodes to a graph under construction. Each node gets a path-like name
+ * ({@code /model/layers.0/self_attn/q_proj/MatMul}) and its outputs are named after it
+ * ({@code ..._output_0}), the way torch.onnx and optimum name them, so that graphs read alike.
+ */
+final class OnnxGraphBuilder {
+    private final GraphProto.Builder graph = GraphProto.newBuilder();
+    private final Set<String> names = new HashSet<>();
+
+    OnnxGraphBuilder(String graphName) {
+        graph.setName(graphName);
+    }
+
+    /** Adds a node with one output and returns that output's name. */
+    String op(String opType, String nodeName, String[] inputs, AttributeProto... attributes) {
+        return ops(opType, nodeName, 1, inputs, attributes)[0];
+    }
+
+    /** Adds a node with {@code outputs} outputs and returns their names. */
+    String[] ops(String opType, String nodeName, int outputs, String[] inputs, AttributeProto... attributes) {
+        String[] out = new String[outputs];
+        for (int i = 0; i < outputs; i++) {
+            out[i] = nodeName + "_output_" + i;
+        }
+        node(opType, nodeName, inputs, out, attributes);
+        return out;
+    }
+
+    /** Adds a node whose outputs are named by the caller (graph outputs such as {@code logits}). */
+    void node(String opType, String nodeName, String[] inputs, String[] outputs, AttributeProto... attributes) {
+        if (!names.add(nodeName)) {
+            throw new IllegalStateException("duplicate node name " + nodeName);
+        }
+        NodeProto.Builder n = NodeProto.newBuilder().setOpType(opType).setName(nodeName);
+        for (String in : inputs) {
+            n.addInput(in);
+        }
+        for (String out : outputs) {
+            n.addOutput(out);
+        }
+        for (AttributeProto a : attributes) {
+            n.addAttribute(a);
+        }
+        graph.addNode(n);
+    }
+
+    String initializer(TensorProto tensor) {
+        graph.addInitializer(tensor);
+        return tensor.getName();
+    }
+
+    void input(String name, int elemType, String... dims) {
+        graph.addInput(valueInfo(name, elemType, dims));
+    }
+
+    void output(String name, int elemType, String... dims) {
+        graph.addOutput(valueInfo(name, elemType, dims));
+    }
+
+    GraphProto build() {
+        return graph.build();
+    }
+
+    /** A tensor type whose dims are symbolic names, or fixed sizes when a dim parses as a number. */
+    static ValueInfoProto valueInfo(String name, int elemType, String... dims) {
+        TensorShapeProto.Builder shape = TensorShapeProto.newBuilder();
+        for (String d : dims) {
+            TensorShapeProto.Dimension.Builder dim = TensorShapeProto.Dimension.newBuilder();
+            if (d.chars().allMatch(Character::isDigit)) {
+                dim.setDimValue(Long.parseLong(d));
+            } else {
+                dim.setDimParam(d);
+            }
+            shape.addDim(dim);
+        }
+        TypeProto type = TypeProto.newBuilder()
+                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(elemType).setShape(shape))
+                .build();
+        return ValueInfoProto.newBuilder().setName(name).setType(type).build();
+    }
+
+    static AttributeProto intAttr(String name, long value) {
+        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INT).setI(value).build();
+    }
+
+    static AttributeProto floatAttr(String name, float value) {
+        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.FLOAT).setF(value).build();
+    }
+
+    static AttributeProto intsAttr(String name, long... values) {
+        AttributeProto.Builder a = AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INTS);
+        for (long v : values) {
+            a.addInts(v);
+        }
+        return a.build();
+    }
+
+    static String[] in(String... names) {
+        return names;
+    }
+}

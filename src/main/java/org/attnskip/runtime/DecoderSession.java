@@ -1,0 +1,277 @@
+package org.attnskip.runtime;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import org.attnskip.onnx.BadInputException;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.LongBuffer;
+import java.nio.ShortBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Runs a decoder graph with optimum's I/O convention: {@code input_ids}, {@code attention_mask},
+ * {@code position_ids} and {@code past_key_values.{i}.key/value} in; {@code logits} and
+ * {@code present.{i}.key/value} out. The KV inputs are discovered from the session's metadata by
+ * name, so a graph from which a rewriter removed some layers' cache still runs: only the inputs
+ * that exist are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
+ */
+public final class DecoderSession implements AutoCloseable {
+    private static final Pattern PAST = Pattern.compile("past_key_values\\.(\\d+)\\.(key|value)");
+
+    /** One cache input, the output that refills it, and its shape with batch and length left open. */
+    record CacheSlot(int layer, String past, String present, long[] shape, OnnxJavaType type) {
+    }
+
+    private final OrtEnvironment env = OrtSessionFactory.environment();
+    private final OrtSession session;
+    private final OpenedSession owned;
+    private final List<CacheSlot> slots;
+    private final boolean hasMask;
+    private final boolean hasPositions;
+    private final OnnxJavaType idType;
+    private final String logitsName;
+
+    /** Wraps a session the caller keeps ownership of. */
+    public DecoderSession(OrtSession session) {
+        this(session, null);
+    }
+
+    private DecoderSession(OrtSession session, OpenedSession owned) {
+        this.session = session;
+        this.owned = owned;
+        try {
+            Map<String, NodeInfo> inputs = session.getInputInfo();
+            Map<String, NodeInfo> outputs = session.getOutputInfo();
+            if (!inputs.containsKey("input_ids")) {
+                throw new BadInputException("the graph has no 'input_ids' input; inputs are " + inputs.keySet());
+            }
+            idType = tensorInfo(inputs.get("input_ids")).type;
+            hasMask = inputs.containsKey("attention_mask");
+            hasPositions = inputs.containsKey("position_ids");
+            logitsName = outputs.containsKey("logits") ? "logits" : null;
+            if (logitsName == null) {
+                throw new BadInputException("the graph has no 'logits' output; outputs are " + outputs.keySet());
+            }
+            slots = discoverCache(inputs, outputs);
+        } catch (OrtException e) {
+            throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
+        }
+    }
+
+    /** Opens a model file on a device; the returned session owns the ONNX Runtime session. */
+    public static DecoderSession open(Path modelFile, Device device) {
+        OpenedSession opened = OrtSessionFactory.open(modelFile, device);
+        try {
+            return new DecoderSession(opened.session(), opened);
+        } catch (RuntimeException e) {
+            opened.close();
+            throw e;
+        }
+    }
+
+    private static List<CacheSlot> discoverCache(Map<String, NodeInfo> inputs, Map<String, NodeInfo> outputs) {
+        TreeMap<String, CacheSlot> byName = new TreeMap<>();
+        for (NodeInfo in : inputs.values()) {
+            Matcher m = PAST.matcher(in.getName());
+            if (!m.matches()) {
+                continue;
+            }
+            int layer = Integer.parseInt(m.group(1));
+            String present = "present." + layer + "." + m.group(2);
+            if (!outputs.containsKey(present)) {
+                throw new BadInputException("cache input '" + in.getName() + "' has no matching output '" + present + "'");
+            }
+            TensorInfo info = tensorInfo(in);
+            long[] shape = info.getShape();
+            if (shape.length != 4 || shape[1] <= 0 || shape[3] <= 0) {
+                throw new BadInputException("cache input '" + in.getName() + "' must be [batch, kv_heads, past, head_dim]"
+                        + " with fixed kv_heads and head_dim; it is " + java.util.Arrays.toString(shape));
+            }
+            if (info.type != OnnxJavaType.FLOAT && info.type != OnnxJavaType.FLOAT16) {
+                throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
+            }
+            byName.put(String.format("%06d.%s", layer, m.group(2)),
+                    new CacheSlot(layer, in.getName(), present, shape, info.type));
+        }
+        return List.copyOf(byName.values());
+    }
+
+    private static TensorInfo tensorInfo(NodeInfo node) {
+        if (!(node.getInfo() instanceof TensorInfo t)) {
+            throw new BadInputException("graph input/output '" + node.getName() + "' is not a tensor");
+        }
+        return t;
+    }
+
+    /** The layers whose KV cache the graph still has, in order. */
+    public List<Integer> cachedLayers() {
+        List<Integer> layers = new ArrayList<>();
+        for (CacheSlot s : slots) {
+            if (!layers.contains(s.layer())) {
+                layers.add(s.layer());
+            }
+        }
+        return Collections.unmodifiableList(layers);
+    }
+
+    /** Bytes of KV cache per position of one sequence, over all layers that keep one. */
+    public long kvBytesPerPosition() {
+        long total = 0;
+        for (CacheSlot s : slots) {
+            total += s.shape()[1] * s.shape()[3] * (s.type() == OnnxJavaType.FLOAT16 ? 2 : 4);
+        }
+        return total;
+    }
+
+    /** The device the session runs on and, when {@code auto} fell back to the CPU, a note saying so. */
+    public OpenedSession opened() {
+        return owned;
+    }
+
+    /** An empty cache (no past positions) for a batch of sequences. */
+    public KvCache emptyCache(int batch) {
+        Map<String, OnnxTensor> past = new LinkedHashMap<>();
+        try {
+            for (CacheSlot s : slots) {
+                long[] shape = {batch, s.shape()[1], 0, s.shape()[3]};
+                past.put(s.past(), OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, s.type()));
+            }
+        } catch (OrtException e) {
+            past.values().forEach(OnnxTensor::close);
+            throw new IllegalStateException("cannot create an empty KV cache: " + e.getMessage(), e);
+        }
+        return new KvCache(past, batch, 0, null);
+    }
+
+    /** The logits of a run and the cache to feed to the next one. */
+    public record Output(Logits logits, KvCache cache) {
+    }
+
+    /**
+     * Runs ids [batch][seq] after the cached positions. {@code attentionMask} is [batch][past+seq]
+     * (1 for real tokens, 0 for padding) and {@code positionIds} [batch][seq]. The given cache is
+     * consumed: it is closed after the run, and the returned one replaces it.
+     */
+    public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache) {
+        int batch = inputIds.length;
+        int seq = inputIds[0].length;
+        if (cache.batch() != batch) {
+            throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
+        }
+        if (attentionMask[0].length != cache.length() + seq) {
+            throw new IllegalArgumentException("attention_mask length " + attentionMask[0].length
+                    + " != past " + cache.length() + " + seq " + seq);
+        }
+        Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
+        List<OnnxTensor> made = new ArrayList<>();
+        OrtSession.Result result = null;
+        try {
+            made.add(put(feed, "input_ids", ids(inputIds)));
+            if (hasMask) {
+                made.add(put(feed, "attention_mask", longs(attentionMask)));
+            }
+            if (hasPositions) {
+                made.add(put(feed, "position_ids", longs(positionIds)));
+            }
+            result = session.run(feed);
+            Logits logits = readLogits(result);
+            Map<String, OnnxTensor> present = new LinkedHashMap<>();
+            for (CacheSlot s : slots) {
+                present.put(s.past(), (OnnxTensor) result.get(s.present()).orElseThrow());
+            }
+            KvCache next = new KvCache(present, batch, cache.length() + seq, result);
+            result = null;
+            return new Output(logits, next);
+        } catch (OrtException e) {
+            throw new BadInputException("ONNX Runtime failed to run the graph: "
+                    + OrtSessionFactory.firstLine(e.getMessage()), e);
+        } finally {
+            made.forEach(OnnxTensor::close);
+            if (result != null) {
+                result.close();
+            }
+            cache.close();
+        }
+    }
+
+    private static OnnxTensor put(Map<String, OnnxTensor> feed, String name, OnnxTensor t) {
+        feed.put(name, t);
+        return t;
+    }
+
+    private Logits readLogits(OrtSession.Result result) {
+        OnnxValue value = result.get(logitsName).orElseThrow();
+        OnnxTensor t = (OnnxTensor) value;
+        long[] shape = t.getInfo().getShape();
+        if (shape.length != 3) {
+            throw new BadInputException("logits must be [batch, seq, vocab]; they are " + java.util.Arrays.toString(shape));
+        }
+        float[] values = new float[Math.toIntExact(shape[0] * shape[1] * shape[2])];
+        if (t.getInfo().type == OnnxJavaType.FLOAT16) {
+            ShortBuffer half = t.getShortBuffer();
+            for (int i = 0; i < values.length; i++) {
+                values[i] = org.attnskip.onnx.Half.toFloat(half.get(i));
+            }
+        } else {
+            FloatBuffer f = t.getFloatBuffer();
+            f.get(values);
+        }
+        return new Logits(values, (int) shape[0], (int) shape[1], (int) shape[2]);
+    }
+
+    private OnnxTensor ids(long[][] rows) throws OrtException {
+        if (idType == OnnxJavaType.INT32) {
+            int b = rows.length;
+            int s = rows[0].length;
+            IntBuffer buf = ByteBuffer.allocateDirect(4 * b * s).order(ByteOrder.nativeOrder()).asIntBuffer();
+            for (long[] row : rows) {
+                for (long v : row) {
+                    buf.put((int) v);
+                }
+            }
+            buf.rewind();
+            return OnnxTensor.createTensor(env, buf, new long[] {b, s});
+        }
+        return longs(rows);
+    }
+
+    private OnnxTensor longs(long[][] rows) throws OrtException {
+        int b = rows.length;
+        int s = rows[0].length;
+        LongBuffer buf = ByteBuffer.allocateDirect(8 * b * s).order(ByteOrder.nativeOrder()).asLongBuffer();
+        for (long[] row : rows) {
+            if (row.length != s) {
+                throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
+            }
+            buf.put(row);
+        }
+        buf.rewind();
+        return OnnxTensor.createTensor(env, buf, new long[] {b, s});
+    }
+
+    @Override
+    public void close() {
+        if (owned != null) {
+            owned.close();
+        }
+    }
+}

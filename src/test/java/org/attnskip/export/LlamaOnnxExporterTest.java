@@ -1,0 +1,124 @@
+package org.attnskip.export;
+
+import ai.onnx.proto.OnnxMl.ModelProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.Device;
+import org.attnskip.runtime.KvCache;
+import org.attnskip.runtime.Logits;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class LlamaOnnxExporterTest {
+    private static final int TOKENS = 64;
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void prefillAndCachedDecodeMatchPlainForwardWithGroupedQueryAttention() {
+        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 1);
+        assertMatchesPlainForward(w, ExportDtype.FLOAT, 1e-4);
+    }
+
+    @Test
+    void qkvBiasSeparateClassifierAndFullHeadsMatchPlainForward() {
+        LlamaWeights w = RandomWeights.of(RandomWeights.config(32, 64, 2, 4, 4, 61, 96, false, true), 2);
+        assertMatchesPlainForward(w, ExportDtype.FLOAT, 1e-4);
+    }
+
+    @Test
+    void fp16ExportStaysCloseToFp32() {
+        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 3);
+        double delta = assertMatchesPlainForward(w, ExportDtype.FLOAT16, 0.05);
+        System.out.println("fp16 export: max |logit delta| vs fp32 forward = " + delta);
+    }
+
+    @Test
+    void graphUsesOnlyStandardOpsAndNamesItsParts() {
+        LlamaWeights w = RandomWeights.of(RandomWeights.config(32, 64, 2, 4, 2, 61, 96, true, true), 4);
+        ModelProto m = LlamaOnnxExporter.export(w, ExportDtype.FLOAT);
+        assertEquals(8, m.getIrVersion());
+        assertEquals(1, m.getOpsetImportCount());
+        assertEquals("", m.getOpsetImport(0).getDomain());
+        assertEquals(17, m.getOpsetImport(0).getVersion());
+        Set<String> names = m.getGraph().getNodeList().stream().map(NodeProto::getName).collect(Collectors.toSet());
+        for (int i = 0; i < 2; i++) {
+            for (String n : new String[] {"self_attn/q_proj/MatMul", "self_attn/k_proj/MatMul", "self_attn/v_proj/MatMul",
+                    "self_attn/o_proj/MatMul", "self_attn_residual/Add", "mlp/gate_proj/MatMul", "mlp/up_proj/MatMul",
+                    "mlp/down_proj/MatMul", "mlp_residual/Add", "input_layernorm/ReduceMean",
+                    "post_attention_layernorm/ReduceMean"}) {
+                assertTrue(names.contains("/model/layers." + i + "/" + n), "missing node " + n + " in layer " + i);
+            }
+        }
+        assertTrue(names.contains("/model/norm/Mul_1"));
+        assertTrue(names.contains("/lm_head/MatMul"));
+        assertTrue(m.getGraph().getNodeList().stream().allMatch(n -> n.getDomain().isEmpty()));
+        Set<String> inputs = m.getGraph().getInputList().stream().map(v -> v.getName()).collect(Collectors.toSet());
+        assertEquals(Set.of("input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value",
+                "past_key_values.1.key", "past_key_values.1.value"), inputs);
+        assertEquals("logits", m.getGraph().getOutput(0).getName());
+        assertEquals("present.1.value", m.getGraph().getOutput(4).getName());
+    }
+
+    /** Returns the largest |delta| seen, over a 64-token prefill and the same tokens decoded one by one. */
+    private double assertMatchesPlainForward(LlamaWeights w, ExportDtype dtype, double tolerance) {
+        Path file = tmp.resolve("model-" + dtype.cliName() + ".onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(w, dtype), null, file, false);
+        int[] tokens = new Random(7).ints(TOKENS, 0, w.config.vocabSize()).toArray();
+        PlainForward ref = new PlainForward(w);
+        float[][] expected = new float[TOKENS][];
+        for (int pos = 0; pos < TOKENS; pos++) {
+            expected[pos] = ref.forward(tokens[pos], pos);
+        }
+        double worst = 0;
+        try (DecoderSession session = DecoderSession.open(file, Device.CPU)) {
+            long[][] ids = {new long[TOKENS]};
+            long[][] positions = {new long[TOKENS]};
+            long[][] mask = {new long[TOKENS]};
+            for (int i = 0; i < TOKENS; i++) {
+                ids[0][i] = tokens[i];
+                positions[0][i] = i;
+                mask[0][i] = 1;
+            }
+            DecoderSession.Output prefill = session.run(ids, mask, positions, session.emptyCache(1));
+            prefill.cache().close();
+            for (int pos = 0; pos < TOKENS; pos++) {
+                worst = Math.max(worst, maxAbsDelta(expected[pos], prefill.logits().at(0, pos), tolerance, "prefill pos " + pos));
+            }
+
+            KvCache cache = session.emptyCache(1);
+            for (int pos = 0; pos < TOKENS; pos++) {
+                long[][] stepMask = {new long[pos + 1]};
+                java.util.Arrays.fill(stepMask[0], 1);
+                DecoderSession.Output step = session.run(new long[][] {{tokens[pos]}}, stepMask, new long[][] {{pos}}, cache);
+                cache = step.cache();
+                Logits l = step.logits();
+                assertEquals(1, l.seq());
+                worst = Math.max(worst, maxAbsDelta(expected[pos], l.at(0, 0), tolerance, "decode pos " + pos));
+            }
+            assertEquals(TOKENS, cache.length());
+            cache.close();
+        }
+        return worst;
+    }
+
+    static double maxAbsDelta(float[] expected, float[] actual, double tolerance, String where) {
+        assertEquals(expected.length, actual.length, where);
+        double worst = 0;
+        for (int i = 0; i < expected.length; i++) {
+            worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
+        }
+        assertTrue(worst <= tolerance, where + ": max |delta| " + worst + " > " + tolerance);
+        return worst;
+    }
+}
