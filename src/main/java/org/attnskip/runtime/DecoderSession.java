@@ -49,6 +49,7 @@ public final class DecoderSession implements AutoCloseable {
     private final boolean hasPositions;
     private final OnnxJavaType idType;
     private final String logitsName;
+    private final int vocabSize;
 
     /** Wraps a session the caller keeps ownership of. */
     public DecoderSession(OrtSession session) {
@@ -71,6 +72,8 @@ public final class DecoderSession implements AutoCloseable {
             if (logitsName == null) {
                 throw new BadInputException("the graph has no 'logits' output; outputs are " + outputs.keySet());
             }
+            long[] logitsShape = tensorInfo(outputs.get(logitsName)).getShape();
+            vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
             slots = discoverCache(inputs, outputs);
         } catch (OrtException e) {
             throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
@@ -120,6 +123,11 @@ public final class DecoderSession implements AutoCloseable {
             throw new BadInputException("graph input/output '" + node.getName() + "' is not a tensor");
         }
         return t;
+    }
+
+    /** The vocabulary size the logits output declares, or -1 when its last dimension is symbolic. */
+    public int vocabSize() {
+        return vocabSize;
     }
 
     /** The layers whose KV cache the graph still has, in order. */

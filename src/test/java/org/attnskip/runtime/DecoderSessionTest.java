@@ -1,0 +1,131 @@
+package org.attnskip.runtime;
+
+import ai.onnx.proto.OnnxMl.ModelProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.export.ExportDtype;
+import org.attnskip.export.LlamaOnnxExporter;
+import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.RandomWeights;
+import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.OnnxModelIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class DecoderSessionTest {
+    private static final LlamaWeights WEIGHTS =
+            RandomWeights.of(RandomWeights.config(32, 64, 3, 4, 2, 50, 64, true, false), 11);
+
+    @TempDir
+    Path tmp;
+
+    private Path save(ModelProto m) {
+        Path file = tmp.resolve("m" + System.nanoTime() + ".onnx");
+        OnnxModelIO.save(m, null, file, false);
+        return file;
+    }
+
+    @Test
+    void leftPaddedBatchOfTwoGivesEachSequenceItsOwnLogits() {
+        int[][] prompts = {{5, 9, 13, 2, 7, 30, 41, 8, 3, 17}, {22, 4, 48, 1, 6, 12}};
+        int[][] continuations = {{11, 12, 13}, {40, 3, 9}};
+        try (DecoderSession s = DecoderSession.open(save(LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT)), Device.CPU)) {
+            // Each sequence alone: its prefill logits and those of three more tokens.
+            float[][][] alone = new float[2][][];
+            for (int b = 0; b < 2; b++) {
+                alone[b] = runAlone(s, prompts[b], continuations[b]);
+            }
+            LeftPadding.Inputs in = LeftPadding.prefill(prompts, 0);
+            DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(2));
+            double worst = 0;
+            for (int b = 0; b < 2; b++) {
+                int pad = in.inputIds()[b].length - prompts[b].length;
+                for (int i = 0; i < prompts[b].length; i++) {
+                    worst = Math.max(worst, maxAbsDelta(alone[b][i], out.logits().at(b, pad + i)));
+                }
+            }
+            KvCache cache = out.cache();
+            long[][] mask = in.attentionMask();
+            for (int step = 0; step < 3; step++) {
+                LeftPadding.Inputs next = LeftPadding.step(new int[] {continuations[0][step], continuations[1][step]}, mask);
+                DecoderSession.Output o = s.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache);
+                cache = o.cache();
+                mask = next.attentionMask();
+                for (int b = 0; b < 2; b++) {
+                    worst = Math.max(worst, maxAbsDelta(alone[b][prompts[b].length + step], o.logits().at(b, 0)));
+                }
+            }
+            cache.close();
+            assertTrue(worst <= 1e-4, "batched vs alone: max |delta| " + worst);
+        }
+    }
+
+    /** Logits of every position of prompt then continuation, run with batch 1. */
+    private static float[][] runAlone(DecoderSession s, int[] prompt, int[] continuation) {
+        LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
+        DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
+        float[][] rows = new float[prompt.length + continuation.length][];
+        for (int i = 0; i < prompt.length; i++) {
+            rows[i] = out.logits().at(0, i);
+        }
+        KvCache cache = out.cache();
+        long[][] mask = in.attentionMask();
+        for (int j = 0; j < continuation.length; j++) {
+            LeftPadding.Inputs next = LeftPadding.step(new int[] {continuation[j]}, mask);
+            DecoderSession.Output o = s.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache);
+            cache = o.cache();
+            mask = next.attentionMask();
+            rows[prompt.length + j] = o.logits().at(0, 0);
+        }
+        cache.close();
+        return rows;
+    }
+
+    @Test
+    void feedsOnlyTheCacheInputsAGraphStillHas() {
+        // What a drop rewrite leaves: layer 1's attention sub-block and its KV cache are gone.
+        Graph g = new Graph(LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT));
+        NodeProto residual = g.nodes().stream()
+                .filter(n -> n.getName().equals("/model/layers.1/self_attn_residual/Add")).findFirst().orElseThrow();
+        g.replaceUses(residual.getOutput(0), residual.getInput(0));
+        for (String kv : List.of("key", "value")) {
+            g.removeOutput("present.1." + kv);
+        }
+        g.cleanup();
+        for (String kv : List.of("key", "value")) {
+            g.removeInput("past_key_values.1." + kv);
+        }
+        try (DecoderSession s = DecoderSession.open(save(g.toModel()), Device.CPU)) {
+            assertEquals(List.of(0, 2), s.cachedLayers());
+            assertEquals(2L * 2 * 2 * 8 * 4, s.kvBytesPerPosition());
+            LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {{3, 4, 5}}, 0);
+            DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
+            KvCache cache = out.cache();
+            long[][] mask = in.attentionMask();
+            for (int t = 0; t < 3; t++) {
+                LeftPadding.Inputs next = LeftPadding.step(new int[] {6 + t}, mask);
+                DecoderSession.Output o = s.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache);
+                cache = o.cache();
+                mask = next.attentionMask();
+                for (float v : o.logits().at(0, 0)) {
+                    assertTrue(Float.isFinite(v));
+                }
+            }
+            assertEquals(6, cache.length());
+            cache.close();
+        }
+    }
+
+    private static double maxAbsDelta(float[] a, float[] b) {
+        double worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        }
+        return worst;
+    }
+}
