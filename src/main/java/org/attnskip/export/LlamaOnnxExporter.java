@@ -45,6 +45,7 @@ public final class LlamaOnnxExporter {
     private String allowed;
     private String cos;
     private String sin;
+    private String negSin;
 
     private LlamaOnnxExporter(LlamaWeights weights, ExportDtype dtype) {
         this.weights = weights;
@@ -160,6 +161,8 @@ public final class LlamaOnnxExporter {
                 in(g.op("Gather", p + "/Gather_cos", in(cosTable, "position_ids")), axes));
         sin = g.op("Unsqueeze", p + "/Unsqueeze_sin",
                 in(g.op("Gather", p + "/Gather_sin", in(sinTable, "position_ids")), axes));
+        // a - b is computed as a + (-b) (the same float), so each rotation is only Mul and Add.
+        negSin = g.op("Neg", p + "/Neg_sin", in(sin));
     }
 
     private String layer(int i, String hIn) {
@@ -231,10 +234,10 @@ public final class LlamaOnnxExporter {
         String[] parts = g.ops("Split", p + "/Split", 2, in(pairs), intAttr("axis", 4));
         String even = parts[0];
         String odd = parts[1];
-        String newEven = g.op("Sub", p + "/Sub", in(
+        String newEven = g.op("Add", p + "/Add_even", in(
                 g.op("Mul", p + "/Mul_even_cos", in(even, cos)),
-                g.op("Mul", p + "/Mul_odd_sin", in(odd, sin))));
-        String newOdd = g.op("Add", p + "/Add", in(
+                g.op("Mul", p + "/Mul_odd_neg_sin", in(odd, negSin))));
+        String newOdd = g.op("Add", p + "/Add_odd", in(
                 g.op("Mul", p + "/Mul_even_sin", in(even, sin)),
                 g.op("Mul", p + "/Mul_odd_cos", in(odd, cos))));
         String joined = g.op("Concat", p + "/Concat", in(newEven, newOdd), intAttr("axis", 4));
