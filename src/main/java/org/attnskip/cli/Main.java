@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
         description = "Rewrites ONNX decoder LLM graphs to skip, freeze or randomise attention above a layer.",
         subcommands = {
                 InspectCommand.class,
+                OptimizeCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {
