@@ -1,6 +1,5 @@
 package org.attnskip.rewrite;
 
-import ai.onnx.proto.OnnxMl.AttributeProto;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.layout.AttentionBlock;
@@ -104,36 +103,17 @@ public final class DropAttentionPass {
             return g.isGraphOutput(attn.residualSum()) ? 1 : 0;
         }
         // A Skip*Norm adds the branch to the stream and normalises the sum for the MLP. Without the
-        // branch it is a plain norm of the stream, so it becomes the matching plain norm op (both are
-        // registered by ONNX Runtime in the default domain at every opset).
-        boolean simplified = add.getOpType().equals("SkipSimplifiedLayerNormalization");
+        // branch it is a plain norm of the stream.
         for (int o = 1; o <= 2 && o < add.getOutputCount(); o++) {
             if (!add.getOutput(o).isEmpty() && !g.consumers(add.getOutput(o)).isEmpty()) {
                 throw new BadInputException("layer " + layer.index() + ": " + add.getOpType()
                         + " exposes its mean/variance to other nodes; cannot rewrite it");
             }
         }
-        String gamma = add.getInput(2);
-        NodeProto.Builder norm = NodeProto.newBuilder()
-                .setName(g.freshName(add.getName().isEmpty() ? "/attnskip/dropped_attention/norm" : add.getName() + "/attnskip_no_skip"))
-                .setOpType(simplified ? "SimplifiedLayerNormalization" : "LayerNormalization")
-                .addInput(hIn).addInput(gamma);
-        if (!simplified && add.getInputCount() > 3 && !add.getInput(3).isEmpty()) {
-            norm.addInput(add.getInput(3)); // beta
-        }
-        norm.addOutput(add.getOutput(0));
-        norm.addAttribute(AttributeProto.newBuilder().setName("axis").setType(AttributeProto.AttributeType.INT).setI(-1));
-        for (AttributeProto a : add.getAttributeList()) {
-            if (a.getName().equals("epsilon")) {
-                norm.addAttribute(a);
-            }
-        }
-        if (simplified) {
-            norm.addAttribute(AttributeProto.newBuilder().setName("stash_type").setType(AttributeProto.AttributeType.INT).setI(1));
-        }
+        NodeProto norm = PlainNorm.of(g, add, hIn, add.getOutput(0));
         String sum = attn.residualSum();
         g.remove(add);
-        g.add(norm.build());
+        g.add(norm);
         int added = 1;
         if (!sum.isEmpty()) {
             boolean output = g.isGraphOutput(sum);
@@ -158,17 +138,11 @@ public final class DropAttentionPass {
                 continue;
             }
             String substitute = kept.kv().inputs().get(slot);
-            var a = g.valueInfo(input).map(v -> v.getType()).orElse(null);
-            var b = g.valueInfo(substitute).map(v -> v.getType()).orElse(null);
-            if (a != null && a.equals(b)) {
+            var droppedType = g.valueInfo(input).map(v -> v.getType()).orElse(null);
+            var keptType = g.valueInfo(substitute).map(v -> v.getType()).orElse(null);
+            if (droppedType != null && droppedType.equals(keptType)) {
                 for (NodeProto reader : readers) {
-                    NodeProto.Builder b = reader.toBuilder();
-                    for (int j = 0; j < b.getInputCount(); j++) {
-                        if (b.getInput(j).equals(input)) {
-                            b.setInput(j, substitute);
-                        }
-                    }
-                    g.replace(reader, b.build());
+                    g.replace(reader, Graph.withInputRenamed(reader, input, substitute));
                 }
                 return;
             }
