@@ -16,8 +16,11 @@ import java.util.List;
  * @param branchOutput     the attention branch's value where it meets the residual add
  * @param residualAdd      an Add, or a SkipLayerNormalization / SkipSimplifiedLayerNormalization
  * @param residualSum      the stream after the add (the Add output, or output 3 of a Skip*Norm)
+ * @param scoresMatMul     for UNFUSED attention, the Q x K^T MatMul; null when an op hides it
+ * @param valuesMatMul     for UNFUSED attention, the probabilities x V MatMul; null when an op hides it
  */
 public record AttentionBlock(AttentionKind kind, NodeProto core, NodeProto norm, String normOutput,
                              boolean normSharedWithPreviousAdd, List<NodeProto> nodes,
-                             String branchOutput, NodeProto residualAdd, String residualSum) {
+                             String branchOutput, NodeProto residualAdd, String residualSum,
+                             NodeProto scoresMatMul, NodeProto valuesMatMul) {
 }

@@ -6,6 +6,7 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.Tensors;
 
@@ -132,8 +133,10 @@ public final class LayoutDiscovery {
                 nodes.add(n);
             }
         }
+        boolean unfused = core.kind() == AttentionKind.UNFUSED;
         AttentionBlock attention = new AttentionBlock(core.kind(), core.node(), norm, normOutput, normShared,
-                List.copyOf(nodes), branchAtAdd, add, residualSum);
+                List.copyOf(nodes), branchAtAdd, add, residualSum,
+                unfused ? scoresMatMul(core.node()) : null, unfused ? g.producer(core.branchOutput()) : null);
         MlpBlock mlp = mlp(i, add, residualSum);
         return new LayerLayout(i, residualIn, attention, mlp, kvCache(kvIn, kvOut));
     }

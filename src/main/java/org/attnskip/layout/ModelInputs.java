@@ -5,6 +5,7 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
 
 import java.util.List;

@@ -1,7 +1,6 @@
-package org.attnskip.layout;
+package org.attnskip.onnx;
 
 import ai.onnx.proto.OnnxMl.NodeProto;
-import org.attnskip.onnx.Graph;
 
 import java.util.ArrayDeque;
 import java.util.Collection;
@@ -16,19 +15,19 @@ import java.util.Set;
  * tensor's shape does not depend on its values, and exporters read the past KV's shape to build
  * masks for every layer, which would otherwise tie all layers together.
  */
-final class DataFlow {
+public final class DataFlow {
     private final Graph graph;
 
-    DataFlow(Graph graph) {
+    public DataFlow(Graph graph) {
         this.graph = graph;
     }
 
-    static boolean readsOnlyShape(NodeProto n) {
+    public static boolean readsOnlyShape(NodeProto n) {
         return n.getOpType().equals("Shape") || n.getOpType().equals("Size");
     }
 
     /** Values reachable forward from the given values (included), through data edges only. */
-    Set<String> forwardValues(Collection<String> from) {
+    public Set<String> forwardValues(Collection<String> from) {
         Set<String> seen = new HashSet<>(from);
         Deque<String> work = new ArrayDeque<>(from);
         while (!work.isEmpty()) {
@@ -47,7 +46,7 @@ final class DataFlow {
     }
 
     /** Nodes whose outputs the given values depend on through data edges, stopping at {@code stop}. */
-    Set<NodeProto> backwardNodes(Collection<String> from, Set<String> stop) {
+    public Set<NodeProto> backwardNodes(Collection<String> from, Set<String> stop) {
         Set<NodeProto> nodes = Collections.newSetFromMap(new IdentityHashMap<>());
         Set<String> seen = new HashSet<>(from);
         Deque<String> work = new ArrayDeque<>(from);
@@ -70,7 +69,7 @@ final class DataFlow {
     }
 
     /** Graph-level values (inputs and initializers included) the given values depend on. */
-    Set<String> backwardValues(Collection<String> from) {
+    public Set<String> backwardValues(Collection<String> from) {
         Set<String> seen = new HashSet<>(from);
         Deque<String> work = new ArrayDeque<>(from);
         while (!work.isEmpty()) {
