@@ -131,6 +131,11 @@ public final class ReferenceLlama {
      * token-by-token decoding with a KV cache whose entries for the manipulated layers are what the
      * manipulation makes of each previous token. For random, the noise for position t is row t of
      * {@link NoiseDraw#draw}(noise, seed, S, dim), which is the same row as for any shorter prefix.
+     *
+     * <p>So row t is what a rewritten graph outputs at its LAST position when given tokens[0..t].
+     * A single full-sequence pass of such a graph only matches at its last position for freeze and
+     * random (its earlier positions see the manipulation applied to themselves); for drop, switch and
+     * the normal model every position matches.
      */
     public float[][] logitsAllPositions(int[] tokens, Manipulation manipulation) {
         validate(manipulation);
@@ -256,6 +261,9 @@ public final class ReferenceLlama {
             checkLayer(random.k(), layerCount);
         } else if (m instanceof Manipulation.Switch switched) {
             checkLayer(switched.layer(), layerCount);
+            if (switched.position() < 0) {
+                throw new IllegalArgumentException("switch position " + switched.position() + " is negative");
+            }
             if (switched.state().length != dim) {
                 throw new IllegalArgumentException("switch state has " + switched.state().length + " values, the model's dim is " + dim);
             }
