@@ -60,7 +60,7 @@ class Llama2cCheckpointTest {
 
     @Test
     void legacyV0RoundTripWithSeparateClassifier() throws IOException {
-        LlamaWeights original = SyntheticWeights.random(SyntheticWeights.config(48, 80, 3, 6, 2, 300, 40, false), 7);
+        LlamaWeights original = TestLlamaWeights.random(TestLlamaWeights.config(48, 80, 3, 6, 2, 300, 40, false), 7);
         Path file = tmp.resolve("v0.bin");
         Llama2cCheckpointWriter.writeV0(original, file);
         LlamaWeights read = Llama2cCheckpoint.read(file);
@@ -72,7 +72,7 @@ class Llama2cCheckpointTest {
     @Test
     void v1RoundTripSharedAndSeparate() throws IOException {
         for (boolean shared : new boolean[]{true, false}) {
-            LlamaWeights original = SyntheticWeights.random(SyntheticWeights.config(32, 72, 2, 4, 4, 260, 16, shared), 3);
+            LlamaWeights original = TestLlamaWeights.random(TestLlamaWeights.config(32, 72, 2, 4, 4, 260, 16, shared), 3);
             Path file = tmp.resolve("v1-" + shared + ".bin");
             Llama2cCheckpointWriter.writeV1(original, file);
             assertEquals(256 + 4L * (2 * 2 * 32 + 32 + 260 * 32 + 2 * (32 * 32 * 4 + 72 * 32 * 3) + (shared ? 0 : 260 * 32)),
@@ -94,7 +94,7 @@ class Llama2cCheckpointTest {
 
     @Test
     void v2RoundTripEqualsTheDequantisedWeights() throws IOException {
-        LlamaWeights original = SyntheticWeights.random(SyntheticWeights.config(48, 80, 2, 6, 3, 300, 16, false), 11);
+        LlamaWeights original = TestLlamaWeights.random(TestLlamaWeights.config(48, 80, 2, 6, 3, 300, 16, false), 11);
         Path file = tmp.resolve("v2.bin");
         int groupSize = Llama2cCheckpointWriter.writeV2(original, file, 64);
         assertEquals(16, groupSize, "64 backs off to 32 then 16 to divide dim 48");
@@ -136,7 +136,7 @@ class Llama2cCheckpointTest {
 
     @Test
     void truncatedFilesAreRejected() throws IOException {
-        LlamaWeights w = SyntheticWeights.random(SyntheticWeights.config(16, 32, 1, 2, 2, 260, 8, true), 1);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(16, 32, 1, 2, 2, 260, 8, true), 1);
         for (String version : new String[]{"v0", "v1", "v2"}) {
             Path file = tmp.resolve(version + ".bin");
             switch (version) {
@@ -217,7 +217,7 @@ class Llama2cCheckpointTest {
 
     @Test
     void trailingBytesAreRejected() throws IOException {
-        LlamaWeights w = SyntheticWeights.random(SyntheticWeights.config(16, 32, 1, 2, 2, 260, 8, true), 1);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(16, 32, 1, 2, 2, 260, 8, true), 1);
         Path file = tmp.resolve("long.bin");
         Llama2cCheckpointWriter.writeV1(w, file);
         Files.write(file, new byte[4], java.nio.file.StandardOpenOption.APPEND);

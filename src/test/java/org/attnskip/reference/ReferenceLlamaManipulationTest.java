@@ -4,7 +4,7 @@ import org.attnskip.Golden;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaConfig;
 import org.attnskip.export.LlamaWeights;
-import org.attnskip.export.SyntheticWeights;
+import org.attnskip.export.TestLlamaWeights;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -50,13 +50,13 @@ class ReferenceLlamaManipulationTest {
 
     @Test
     void normalPassMatchesBruteForceOnSyntheticModel() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         assertMatchesBruteForce(w, SYNTHETIC_TOKENS, Manipulation.NONE, "synthetic none");
     }
 
     @Test
     void dropMatchesBruteForce() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         for (Set<Integer> layers : Set.of(Set.of(0), Set.of(1, 3), Set.of(0, 1, 2, 3))) {
             assertMatchesBruteForce(w, SYNTHETIC_TOKENS, new Manipulation.Drop(layers), "synthetic drop " + layers);
         }
@@ -65,7 +65,7 @@ class ReferenceLlamaManipulationTest {
 
     @Test
     void freezeMatchesBruteForce() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         for (int k = 0; k <= 4; k++) {
             assertMatchesBruteForce(w, SYNTHETIC_TOKENS, new Manipulation.Freeze(k), "synthetic freeze " + k);
         }
@@ -76,7 +76,7 @@ class ReferenceLlamaManipulationTest {
 
     @Test
     void randomMatchesBruteForce() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         for (Noise noise : new Noise[]{Noise.GAUSSIAN, Noise.angle(60), Noise.SHUFFLE}) {
             for (int k : new int[]{0, 2}) {
                 assertMatchesBruteForce(w, SYNTHETIC_TOKENS, new Manipulation.Random(k, noise, 99),
@@ -88,7 +88,7 @@ class ReferenceLlamaManipulationTest {
 
     @Test
     void switchMatchesBruteForce() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         ReferenceLlama reference = new ReferenceLlama(w);
         float[] foreign = reference.residualStreams(new int[]{1, 9, 33, 33})[2][3];
         assertMatchesBruteForce(w, SYNTHETIC_TOKENS, new Manipulation.Switch(2, 4, foreign), "synthetic switch");
@@ -97,7 +97,7 @@ class ReferenceLlamaManipulationTest {
 
     @Test
     void residualStreamsMatchBruteForce() {
-        LlamaWeights w = SyntheticWeights.random(SYNTHETIC, 5);
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         float[][][] streams = new ReferenceLlama(w).residualStreams(SYNTHETIC_TOKENS);
         double[][][] want = new NaiveLlama(w).run(SYNTHETIC_TOKENS, Manipulation.NONE);
         assertEquals(5, streams.length);

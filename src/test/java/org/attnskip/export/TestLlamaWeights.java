@@ -3,8 +3,8 @@ package org.attnskip.export;
 import java.util.SplittableRandom;
 
 /** Random-weight models of any shape, for tests. */
-public final class SyntheticWeights {
-    private SyntheticWeights() {
+public final class TestLlamaWeights {
+    private TestLlamaWeights() {
     }
 
     /** A config in llama2.c's conventions (eps 1e-5, theta 10000, BOS 1, EOS 2) with the given shape. */
