@@ -12,6 +12,8 @@ import org.attnskip.onnx.ModelOutput;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezePass;
+import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RewriteMetadata;
 import picocli.CommandLine.ArgGroup;
@@ -20,6 +22,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "optimize",
@@ -44,7 +48,23 @@ public final class OptimizeCommand implements Callable<Integer> {
 
         @Option(names = "--drop-attn-layers", paramLabel = "LIST", description = "drop attention in these layers, e.g. 20,21,24")
         String dropLayers;
+
+        @Option(names = "--freeze-above", paramLabel = "F",
+                description = "previous tokens' K/V in layers i > k come from their stream at layer k's input")
+        String freezeAbove;
+
+        @Option(names = "--random-kv-above", paramLabel = "F",
+                description = "analysis: replace previous tokens' hidden vectors at layer k's input with seeded noise")
+        String randomAbove;
     }
+
+    @Option(names = "--noise", defaultValue = "gaussian", paramLabel = "KIND",
+            description = "with --random-kv-above: gaussian, angle:DEGREES or shuffle (default: ${DEFAULT-VALUE})")
+    String noise;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "N",
+            description = "with --random-kv-above: the seed recorded in the model for whoever feeds the noise")
+    long seed;
 
     @Option(names = "--from-layer", paramLabel = "K", description = "use first layer K instead of a fraction")
     Integer fromLayer;
@@ -62,8 +82,19 @@ public final class OptimizeCommand implements Callable<Integer> {
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
         LayerSelection selection = selection(layout.numLayers());
-        ChangeReport report = DropAttentionPass.apply(graph, layout, selection, context);
-        ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION), output);
+        ChangeReport report;
+        Map<String, String> extra = new LinkedHashMap<>();
+        if (which.freezeAbove != null) {
+            report = FreezePass.apply(graph, layout, selection);
+        } else if (which.randomAbove != null) {
+            RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
+            report = RandomNoisePass.apply(graph, layout, selection, spec);
+            extra.put("noise", spec.toString());
+            extra.put("seed", Long.toString(seed));
+        } else {
+            report = DropAttentionPass.apply(graph, layout, selection, context);
+        }
+        ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION, extra), output);
         if (json) {
             System.out.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
                     .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(report));
@@ -83,7 +114,9 @@ public final class OptimizeCommand implements Callable<Integer> {
         if (fromLayer != null) {
             return LayerSelection.fromLayer(fromLayer, numLayers);
         }
-        return LayerSelection.fromFraction(which.dropAbove, numLayers);
+        String fraction = which.dropAbove != null ? which.dropAbove
+                : which.freezeAbove != null ? which.freezeAbove : which.randomAbove;
+        return LayerSelection.fromFraction(fraction, numLayers);
     }
 
     private void print(ChangeReport r) {
@@ -93,7 +126,9 @@ public final class OptimizeCommand implements Callable<Integer> {
                 r.firstChangedLayer() < 0 ? "none" : r.firstChangedLayer());
         System.out.printf("nodes        -%d +%d%n", r.nodesRemoved(), r.nodesAdded());
         System.out.printf("params       -%,d%n", r.paramsRemoved());
-        System.out.printf("attn FLOPs   -%,d per token at context %d%n", r.attentionFlopsSavedPerToken(), r.contextLength());
+        if (r.contextLength() > 0) {
+            System.out.printf("attn FLOPs   -%,d per token at context %d%n", r.attentionFlopsSavedPerToken(), r.contextLength());
+        }
         System.out.printf("KV bytes     %,d -> %,d per token%n", r.kvBytesPerTokenBefore(), r.kvBytesPerTokenAfter());
         r.notes().forEach(n -> System.out.println("note         " + n));
     }

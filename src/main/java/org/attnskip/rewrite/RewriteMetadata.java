@@ -16,12 +16,18 @@ public final class RewriteMetadata {
     }
 
     public static ModelProto stamp(ModelProto model, ChangeReport report, String toolVersion) {
+        return stamp(model, report, toolVersion, Map.of());
+    }
+
+    /** With extra entries such as the random pass's noise kind and seed. */
+    public static ModelProto stamp(ModelProto model, ChangeReport report, String toolVersion, Map<String, String> extra) {
         Map<String, String> props = new LinkedHashMap<>();
         props.put(PREFIX + "mode", report.mode());
         props.put(PREFIX + "threshold", report.threshold() == null ? "" : report.threshold());
         props.put(PREFIX + "layers", report.layers().stream().map(String::valueOf).collect(Collectors.joining(",")));
         props.put(PREFIX + "first_changed_layer", String.valueOf(report.firstChangedLayer()));
         props.put(PREFIX + "version", toolVersion);
+        extra.forEach((k, v) -> props.put(PREFIX + k, v));
         ModelProto.Builder b = model.toBuilder();
         // A second rewrite replaces the first one's record rather than leaving two.
         List<StringStringEntryProto> kept = b.getMetadataPropsList().stream()
