@@ -10,6 +10,8 @@ import picocli.CommandLine.Command;
         version = "attnskip " + Main.VERSION,
         description = "Rewrites ONNX decoder LLM graphs to skip, freeze or randomise attention above a layer.",
         subcommands = {
+                InspectCommand.class,
+                OptimizeCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

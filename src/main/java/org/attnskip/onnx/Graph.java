@@ -192,13 +192,7 @@ public final class Graph {
         for (int i = 0; i < nodes.size(); i++) {
             NodeProto n = nodes.get(i);
             if (n.getInputList().contains(oldValue)) {
-                NodeProto.Builder b = n.toBuilder();
-                for (int j = 0; j < b.getInputCount(); j++) {
-                    if (b.getInput(j).equals(oldValue)) {
-                        b.setInput(j, newValue);
-                    }
-                }
-                nodes.set(i, b.build());
+                nodes.set(i, withInputRenamed(n, oldValue, newValue));
             }
         }
         if (isGraphOutput(oldValue)) {
@@ -213,6 +207,38 @@ public final class Graph {
             add(NodeProto.newBuilder().setOpType("Identity").setName(freshName("/attnskip/Identity"))
                     .addInput(newValue).addOutput(oldValue).build());
         }
+        producers = null;
+    }
+
+    /** The node with every use of one input name replaced by another. */
+    public static NodeProto withInputRenamed(NodeProto n, String oldValue, String newValue) {
+        NodeProto.Builder b = n.toBuilder();
+        for (int j = 0; j < b.getInputCount(); j++) {
+            if (b.getInput(j).equals(oldValue)) {
+                b.setInput(j, newValue);
+            }
+        }
+        return b.build();
+    }
+
+    /**
+     * Renames a value produced by a node: the producer and every consumer follow. Graph outputs
+     * are not renamed with it, so this is how a pass frees a public output name for another value.
+     */
+    public void renameValue(String oldValue, String newValue) {
+        for (int i = 0; i < nodes.size(); i++) {
+            NodeProto n = nodes.get(i);
+            boolean reads = n.getInputList().contains(oldValue);
+            int out = n.getOutputList().indexOf(oldValue);
+            if (reads || out >= 0) {
+                NodeProto.Builder b = (reads ? withInputRenamed(n, oldValue, newValue) : n).toBuilder();
+                if (out >= 0) {
+                    b.setOutput(out, newValue);
+                }
+                nodes.set(i, b.build());
+            }
+        }
+        usedNames.add(newValue);
         producers = null;
     }
 

@@ -1,0 +1,184 @@
+package org.attnskip.export;
+
+import org.attnskip.onnx.BadInputException;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+
+/**
+ * Random Llama weights of any shape, for latency measurements on models we cannot download.
+ * Scales keep the forward pass well-behaved: every matrix has standard deviation 1/sqrt(fan_in)
+ * so a unit-RMS input gives unit-RMS outputs, norms are 1 plus a little noise, and embeddings
+ * have unit variance. Values are uniform with those standard deviations (bounded, and
+ * SplittableRandom's algorithm is fixed by its specification, so a seed means the same weights
+ * on every JDK). Each tensor has its own random stream so tensors can be filled in parallel.
+ */
+public final class SyntheticWeights {
+    private static final List<String> REQUIRED = List.of("layers", "hidden", "heads", "ffn", "vocab");
+    private static final Set<String> KNOWN = Set.of("layers", "hidden", "heads", "kv_heads", "ffn", "vocab", "seq", "theta");
+    public static final int DEFAULT_SEQ = 2048;
+    public static final float DEFAULT_THETA = 10000f;
+    private static final float NORM_NOISE = 0.1f;
+
+    private SyntheticWeights() {
+    }
+
+    /**
+     * @param spec like {@code layers=16,hidden=2048,heads=32,kv_heads=8,ffn=8192,vocab=32000};
+     *             optional {@code kv_heads} (default heads), {@code seq} (default 2048) and
+     *             {@code theta} (default 10000)
+     */
+    public static LlamaWeights generate(String spec, long seed) {
+        LlamaConfig c = parse(spec);
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        float matrixStd = (float) (1 / Math.sqrt(dim));
+        float downStd = (float) (1 / Math.sqrt(hidden));
+
+        TensorPlan plan = new TensorPlan();
+        float[] embedding = plan.matrix(c.vocabSize() * dim, 1f);
+        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
+        for (int i = 0; i < layers.length; i++) {
+            layers[i] = new LlamaWeights.Layer(
+                    plan.norm(dim),
+                    plan.matrix(dim * dim, matrixStd),
+                    plan.matrix(kvDim * dim, matrixStd),
+                    plan.matrix(kvDim * dim, matrixStd),
+                    plan.matrix(dim * dim, matrixStd),
+                    null, null, null,
+                    plan.norm(dim),
+                    plan.matrix(hidden * dim, matrixStd),
+                    plan.matrix(dim * hidden, downStd),
+                    plan.matrix(hidden * dim, matrixStd));
+        }
+        float[] finalNorm = plan.norm(dim);
+        float[] classifier = plan.matrix(c.vocabSize() * dim, matrixStd);
+
+        plan.fill(seed);
+        return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
+    }
+
+    /** Validates the spec and turns it into a config (no weights). */
+    public static LlamaConfig parse(String spec) {
+        Map<String, String> values = new LinkedHashMap<>();
+        for (String part : spec.split(",")) {
+            if (part.isBlank()) {
+                continue;
+            }
+            int eq = part.indexOf('=');
+            if (eq < 0) {
+                throw bad(spec, "'" + part.trim() + "' is not key=value");
+            }
+            String key = part.substring(0, eq).trim();
+            if (!KNOWN.contains(key)) {
+                throw bad(spec, "unknown key " + key + " (known: layers, hidden, heads, kv_heads, ffn, vocab, seq, theta)");
+            }
+            if (values.put(key, part.substring(eq + 1).trim()) != null) {
+                throw bad(spec, "key " + key + " is given twice");
+            }
+        }
+        for (String key : REQUIRED) {
+            if (!values.containsKey(key)) {
+                throw bad(spec, "missing key " + key + " (required: " + String.join(", ", REQUIRED) + ")");
+            }
+        }
+        int layers = positiveInt(spec, values, "layers");
+        int hidden = positiveInt(spec, values, "hidden");
+        int heads = positiveInt(spec, values, "heads");
+        int kvHeads = values.containsKey("kv_heads") ? positiveInt(spec, values, "kv_heads") : heads;
+        int ffn = positiveInt(spec, values, "ffn");
+        int vocab = positiveInt(spec, values, "vocab");
+        int seq = values.containsKey("seq") ? positiveInt(spec, values, "seq") : DEFAULT_SEQ;
+        float theta = values.containsKey("theta") ? positiveFloat(spec, values, "theta") : DEFAULT_THETA;
+        if (hidden % heads != 0) {
+            throw bad(spec, "hidden " + hidden + " is not divisible by heads " + heads);
+        }
+        if (heads % kvHeads != 0) {
+            throw bad(spec, "heads " + heads + " is not divisible by kv_heads " + kvHeads);
+        }
+        if ((hidden / heads) % 2 != 0) {
+            throw bad(spec, "head size hidden/heads = " + hidden / heads + " is odd; rotary needs it even");
+        }
+        if ((long) Math.max(Math.max(vocab, ffn), hidden) * hidden > Integer.MAX_VALUE - 8) {
+            throw bad(spec, "a weight matrix would exceed the 2^31 elements a Java array holds");
+        }
+        int bos = vocab > 2 ? 1 : -1; // llama2.c's convention: 1 = BOS, 2 = EOS
+        int eos = vocab > 2 ? 2 : -1;
+        return new LlamaConfig(hidden, ffn, layers, heads, kvHeads, vocab, seq, 1e-5f, theta, null,
+                false, false, bos, eos);
+    }
+
+    /** The tensors to fill, each filled from its own stream seeded by (seed, its index). */
+    private static final class TensorPlan {
+        private record Job(float[] values, float mean, float std) {
+        }
+
+        private final List<Job> jobs = new ArrayList<>();
+
+        float[] matrix(int size, float std) {
+            return add(new float[size], 0f, std);
+        }
+
+        float[] norm(int size) {
+            return add(new float[size], 1f, NORM_NOISE);
+        }
+
+        private float[] add(float[] values, float mean, float std) {
+            jobs.add(new Job(values, mean, std));
+            return values;
+        }
+
+        void fill(long seed) {
+            IntStream.range(0, jobs.size()).parallel().forEach(t -> {
+                Job job = jobs.get(t);
+                SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + t);
+                // a uniform on [-r, r] has standard deviation r / sqrt(3); each 64-bit draw
+                // gives two 32-bit uniforms on [-1, 1), halving the generator calls
+                float scale = (float) (job.std() * Math.sqrt(3) * 0x1p-31);
+                float mean = job.mean();
+                float[] a = job.values();
+                for (int i = 0; i < a.length; i += 2) {
+                    long bits = random.nextLong();
+                    a[i] = mean + (int) bits * scale;
+                    if (i + 1 < a.length) {
+                        a[i + 1] = mean + (int) (bits >>> 32) * scale;
+                    }
+                }
+            });
+        }
+    }
+
+    private static int positiveInt(String spec, Map<String, String> values, String key) {
+        try {
+            int v = Integer.parseInt(values.get(key));
+            if (v > 0) {
+                return v;
+            }
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw bad(spec, key + " must be a positive integer, not '" + values.get(key) + "'");
+    }
+
+    private static float positiveFloat(String spec, Map<String, String> values, String key) {
+        try {
+            float v = Float.parseFloat(values.get(key));
+            if (v > 0 && Float.isFinite(v)) {
+                return v;
+            }
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw bad(spec, key + " must be a positive number, not '" + values.get(key) + "'");
+    }
+
+    private static BadInputException bad(String spec, String reason) {
+        return new BadInputException("bad synthetic model spec '" + spec + "': " + reason);
+    }
+}

@@ -1,0 +1,100 @@
+package org.attnskip.layout;
+
+import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.onnx.Graph;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/** Finds each layer's attention core: a fused attention op, or the Softmax of a spelled-out one. */
+final class AttentionCores {
+    /** Ops that may sit between the Q·K MatMul and the Softmax (scale, mask, casts). */
+    private static final Set<String> SCORE_OPS = Set.of("Add", "Where", "Div", "Mul", "Cast", "Sub", "Slice",
+            "Reshape", "Transpose", "Identity");
+
+    private AttentionCores() {
+    }
+
+    record Core(NodeProto node, AttentionKind kind, String branchOutput) {
+    }
+
+    /** Cores in topological order (the graph must be sorted). */
+    static List<Core> find(Graph g) {
+        List<Core> cores = new ArrayList<>();
+        for (NodeProto n : g.nodes()) {
+            AttentionKind kind = fusedKind(n);
+            if (kind != null) {
+                cores.add(new Core(n, kind, n.getOutput(0)));
+            } else if (n.getOpType().equals("Softmax") && isMicrosoftOrDefault(n)) {
+                String pv = probsTimesValues(g, n);
+                if (pv != null && fedByScoresMatMul(g, n.getInput(0))) {
+                    cores.add(new Core(n, AttentionKind.UNFUSED, pv));
+                }
+            }
+        }
+        return cores;
+    }
+
+    static AttentionKind fusedKind(NodeProto n) {
+        String domain = n.getDomain();
+        return switch (n.getOpType()) {
+            case "MultiHeadAttention" -> domain.equals("com.microsoft") ? AttentionKind.MULTI_HEAD_ATTENTION : null;
+            case "GroupQueryAttention" -> domain.equals("com.microsoft") ? AttentionKind.GROUP_QUERY_ATTENTION : null;
+            case "Attention" -> domain.equals("com.microsoft") ? AttentionKind.FUSED_ATTENTION
+                    : (domain.isEmpty() || domain.equals("ai.onnx")) ? AttentionKind.ONNX_ATTENTION : null;
+            default -> null;
+        };
+    }
+
+    private static boolean isMicrosoftOrDefault(NodeProto n) {
+        return n.getDomain().isEmpty() || n.getDomain().equals("ai.onnx");
+    }
+
+    /** The MatMul that multiplies the softmax probabilities with V, or null. */
+    private static String probsTimesValues(Graph g, NodeProto softmax) {
+        String v = softmax.getOutput(0);
+        for (int hop = 0; hop < 3; hop++) {
+            String next = null;
+            for (NodeProto c : g.consumers(v)) {
+                if (c.getOpType().equals("MatMul") && c.getInput(0).equals(v) && !g.isInitializer(c.getInput(1))) {
+                    return c.getOutput(0);
+                }
+                if (c.getOpType().equals("Cast") || c.getOpType().equals("Dropout") || c.getOpType().equals("Identity")) {
+                    next = c.getOutput(0);
+                }
+            }
+            if (next == null) {
+                return null;
+            }
+            v = next;
+        }
+        return null;
+    }
+
+    /** True when the scores come from a MatMul of two computed tensors (Q and K), not a weight. */
+    private static boolean fedByScoresMatMul(Graph g, String scores) {
+        List<String> frontier = List.of(scores);
+        for (int depth = 0; depth < 6 && !frontier.isEmpty(); depth++) {
+            List<String> next = new ArrayList<>();
+            for (String v : frontier) {
+                NodeProto p = g.producer(v);
+                if (p == null) {
+                    continue;
+                }
+                if (p.getOpType().equals("MatMul")) {
+                    return !g.isInitializer(p.getInput(0)) && !g.isInitializer(p.getInput(1));
+                }
+                if (SCORE_OPS.contains(p.getOpType())) {
+                    for (String in : p.getInputList()) {
+                        if (!in.isEmpty() && !g.isInitializer(in)) {
+                            next.add(in);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,88 @@
+package org.attnskip.onnx;
+
+import ai.onnx.proto.OnnxMl.NodeProto;
+
+import java.util.ArrayDeque;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
+import java.util.Set;
+
+/**
+ * Reachability over the graph's data edges. Edges into Shape and Size nodes are ignored: reading a
+ * tensor's shape does not depend on its values, and exporters read the past KV's shape to build
+ * masks for every layer, which would otherwise tie all layers together.
+ */
+public final class DataFlow {
+    private final Graph graph;
+
+    public DataFlow(Graph graph) {
+        this.graph = graph;
+    }
+
+    public static boolean readsOnlyShape(NodeProto n) {
+        return n.getOpType().equals("Shape") || n.getOpType().equals("Size");
+    }
+
+    /** Values reachable forward from the given values (included), through data edges only. */
+    public Set<String> forwardValues(Collection<String> from) {
+        Set<String> seen = new HashSet<>(from);
+        Deque<String> work = new ArrayDeque<>(from);
+        while (!work.isEmpty()) {
+            for (NodeProto c : graph.consumers(work.poll())) {
+                if (readsOnlyShape(c)) {
+                    continue;
+                }
+                for (String out : c.getOutputList()) {
+                    if (!out.isEmpty() && seen.add(out)) {
+                        work.add(out);
+                    }
+                }
+            }
+        }
+        return seen;
+    }
+
+    /** Nodes whose outputs the given values depend on through data edges, stopping at {@code stop}. */
+    public Set<NodeProto> backwardNodes(Collection<String> from, Set<String> stop) {
+        Set<NodeProto> nodes = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<String> seen = new HashSet<>(from);
+        Deque<String> work = new ArrayDeque<>(from);
+        while (!work.isEmpty()) {
+            String v = work.poll();
+            if (stop.contains(v)) {
+                continue;
+            }
+            NodeProto p = graph.producer(v);
+            if (p == null || !nodes.add(p) || readsOnlyShape(p)) {
+                continue;
+            }
+            for (String in : Graph.allInputs(p)) {
+                if (seen.add(in)) {
+                    work.add(in);
+                }
+            }
+        }
+        return nodes;
+    }
+
+    /** Graph-level values (inputs and initializers included) the given values depend on. */
+    public Set<String> backwardValues(Collection<String> from) {
+        Set<String> seen = new HashSet<>(from);
+        Deque<String> work = new ArrayDeque<>(from);
+        while (!work.isEmpty()) {
+            NodeProto p = graph.producer(work.poll());
+            if (p == null || readsOnlyShape(p)) {
+                continue;
+            }
+            for (String in : Graph.allInputs(p)) {
+                if (seen.add(in)) {
+                    work.add(in);
+                }
+            }
+        }
+        return seen;
+    }
+}

@@ -1,0 +1,91 @@
+package org.attnskip.onnx;
+
+import ai.onnx.proto.OnnxMl.ModelProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * Writes a rewritten model where the user asked: a file for a file, or a model directory for a
+ * model directory (its config and tokenizer files carried over). Either way nothing appears at
+ * the target until everything is written.
+ */
+public final class ModelOutput {
+    private ModelOutput() {
+    }
+
+    public static void write(Path userInput, LoadedModel source, ModelProto rewritten, Path target) {
+        Path out = target.toAbsolutePath().normalize();
+        if (out.equals(source.file()) || out.equals(userInput.toAbsolutePath().normalize())) {
+            throw new BadInputException("the output " + target + " is the input; write to another path");
+        }
+        if (!Files.isDirectory(userInput)) {
+            if (Files.isDirectory(out)) {
+                out = out.resolve(source.file().getFileName());
+            }
+            OnnxModelIO.save(source, rewritten, out);
+            return;
+        }
+        writeDirectory(source, rewritten, out);
+    }
+
+    private static void writeDirectory(LoadedModel source, ModelProto rewritten, Path out) {
+        Path parent = out.getParent();
+        Path staging = null;
+        Path old = null;
+        try {
+            Files.createDirectories(parent);
+            staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
+            Set<String> modelFiles = modelFileNames(source);
+            try (Stream<Path> files = Files.list(source.baseDir())) {
+                for (Path f : files.toList()) {
+                    if (Files.isRegularFile(f) && !modelFiles.contains(f.getFileName().toString())) {
+                        Files.copy(f, staging.resolve(f.getFileName()));
+                    }
+                }
+            }
+            OnnxModelIO.save(source, rewritten, staging.resolve(source.file().getFileName()));
+            if (Files.exists(out)) {
+                old = parent.resolve("." + out.getFileName() + ".old-" + System.nanoTime());
+                Files.move(out, old, StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(staging, out, StandardCopyOption.ATOMIC_MOVE);
+            staging = null;
+        } catch (IOException e) {
+            throw new BadInputException("cannot write " + out + ": " + e.getMessage(), e);
+        } finally {
+            deleteTree(staging);
+            deleteTree(old);
+        }
+    }
+
+    /** The model file and every external data file it uses: these are rewritten, not copied. */
+    private static Set<String> modelFileNames(LoadedModel source) {
+        Set<String> names = new HashSet<>();
+        names.add(source.file().getFileName().toString());
+        for (TensorProto t : source.proto().getGraph().getInitializerList()) {
+            if (ExternalData.isExternal(t)) {
+                names.add(Path.of(ExternalData.of(t).location()).getFileName().toString());
+            }
+        }
+        return names;
+    }
+
+    private static void deleteTree(Path dir) {
+        if (dir == null || !Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(dir)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // best effort: a hidden leftover is harmless and never mistaken for output
+        }
+    }
+}

@@ -1,0 +1,63 @@
+package org.attnskip.reference;
+
+import java.util.Set;
+
+/**
+ * What to do to the forward pass, as /work/shared/docs/MANIPULATIONS.md defines it. Layers are
+ * 0-based; "previous tokens" are all positions except the last one of the sequence being scored.
+ */
+public sealed interface Manipulation {
+    Manipulation NONE = new None();
+
+    /** The first touched layer for a threshold fraction f in [0, 1]: k = ceil(f * L). */
+    static int firstLayer(double fraction, int layers) {
+        if (!(fraction >= 0 && fraction <= 1)) {
+            throw new IllegalArgumentException("threshold fraction " + fraction + " is outside [0, 1]");
+        }
+        return (int) Math.ceil(fraction * layers);
+    }
+
+    /** The normal model. */
+    record None() implements Manipulation {
+    }
+
+    /** For every token, the attention sub-block of these layers is removed: h_out = h_in + MLP(norm2(h_in)). */
+    record Drop(Set<Integer> layers) implements Manipulation {
+        public Drop {
+            layers = Set.copyOf(layers);
+        }
+    }
+
+    /**
+     * Previous tokens' states are frozen at the input of layer k: in every layer i >= k, their K/V
+     * are computed by layer i's own norm, K/V projections and rotary (at the token's own position)
+     * from the state that entered layer k. The last token runs normally and uses its own normal K/V.
+     * Layer k itself is exact; k = L changes nothing.
+     */
+    record Freeze(int k) implements Manipulation {
+    }
+
+    /**
+     * At the input of layer k each previous token's hidden vector is replaced by noise (see
+     * {@link NoiseDraw}); layers k..L-1 then run normally on the corrupted previous tokens. The last
+     * token is untouched. k = L changes nothing.
+     */
+    record Random(int k, Noise noise, long seed) implements Manipulation {
+    }
+
+    /**
+     * At the input of this one layer only (L means the input of the final norm), the hidden state of
+     * this position is overwritten with state. Every later position sees the switched state through
+     * attention; nothing else is touched.
+     */
+    record Switch(int layer, int position, float[] state) implements Manipulation {
+        public Switch {
+            state = state.clone();
+        }
+
+        @Override
+        public float[] state() {
+            return state.clone();
+        }
+    }
+}

@@ -1,0 +1,26 @@
+package org.attnskip.rewrite;
+
+import java.util.List;
+
+/**
+ * What a rewrite pass did, in numbers a user can check.
+ *
+ * @param firstChangedLayer the first layer whose output differs from the original model's, or -1
+ * @param attentionFlopsSavedPerToken multiply-adds x2 saved per generated token at {@code contextLength}
+ */
+public record ChangeReport(
+        String mode,
+        String threshold,
+        List<Integer> layers,
+        int firstChangedLayer,
+        int nodesRemoved,
+        int nodesAdded,
+        long paramsRemoved,
+        int contextLength,
+        long attentionFlopsSavedPerToken,
+        long kvBytesPerTokenBefore,
+        long kvBytesPerTokenAfter,
+        List<String> inputsRemoved,
+        List<String> outputsRemoved,
+        List<String> notes) {
+}

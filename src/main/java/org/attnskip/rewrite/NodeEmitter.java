@@ -1,0 +1,85 @@
+package org.attnskip.rewrite;
+
+import ai.onnx.proto.OnnxMl.AttributeProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.Tensors;
+
+/**
+ * Adds small computations to a graph being rewritten: one call per node, fresh names under a
+ * common prefix, and the few ops whose signature changed across opsets (Unsqueeze and ReduceSum
+ * took axes as an attribute before opset 13) spelled for the graph's own opset.
+ */
+final class NodeEmitter {
+    private final Graph g;
+    private final String prefix;
+    private final long opset;
+
+    NodeEmitter(Graph g, String prefix) {
+        this.g = g;
+        this.prefix = prefix;
+        this.opset = g.opset("");
+    }
+
+    String op(String type, String... inputs) {
+        return op(type, new AttributeProto[0], inputs);
+    }
+
+    String op(String type, AttributeProto[] attributes, String... inputs) {
+        String name = g.freshName(prefix + "/" + type);
+        String out = g.freshName(name + "_output_0");
+        NodeProto.Builder n = NodeProto.newBuilder().setOpType(type).setName(name).addOutput(out);
+        for (String in : inputs) {
+            n.addInput(in);
+        }
+        for (AttributeProto a : attributes) {
+            n.addAttribute(a);
+        }
+        g.add(n.build());
+        return out;
+    }
+
+    String int64s(String hint, long... values) {
+        String name = g.freshName(prefix + "/" + hint);
+        g.addInitializer(Tensors.longVector(name, values));
+        return name;
+    }
+
+    String int64Scalar(String hint, long value) {
+        String name = g.freshName(prefix + "/" + hint);
+        g.addInitializer(Tensors.longTensor(name, new long[0], value));
+        return name;
+    }
+
+    String unsqueeze(String x, long axis) {
+        return opset >= 13 ? op("Unsqueeze", x, int64s("axes", axis))
+                : op("Unsqueeze", new AttributeProto[] {ints("axes", axis)}, x);
+    }
+
+    String reduceSumLastKeep(String x) {
+        AttributeProto keep = intAttr("keepdims", 1);
+        return opset >= 13 ? op("ReduceSum", new AttributeProto[] {keep}, x, int64s("axes", -1))
+                : op("ReduceSum", new AttributeProto[] {keep, ints("axes", -1)}, x);
+    }
+
+    /** The size of one axis of x, as an int64 scalar. */
+    String dim(String x, long axis) {
+        return op("Gather", new AttributeProto[] {intAttr("axis", 0)}, op("Shape", x), int64Scalar("axis", axis));
+    }
+
+    static AttributeProto intAttr(String name, long v) {
+        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INT).setI(v).build();
+    }
+
+    static AttributeProto floatAttr(String name, float v) {
+        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.FLOAT).setF(v).build();
+    }
+
+    static AttributeProto ints(String name, long... v) {
+        AttributeProto.Builder a = AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INTS);
+        for (long x : v) {
+            a.addInts(x);
+        }
+        return a.build();
+    }
+}

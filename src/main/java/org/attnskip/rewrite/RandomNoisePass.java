@@ -1,0 +1,164 @@
+package org.attnskip.rewrite;
+
+import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+import ai.onnx.proto.OnnxMl.TensorShapeProto;
+import ai.onnx.proto.OnnxMl.TypeProto;
+import ai.onnx.proto.OnnxMl.ValueInfoProto;
+import org.attnskip.layout.AttentionBlock;
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.LayerLayout;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.Graph;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * random (analysis): at the input of layer k, every position but the last gets a corrupted
+ * hidden vector, and layers k..L-1 run normally on top of it. The corruption comes from a new
+ * graph input that the caller fills from {@code NoiseDraw} with the run's seed, so the graph and
+ * the reference see the same numbers:
+ * <ul>
+ *   <li>gaussian: input {@value #NOISE_INPUT} [batch, sequence, hidden], rescaled to each row's norm;</li>
+ *   <li>angle:a: the same input, turned into a vector at angle a to the original with its norm;</li>
+ *   <li>shuffle: input {@value #PERMUTATION_INPUT} [batch, sequence, hidden] int64, a permutation per row.</li>
+ * </ul>
+ * With a KV cache only the positions of the current call are corrupted: cached positions were
+ * computed before, so the manipulation is defined for a full-sequence pass with an empty past.
+ */
+public final class RandomNoisePass {
+    public static final String NOISE_INPUT = "attnskip_noise";
+    public static final String PERMUTATION_INPUT = "attnskip_permutation";
+
+    /** How the previous tokens' vectors are replaced; {@code degrees} only for ANGLE. */
+    public record NoiseSpec(Kind kind, double degrees) {
+        public enum Kind { GAUSSIAN, ANGLE, SHUFFLE }
+
+        /** gaussian | angle:DEGREES | shuffle */
+        public static NoiseSpec parse(String text) {
+            String t = text.trim().toLowerCase();
+            if (t.equals("gaussian")) {
+                return new NoiseSpec(Kind.GAUSSIAN, 0);
+            }
+            if (t.equals("shuffle")) {
+                return new NoiseSpec(Kind.SHUFFLE, 0);
+            }
+            if (t.startsWith("angle:")) {
+                try {
+                    return new NoiseSpec(Kind.ANGLE, Double.parseDouble(t.substring(6)));
+                } catch (NumberFormatException e) {
+                    throw new BadInputException("--noise " + text + ": the angle must be a number of degrees");
+                }
+            }
+            throw new BadInputException("--noise " + text + ": expected gaussian, angle:DEGREES or shuffle");
+        }
+
+        @Override
+        public String toString() {
+            return kind == Kind.ANGLE ? "angle:" + degrees : kind.name().toLowerCase();
+        }
+    }
+
+    private RandomNoisePass() {
+    }
+
+    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, NoiseSpec noise) {
+        int k = selection.firstLayer();
+        if (k < 0) {
+            throw new BadInputException("random takes a threshold or --from-layer, not a list of layers");
+        }
+        int nodesBefore = g.nodes().size();
+        List<String> notes = new ArrayList<>();
+        if (k < layout.numLayers()) {
+            corrupt(g, layout, layout.layer(k), noise);
+            notes.add("feed input '" + (noise.kind() == NoiseSpec.Kind.SHUFFLE ? PERMUTATION_INPUT : NOISE_INPUT)
+                    + "' from NoiseDraw with the run's seed; defined for a full-sequence pass with an empty past");
+        }
+        g.toposort();
+        int added = g.nodes().size() - nodesBefore;
+        return new ChangeReport("random", selection.threshold(), List.copyOf(selection.layers()),
+                k < layout.numLayers() ? k : -1, 0, added, 0, 0, 0,
+                layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), notes);
+    }
+
+    private static void corrupt(Graph g, DecoderLayout layout, LayerLayout layer, NoiseSpec noise) {
+        String h = layer.residualIn();
+        AttentionBlock attn = layer.attention();
+        List<NodeProto> readers = new ArrayList<>(g.consumers(h));
+        List<NodeProto> normReaders = attn.normSharedWithPreviousAdd() ? new ArrayList<>(g.consumers(attn.normOutput())) : List.of();
+        int streamType = streamType(g, layout);
+        NodeEmitter e = new NodeEmitter(g, "/attnskip/random/layers." + layer.index());
+
+        String replaced = switch (noise.kind()) {
+            case GAUSSIAN -> {
+                String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
+                yield e.op("Mul", n, e.op("Div", norm(e, h), norm(e, n)));
+            }
+            case ANGLE -> {
+                String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
+                String along = e.op("Div", e.reduceSumLastKeep(e.op("Mul", n, h)), e.reduceSumLastKeep(e.op("Mul", h, h)));
+                String u = e.op("Sub", n, e.op("Mul", along, h));
+                double rad = Math.toRadians(noise.degrees());
+                String cos = scalar(g, e, "cos", (float) Math.cos(rad), streamType);
+                String sin = scalar(g, e, "sin", (float) Math.sin(rad), streamType);
+                String scaleU = e.op("Div", e.op("Mul", sin, norm(e, h)), norm(e, u));
+                yield e.op("Add", e.op("Mul", cos, h), e.op("Mul", scaleU, u));
+            }
+            case SHUFFLE -> {
+                String p = addInput(g, PERMUTATION_INPUT, TensorProto.DataType.INT64_VALUE, layout.hiddenSize());
+                yield e.op("GatherElements", new ai.onnx.proto.OnnxMl.AttributeProto[] {NodeEmitter.intAttr("axis", -1)}, h, p);
+            }
+        };
+        // the last position keeps its own vector
+        String positions = e.dim(h, 1);
+        String last = e.op("Sub", positions, e.int64Scalar("one", 1));
+        String index = e.op("Range", e.int64Scalar("zero", 0), positions, e.int64Scalar("step", 1));
+        String isLast = e.unsqueeze(e.op("Equal", index, last), 1);
+        String corrupted = e.op("Where", isLast, h, replaced);
+
+        for (NodeProto r : readers) {
+            g.replace(r, Graph.withInputRenamed(r, h, corrupted));
+        }
+        if (attn.normSharedWithPreviousAdd()) {
+            // The fused norm normalised the clean stream; layer k must read the corrupted one.
+            String renormed = g.freshName(attn.normOutput() + "_random");
+            g.add(PlainNorm.of(g, attn.norm(), corrupted, renormed));
+            for (NodeProto r : normReaders) {
+                g.replace(r, Graph.withInputRenamed(r, attn.normOutput(), renormed));
+            }
+        }
+    }
+
+    private static String norm(NodeEmitter e, String x) {
+        return e.op("Sqrt", e.reduceSumLastKeep(e.op("Mul", x, x)));
+    }
+
+    private static String scalar(Graph g, NodeEmitter e, String hint, float v, int type) {
+        String name = g.freshName("/attnskip/random/" + hint);
+        g.addInitializer(type == TensorProto.DataType.FLOAT16_VALUE
+                ? org.attnskip.onnx.Tensors.float16Tensor(name, new long[0], new float[] {v})
+                : org.attnskip.onnx.Tensors.floatTensor(name, new long[0], new float[] {v}));
+        return name;
+    }
+
+    /** The residual stream's element type, which the logits (or last state) share in every export we know. */
+    private static int streamType(Graph g, DecoderLayout layout) {
+        return g.valueInfo(layout.logits()).map(v -> v.getType().getTensorType().getElemType())
+                .filter(t -> t != 0).orElse(TensorProto.DataType.FLOAT_VALUE);
+    }
+
+    private static String addInput(Graph g, String name, int elemType, int hidden) {
+        if (g.isGraphInput(name)) {
+            throw new BadInputException("the model already has an input '" + name + "' (was it randomised before?)");
+        }
+        TensorShapeProto.Builder shape = TensorShapeProto.newBuilder()
+                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("batch_size"))
+                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("sequence_length"));
+        shape.addDim(hidden > 0 ? TensorShapeProto.Dimension.newBuilder().setDimValue(hidden)
+                : TensorShapeProto.Dimension.newBuilder().setDimParam("hidden_size"));
+        g.addInput(ValueInfoProto.newBuilder().setName(name).setType(TypeProto.newBuilder()
+                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(elemType).setShape(shape))).build());
+        return name;
+    }
+}

@@ -1,0 +1,84 @@
+package org.attnskip.cli;
+
+import org.attnskip.Fixtures;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.RewriteMetadata;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class OptimizeCommandTest {
+    @TempDir
+    Path tmp;
+
+    record Run(int code, String out, String err) {
+    }
+
+    static Run cli(String... args) {
+        PrintStream oldOut = System.out;
+        PrintStream oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    @Test
+    void modelDirectoryInGivesModelDirectoryOutWithConfigCarriedOver() throws Exception {
+        Path dir = Fixtures.model("ortgenai-llama-fp16");
+        Path out = tmp.resolve("fast");
+        Run r = cli("optimize", dir.toString(), "-o", out.toString(), "--drop-attn-above", "0.5", "--json");
+        assertEquals(0, r.code(), r.err());
+        var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
+        assertEquals("drop", report.get("mode").asText());
+        assertEquals(1, report.get("layers").get(0).asInt());
+        assertEquals(128, report.get("kv_bytes_per_token_before").asLong());
+        assertEquals(64, report.get("kv_bytes_per_token_after").asLong());
+        assertTrue(report.get("params_removed").asLong() > 0);
+        for (String f : new String[] {"genai_config.json", "tokenizer.json", "tokenizer_config.json", "model.onnx", "model.onnx.data"}) {
+            assertTrue(Files.exists(out.resolve(f)), f);
+        }
+        Map<String, String> meta = RewriteMetadata.read(OnnxModelIO.load(out).proto());
+        assertEquals("1", meta.get("layers"));
+        assertEquals("0.5", meta.get("threshold"));
+        assertEquals(Main.VERSION, meta.get("version"));
+        assertTrue(Files.size(out.resolve("model.onnx.data")) < Files.size(dir.resolve("model.onnx.data")),
+                "dead weights are gone from the data file");
+    }
+
+    @Test
+    void badInputsExitTwoAndWriteNothing() {
+        Path model = Fixtures.model("ortgenai-gpt2-fp32/past.onnx");
+        Path out = tmp.resolve("out.onnx");
+        for (String[] args : new String[][] {
+                {"optimize", model.toString(), "-o", out.toString(), "--drop-attn-above", "1.5"},
+                {"optimize", model.toString(), "-o", out.toString(), "--drop-attn-above", "0.5", "--from-layer", "9"},
+                {"optimize", model.toString(), "-o", out.toString(), "--drop-attn-layers", "2,5"},
+                {"optimize", model.toString(), "-o", out.toString(), "--freeze-above", "0.5"},
+                {"optimize", model.toString(), "-o", model.toString(), "--drop-attn-above", "0.5"},
+                {"optimize", model.toString(), "-o", out.toString()},
+                {"optimize", model.toString(), "-o", out.toString(), "--random-kv-above", "0.5", "--noise", "angle:x"}}) {
+            Run r = cli(args);
+            assertEquals(2, r.code(), String.join(" ", args) + " -> " + r.err());
+            assertEquals(1, r.err().strip().split("\n").length, r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+            assertFalse(Files.exists(out), "nothing written for " + String.join(" ", args));
+        }
+    }
+}

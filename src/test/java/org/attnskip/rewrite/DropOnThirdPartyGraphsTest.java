@@ -1,0 +1,116 @@
+package org.attnskip.rewrite;
+
+import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.ValueInfoProto;
+import org.attnskip.Fixtures;
+import org.attnskip.OrtFeeds;
+import org.attnskip.cli.Main;
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.LayerLayout;
+import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.onnx.LoadedModel;
+import org.attnskip.onnx.OnnxModelIO;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** drop on every shared third-party graph: it loads and runs, and exactly the right pieces are gone. */
+class DropOnThirdPartyGraphsTest {
+    @TempDir
+    Path tmp;
+
+    @ParameterizedTest
+    @CsvSource({
+            "ortgenai-llama-fp16/model.onnx, 0.5, 1",
+            "ortgenai-gpt2-fp32/past.onnx, 0.6, 3",
+            "torch-gpt2-past/gpt2_past.onnx, 0.6, 8",
+            "torch-gpt2-past/gpt2_past.onnx, 0.0, 0"})
+    void dropRemovesAttentionAndKv(String relative, String threshold, int k) throws Exception {
+        Path source = Fixtures.model(relative);
+        LoadedModel original = OnnxModelIO.load(source);
+        DecoderLayout before = LayoutDiscovery.discover(original.graph());
+        int layers = before.numLayers();
+        Path out = tmp.resolve("dropped.onnx");
+
+        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", threshold));
+
+        LoadedModel rewritten = OnnxModelIO.load(out);
+        Set<String> inputs = names(rewritten.proto().getGraph().getInputList());
+        Set<String> outputs = names(rewritten.proto().getGraph().getOutputList());
+        for (LayerLayout l : before.layers()) {
+            boolean dropped = l.index() >= k;
+            for (String in : l.kv().inputs()) {
+                // with every layer dropped, torch's graph still reads past_0's shape for the positions
+                boolean keptForShape = k == 0 && in.equals("past_0");
+                assertEquals(!dropped || keptForShape, inputs.contains(in), in);
+            }
+            for (String o : l.kv().outputs()) {
+                assertEquals(!dropped, outputs.contains(o), o);
+            }
+        }
+        long cores = rewritten.proto().getGraph().getNodeList().stream()
+                .filter(n -> before.layer(0).attention().core().getOpType().equals(n.getOpType())).count();
+        assertEquals(k, cores, "attention nodes left");
+        assertTrue(out.toFile().length() < source.toFile().length() || Files.exists(tmp.resolve("dropped.onnx.data")));
+
+        Map<String, String> meta = RewriteMetadata.read(rewritten.proto());
+        assertEquals("drop", meta.get("mode"));
+        assertEquals(threshold, meta.get("threshold"));
+
+        if (k == 0) {
+            return; // no attention left: not a decoder by discovery's definition, nothing more to compare
+        }
+        DecoderLayout after = LayoutDiscovery.discover(rewritten.graph());
+        // KV bytes per token fall by exactly the dropped fraction
+        assertEquals(before.kvBytesPerToken() * k, after.kvBytesPerToken() * layers);
+
+        // it runs, and the layers below k are untouched: their present KV is bit-identical
+        Map<String, float[]> a = OrtFeeds.run(source, before, 1, 3, 5);
+        Map<String, float[]> b = OrtFeeds.run(out, after, 1, 3, 5);
+        for (int i = 0; i < k; i++) {
+            for (String o : before.layer(i).kv().outputs()) {
+                assertArrayEquals(a.get(o), b.get(o), 0f, o);
+            }
+        }
+        float[] logits = b.get(before.logits());
+        for (float v : logits) {
+            assertTrue(Float.isFinite(v));
+        }
+        assertFalse(java.util.Arrays.equals(a.get(before.logits()), logits), "dropping attention changes the output");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"ortgenai-llama-fp16/model.onnx", "ortgenai-gpt2-fp32/past.onnx", "torch-gpt2-past/gpt2_past.onnx"})
+    void thresholdOneChangesNothing(String relative) throws Exception {
+        Path source = Fixtures.model(relative);
+        DecoderLayout layout = LayoutDiscovery.discover(OnnxModelIO.load(source).graph());
+        Path out = tmp.resolve("same.onnx");
+        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", "1.0"));
+        Map<String, float[]> a = OrtFeeds.run(source, layout, 1, 3, 9);
+        Map<String, float[]> b = OrtFeeds.run(out, layout, 1, 3, 9);
+        assertEquals(a.keySet(), b.keySet());
+        for (String name : a.keySet()) {
+            assertArrayEquals(a.get(name), b.get(name), 0f, name);
+        }
+    }
+
+    private static Set<String> names(List<ValueInfoProto> values) {
+        Set<String> s = new HashSet<>();
+        values.forEach(v -> s.add(v.getName()));
+        return s;
+    }
+}
