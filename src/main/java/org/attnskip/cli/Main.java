@@ -12,6 +12,8 @@ import picocli.CommandLine.Command;
         subcommands = {
                 InspectCommand.class,
                 OptimizeCommand.class,
+                ExportCommand.class,
+                GenerateCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

@@ -33,8 +33,9 @@ public final class OrtSessionFactory {
         }
     }
 
+    /** The process's one ONNX Runtime environment, whoever made it first; sessions set their own log level. */
     public static OrtEnvironment environment() {
-        return OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "attnskip");
+        return OrtEnvironment.getEnvironment();
     }
 
     public static OpenedSession open(Path modelFile, Device device) {
@@ -72,6 +73,7 @@ public final class OrtSessionFactory {
     private static OrtSession create(OrtEnvironment env, Path modelFile, Settings settings, boolean cuda) {
         try (SessionOptions options = new SessionOptions()) {
             options.setOptimizationLevel(settings.optimization());
+            options.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
             int threads = settings.intraOpThreads() > 0 ? settings.intraOpThreads() : Runtime.getRuntime().availableProcessors();
             options.setIntraOpNumThreads(threads);
             if (cuda) {

@@ -2,7 +2,11 @@ package org.attnskip.export;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
 import ai.onnx.proto.OnnxMl.NodeProto;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.Fixtures;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.KvCache;
@@ -10,6 +14,7 @@ import org.attnskip.runtime.Logits;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Random;
 import java.util.Set;
@@ -25,22 +30,49 @@ class LlamaOnnxExporterTest {
     Path tmp;
 
     @Test
-    void prefillAndCachedDecodeMatchPlainForwardWithGroupedQueryAttention() {
-        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 1);
-        assertMatchesPlainForward(w, ExportDtype.FLOAT, 1e-4);
+    void stories260KMatchesTheReferenceInPrefillAndCachedDecode() throws IOException {
+        LlamaWeights w = Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin"));
+        JsonNode ids = new ObjectMapper().readTree(
+                Fixtures.model("stories260K/golden/once_upon_a_time.ids.json").toFile()).get("all_ids");
+        int[] tokens = new int[TOKENS];
+        for (int i = 0; i < TOKENS; i++) {
+            tokens[i] = ids.get(i).asInt();
+        }
+        double delta = assertMatchesReference(w, tokens, ExportDtype.FLOAT, 1e-4);
+        System.out.printf("stories260K, 64 tokens: max |logit delta| ORT vs ReferenceLlama %.2e%n", delta);
     }
 
     @Test
-    void qkvBiasSeparateClassifierAndFullHeadsMatchPlainForward() {
+    void groupedQueryAttentionMatchesTheReference() {
+        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 1);
+        assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
+    }
+
+    @Test
+    void qkvBiasSeparateClassifierAndFullHeadsMatchTheReference() {
         LlamaWeights w = RandomWeights.of(RandomWeights.config(32, 64, 2, 4, 4, 61, 96, false, true), 2);
-        assertMatchesPlainForward(w, ExportDtype.FLOAT, 1e-4);
+        assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
+    }
+
+    @Test
+    void llama3RopeScalingMatchesTheReference() {
+        LlamaConfig c = RandomWeights.config(64, 96, 2, 4, 2, 50, 128, true, true);
+        c = new LlamaConfig(c.dim(), c.hiddenDim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(), c.seqLen(),
+                c.normEps(), 500000f, new LlamaConfig.RopeScaling(8f, 1f, 4f, 32), c.sharedClassifier(), c.qkvBias(),
+                c.bosId(), c.eosId());
+        LlamaWeights w = RandomWeights.of(c, 8);
+        assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
     }
 
     @Test
     void fp16ExportStaysCloseToFp32() {
         LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 3);
-        double delta = assertMatchesPlainForward(w, ExportDtype.FLOAT16, 0.05);
-        System.out.println("fp16 export: max |logit delta| vs fp32 forward = " + delta);
+        double delta = assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT16, 0.05);
+        System.out.printf("fp16 export, random weights: max |logit delta| vs fp32 reference %.4f%n", delta);
+    }
+
+    private static int[] randomTokens(LlamaWeights w) {
+        return new Random(7).ints(TOKENS, 0, w.config.vocabSize()).toArray();
     }
 
     @Test
@@ -71,11 +103,10 @@ class LlamaOnnxExporterTest {
     }
 
     /** Returns the largest |delta| seen, over a 64-token prefill and the same tokens decoded one by one. */
-    private double assertMatchesPlainForward(LlamaWeights w, ExportDtype dtype, double tolerance) {
+    private double assertMatchesReference(LlamaWeights w, int[] tokens, ExportDtype dtype, double tolerance) {
         Path file = tmp.resolve("model-" + dtype.cliName() + ".onnx");
         OnnxModelIO.save(LlamaOnnxExporter.export(w, dtype), null, file, false);
-        int[] tokens = new Random(7).ints(TOKENS, 0, w.config.vocabSize()).toArray();
-        PlainForward ref = new PlainForward(w);
+        ReferenceLlama ref = new ReferenceLlama(w);
         float[][] expected = new float[TOKENS][];
         for (int pos = 0; pos < TOKENS; pos++) {
             expected[pos] = ref.forward(tokens[pos], pos);

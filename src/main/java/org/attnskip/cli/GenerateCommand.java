@@ -1,0 +1,150 @@
+package org.attnskip.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import org.attnskip.export.ModelDirectory;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.Device;
+import org.attnskip.runtime.Generator;
+import org.attnskip.runtime.Tokenizer;
+import org.attnskip.runtime.TokenizerFiles;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "generate",
+        description = {"Generate text with a decoder graph and its KV cache, as llama2.c's run does:",
+                "the prompt's text and then each new piece are printed as they come. Stops at EOS, at BOS",
+                "(which ends a story in llama2.c's models) or after -n positions."})
+public final class GenerateCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL",
+            description = "a model directory written by 'attnskip export', or an .onnx file (then --tokenizer is needed)")
+    Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE",
+            description = "tokenizer.json or llama2.c's tokenizer.bin (default: the model directory's)")
+    Path tokenizer;
+
+    @Option(names = {"-i", "--prompt"}, defaultValue = "", description = "the prompt (default: none, start from BOS)")
+    String prompt;
+
+    @Option(names = {"-n", "--steps"}, defaultValue = "256",
+            description = "positions to use, prompt included, as llama2.c's -n (default: ${DEFAULT-VALUE}; "
+                    + "capped at the model's maximum)")
+    int steps;
+
+    @Option(names = {"-t", "--temperature"}, defaultValue = "1.0",
+            description = "0 for greedy decoding (default: ${DEFAULT-VALUE})")
+    float temperature;
+
+    @Option(names = {"-p", "--top-p"}, defaultValue = "0.9",
+            description = "nucleus sampling threshold; 0 or 1 turns it off (default: ${DEFAULT-VALUE})")
+    float topP;
+
+    @Option(names = {"-s", "--seed"}, defaultValue = "0", description = "random seed of sampling (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+            description = "where to run; auto uses CUDA when it can load, else the CPU, and says so (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--json", description = "print one JSON object (ids, text, stop reason) instead of streaming the text")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+            throw new BadInputException("--temperature must be 0 or more, got " + temperature);
+        }
+        if (!(topP >= 0 && topP <= 1)) {
+            throw new BadInputException("--top-p must be between 0 and 1, got " + topP);
+        }
+        if (steps <= 0) {
+            throw new BadInputException("-n must be at least 1, got " + steps);
+        }
+        Device dev = Device.parse(device);
+        Path modelFile;
+        Path tokenizerFile = tokenizer;
+        String tokenizerKind = null;
+        int vocab = -1;
+        int maxPositions = Integer.MAX_VALUE;
+        if (Files.isDirectory(model) && ModelDirectory.isModelDirectory(model)) {
+            ModelDirectory dir = ModelDirectory.read(model);
+            modelFile = dir.modelFile();
+            vocab = dir.manifest().architecture().vocab();
+            maxPositions = dir.manifest().architecture().maxPositions();
+            if (tokenizerFile == null) {
+                tokenizerFile = dir.tokenizerFile();
+                if (tokenizerFile == null) {
+                    throw new BadInputException("model directory " + model + " has no tokenizer; name one with --tokenizer FILE");
+                }
+                tokenizerKind = dir.manifest().tokenizer().kind();
+            }
+        } else {
+            modelFile = OnnxModelIO.resolveModelFile(model);
+            if (tokenizerFile == null) {
+                throw new BadInputException("an .onnx file needs --tokenizer FILE (or give a model directory from 'attnskip export')");
+            }
+        }
+        if (!Files.isRegularFile(tokenizerFile)) {
+            throw new BadInputException("no such tokenizer file: " + tokenizerFile);
+        }
+        int positions = Math.min(steps, maxPositions);
+        if (positions < steps) {
+            System.err.println("attnskip: -n " + steps + " exceeds the model's " + maxPositions + " positions; using "
+                    + maxPositions);
+        }
+
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (DecoderSession session = DecoderSession.open(modelFile, dev)) {
+            if (session.opened().fallbackNote() != null) {
+                System.err.println("attnskip: " + session.opened().fallbackNote());
+            }
+            Tokenizer tok = TokenizerFiles.open(tokenizerFile, tokenizerKind, vocab > 0 ? vocab : session.vocabSize());
+            try {
+                Generator generator = new Generator(session, tok);
+                Generator.Options options = new Generator.Options(positions, temperature, topP, seed);
+                long start = System.nanoTime();
+                Generator.Generation g = generator.generate(prompt, options, json ? piece -> { } : piece -> {
+                    out.print(piece);
+                    out.flush();
+                });
+                double seconds = (System.nanoTime() - start) / 1e9;
+                if (json) {
+                    out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+                            .writeValueAsString(toJson(g, session)));
+                } else {
+                    out.println();
+                    int fed = g.promptIds().length - 1 + g.generatedIds().length;
+                    System.err.printf("achieved tok/s: %.1f on %s%n", fed / Math.max(seconds, 1e-9),
+                            session.opened().device().cliName());
+                }
+            } finally {
+                if (tok instanceof AutoCloseable c) {
+                    c.close();
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static Map<String, Object> toJson(Generator.Generation g, DecoderSession session) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("prompt_ids", g.promptIds());
+        m.put("generated_ids", g.generatedIds());
+        m.put("stop", g.stop().name().toLowerCase());
+        m.put("text", g.text());
+        m.put("device", session.opened().device().cliName());
+        return m;
+    }
+}

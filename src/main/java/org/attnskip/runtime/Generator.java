@@ -1,0 +1,149 @@
+package org.attnskip.runtime;
+
+import org.attnskip.onnx.BadInputException;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.function.Consumer;
+
+/**
+ * The generation loop of llama2.c's run.c over a {@link DecoderSession}: the prompt (BOS first) is
+ * prefilled in one run, then one token per run with the KV cache. Stops when the model emits EOS,
+ * or BOS (which delimits stories in llama2.c's models), or when {@code steps} positions have been
+ * used. Each piece of text is handed to the sink as soon as it is known: the prompt's pieces first
+ * (as run.c echoes them), then each generated one.
+ */
+public final class Generator {
+    private final DecoderSession session;
+    private final Tokenizer tokenizer;
+
+    public Generator(DecoderSession session, Tokenizer tokenizer) {
+        this.session = session;
+        this.tokenizer = tokenizer;
+    }
+
+    /**
+     * @param steps       positions to use, prompt included and BOS not counted, as run.c's {@code -n}
+     * @param temperature 0 for greedy
+     * @param topP        nucleus size; 0 or 1 turns it off
+     */
+    public record Options(int steps, float temperature, float topP, long seed) {
+        public static Options greedy(int steps) {
+            return new Options(steps, 0f, 0f, 0);
+        }
+    }
+
+    public enum StopReason { EOS, BOS, LENGTH }
+
+    /** What a run produced: the prompt ids (BOS first), the generated ids, the text sent to the sink. */
+    public record Generation(int[] promptIds, int[] generatedIds, StopReason stop, String text) {
+    }
+
+    public Generation generate(String prompt, Options options, Consumer<String> sink) {
+        return generate(tokenizer.encode(prompt), options, sink);
+    }
+
+    public Generation generate(int[] promptIds, Options options, Consumer<String> sink) {
+        if (promptIds.length == 0) {
+            throw new BadInputException("the prompt is empty and the tokenizer has no BOS token to start from");
+        }
+        if (options.steps() <= 0) {
+            throw new BadInputException("the number of steps must be positive, got " + options.steps());
+        }
+        StringBuilder text = new StringBuilder();
+        Consumer<String> emit = piece -> {
+            text.append(piece);
+            sink.accept(piece);
+        };
+        int steps = options.steps();
+        // run.c feeds the prompt one position per step, so a prompt longer than the steps is cut short.
+        int echoed = Math.min(promptIds.length, steps + 1);
+        for (int i = 1; i < echoed; i++) {
+            emitPiece(promptIds[i - 1], promptIds[i], emit);
+        }
+        if (promptIds.length > steps) {
+            return new Generation(promptIds, new int[0], StopReason.LENGTH, text.toString());
+        }
+
+        Sampler sampler = new Sampler(options.temperature(), options.topP(), options.seed());
+        int[] generated = new int[steps];
+        int count = 0;
+        StopReason stop = StopReason.LENGTH;
+        KvCache cache = session.emptyCache(1);
+        try {
+            DecoderSession.Output out = session.run(new long[][] {toLongs(promptIds)}, new long[][] {ones(promptIds.length)},
+                    new long[][] {range(0, promptIds.length)}, cache);
+            cache = out.cache();
+            float[] logits = out.logits().last(0);
+            int pos = promptIds.length;
+            int prev = promptIds[promptIds.length - 1];
+            while (true) {
+                int next = sampler.next(logits);
+                if (next == tokenizer.bos()) {
+                    stop = StopReason.BOS;
+                    break;
+                }
+                if (next == tokenizer.eos()) {
+                    stop = StopReason.EOS;
+                    break;
+                }
+                generated[count++] = next;
+                emitPiece(prev, next, emit);
+                prev = next;
+                if (pos >= steps) {
+                    break;
+                }
+                out = session.run(new long[][] {{next}}, new long[][] {ones(pos + 1)}, new long[][] {{pos}}, cache);
+                cache = out.cache();
+                logits = out.logits().last(0);
+                pos++;
+            }
+        } finally {
+            cache.close();
+        }
+        return new Generation(promptIds, Arrays.copyOf(generated, count), stop, text.toString());
+    }
+
+    /** run.c's safe_printf: a lone byte that is neither printable ASCII nor whitespace is not printed. */
+    private void emitPiece(int prev, int token, Consumer<String> emit) {
+        String piece;
+        if (tokenizer instanceof Llama2cTokenizer llama2c) {
+            byte[] bytes = llama2c.decodeBytes(prev, token);
+            if (bytes.length == 1 && !isPrintableOrSpace(bytes[0] & 0xff)) {
+                return;
+            }
+            piece = new String(bytes, StandardCharsets.UTF_8);
+        } else {
+            piece = tokenizer.decode(prev, token);
+        }
+        if (!piece.isEmpty()) {
+            emit.accept(piece);
+        }
+    }
+
+    private static boolean isPrintableOrSpace(int b) {
+        return (b >= 0x20 && b < 0x7f) || b == ' ' || (b >= '\t' && b <= '\r');
+    }
+
+    private static long[] toLongs(int[] ids) {
+        long[] out = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = ids[i];
+        }
+        return out;
+    }
+
+    private static long[] ones(int n) {
+        long[] out = new long[n];
+        Arrays.fill(out, 1);
+        return out;
+    }
+
+    private static long[] range(int from, int to) {
+        long[] out = new long[to - from];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = from + i;
+        }
+        return out;
+    }
+}
