@@ -17,9 +17,23 @@ import java.util.Set;
  */
 public final class DataFlow {
     private final Graph graph;
+    private final boolean followShapeReads;
 
     public DataFlow(Graph graph) {
+        this(graph, false);
+    }
+
+    /**
+     * @param followShapeReads also follow edges into Shape and Size: for passes that must know every
+     *                         value a computation depends on, its shape included
+     */
+    public DataFlow(Graph graph, boolean followShapeReads) {
         this.graph = graph;
+        this.followShapeReads = followShapeReads;
+    }
+
+    private boolean skips(NodeProto n) {
+        return !followShapeReads && readsOnlyShape(n);
     }
 
     public static boolean readsOnlyShape(NodeProto n) {
@@ -32,7 +46,7 @@ public final class DataFlow {
         Deque<String> work = new ArrayDeque<>(from);
         while (!work.isEmpty()) {
             for (NodeProto c : graph.consumers(work.poll())) {
-                if (readsOnlyShape(c)) {
+                if (skips(c)) {
                     continue;
                 }
                 for (String out : c.getOutputList()) {
@@ -56,7 +70,7 @@ public final class DataFlow {
                 continue;
             }
             NodeProto p = graph.producer(v);
-            if (p == null || !nodes.add(p) || readsOnlyShape(p)) {
+            if (p == null || !nodes.add(p) || skips(p)) {
                 continue;
             }
             for (String in : Graph.allInputs(p)) {
@@ -74,7 +88,7 @@ public final class DataFlow {
         Deque<String> work = new ArrayDeque<>(from);
         while (!work.isEmpty()) {
             NodeProto p = graph.producer(work.poll());
-            if (p == null || readsOnlyShape(p)) {
+            if (p == null || skips(p)) {
                 continue;
             }
             for (String in : Graph.allInputs(p)) {

@@ -6,12 +6,9 @@ import org.attnskip.layout.AttentionKind;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
 
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -84,7 +81,8 @@ public final class FreezePass {
         // 1. The K/V side of the layer, recomputed from h_k.
         List<String> targets = new ArrayList<>(List.of(kSide, vSide));
         targets.addAll(layer.kv().outputs());
-        Map<String, String> frozen = cloneFrom(g, layer.residualIn(), hK, targets, "/attnskip/freeze/layers." + layer.index());
+        Map<String, String> frozen = SubgraphClone.copy(g, Map.of(layer.residualIn(), hK), targets, false, Set.of(),
+                "/attnskip/freeze/layers." + layer.index() + "/frozen");
         String kFrozen = frozen.getOrDefault(kSide, kSide);
         String vFrozen = frozen.getOrDefault(vSide, vSide);
 
@@ -133,40 +131,5 @@ public final class FreezePass {
         String rows = e.op("Range", e.op("Sub", total, queries), total, one);
         String cols = e.op("Range", zero, total, one);
         return e.op("Equal", e.unsqueeze(rows, 1), e.unsqueeze(cols, 0));
-    }
-
-    /**
-     * Copies every node on a path from {@code from} to the targets, reading {@code replacement}
-     * instead of {@code from}. Returns each copied value's new name, keyed by the original.
-     */
-    static Map<String, String> cloneFrom(Graph g, String from, String replacement, List<String> targets, String prefix) {
-        DataFlow flow = new DataFlow(g);
-        Set<String> downstream = flow.forwardValues(List.of(from));
-        Set<NodeProto> upstream = flow.backwardNodes(targets, Set.of(from));
-        Map<String, String> renamed = new HashMap<>();
-        renamed.put(from, replacement);
-        List<NodeProto> copies = new ArrayList<>();
-        Set<String> seen = new HashSet<>();
-        for (NodeProto n : g.nodes()) {
-            if (!upstream.contains(n) || n.getOutputList().stream().noneMatch(downstream::contains)) {
-                continue;
-            }
-            NodeProto.Builder c = n.toBuilder().setName(g.freshName(prefix + "/" + (n.getName().isEmpty() ? n.getOpType() : n.getName())));
-            for (int j = 0; j < c.getInputCount(); j++) {
-                c.setInput(j, renamed.getOrDefault(c.getInput(j), c.getInput(j)));
-            }
-            for (int j = 0; j < c.getOutputCount(); j++) {
-                String o = c.getOutput(j);
-                if (!o.isEmpty() && seen.add(o)) {
-                    String fresh = g.freshName(o + "_frozen");
-                    renamed.put(o, fresh);
-                    c.setOutput(j, fresh);
-                }
-            }
-            copies.add(c.build());
-        }
-        copies.forEach(g::add);
-        renamed.remove(from);
-        return renamed;
     }
 }
