@@ -260,6 +260,17 @@ public final class Graph {
         usedNames.add(v.getName());
     }
 
+    /** Replaces the type and shape recorded for a graph output, keeping its place. */
+    public void replaceOutputInfo(ValueInfoProto v) {
+        for (int i = 0; i < outputs.size(); i++) {
+            if (outputs.get(i).getName().equals(v.getName())) {
+                outputs.set(i, v);
+                return;
+            }
+        }
+        throw new IllegalArgumentException("no graph output " + v.getName());
+    }
+
     public void addOutput(ValueInfoProto v) {
         outputs.add(v);
     }

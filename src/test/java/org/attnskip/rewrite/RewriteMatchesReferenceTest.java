@@ -74,8 +74,15 @@ class RewriteMatchesReferenceTest {
             Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
             compare(name + " drop k=" + k, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromLayer(k, L), 128)),
                     ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
+            float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
             compare(name + " freeze k=" + k, rewrite(base, (g, l) -> FreezePass.apply(g, l, LayerSelection.fromLayer(k, L))),
-                    ref.logitsAllPositions(tokens, new Manipulation.Freeze(k)), tokens);
+                    frozen, tokens);
+            Path sliced = rewrite(base, (g, l) -> FreezePrefillPass.apply(g, l, LayerSelection.fromLayer(k, L)));
+            if (k < L) {
+                compareLastPosition(name + " freeze-prefill k=" + k, sliced, frozen, tokens);
+            } else {
+                compare(name + " freeze-prefill k=" + k, sliced, frozen, tokens); // nothing to freeze: unchanged graph
+            }
         }
         int k = L / 2;
         long seed = 7;
@@ -111,6 +118,32 @@ class RewriteMatchesReferenceTest {
             for (int t = 0; t < tokens.length; t++) {
                 var step = s.run(new long[][] {{tokens[t]}}, new long[][] {ones(t + 1)}, new long[][] {{t}}, cache);
                 assertClose(what + " cached pos " + t, expected[t], step.logits().at(0, 0));
+                cache = step.cache();
+            }
+            cache.close();
+        }
+    }
+
+    /**
+     * A graph that outputs the last position only: a prefill of every prefix length from an empty
+     * cache, and a prefill of half the sequence followed by token-by-token decoding.
+     */
+    private void compareLastPosition(String what, Path graph, float[][] expected, int[] tokens) {
+        try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
+            for (int n : new int[] {1, 2, tokens.length / 2, tokens.length}) {
+                var out = s.run(new long[][] {longs(tokens, 0, n)}, new long[][] {ones(n)}, new long[][] {range(0, n)},
+                        s.emptyCache(1));
+                assertTrue(out.logits().seq() == 1, "one position of logits");
+                assertClose(what + " prefill of " + n, expected[n - 1], out.logits().at(0, 0));
+                out.cache().close();
+            }
+            int half = tokens.length / 2;
+            var out = s.run(new long[][] {longs(tokens, 0, half)}, new long[][] {ones(half)}, new long[][] {range(0, half)},
+                    s.emptyCache(1));
+            var cache = out.cache();
+            for (int t = half; t < tokens.length; t++) {
+                var step = s.run(new long[][] {{tokens[t]}}, new long[][] {ones(t + 1)}, new long[][] {{t}}, cache);
+                assertClose(what + " decode pos " + t, expected[t], step.logits().at(0, 0));
                 cache = step.cache();
             }
             cache.close();
