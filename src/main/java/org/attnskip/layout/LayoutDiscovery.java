@@ -57,7 +57,15 @@ public final class LayoutDiscovery {
         for (int i = 0; i < cores.size(); i++) {
             coreIndex.put(cores.get(i).node(), i);
         }
-        Map<Integer, List<String>> kvInputs = assignKvInputs(cores.size(), coreIndex, io);
+        // V reaches the attention at the probabilities x V MatMul, not at the Softmax: both mark the layer.
+        Map<NodeProto, Integer> readerIndex = new IdentityHashMap<>(coreIndex);
+        for (int i = 0; i < cores.size(); i++) {
+            NodeProto pv = g.producer(cores.get(i).branchOutput());
+            if (pv != null) {
+                readerIndex.put(pv, i);
+            }
+        }
+        Map<Integer, List<String>> kvInputs = assignKvInputs(cores.size(), readerIndex, io);
         Map<Integer, List<String>> kvOutputs = assignKvOutputs(cores.size(), coreIndex, io);
 
         List<LayerLayout> layers = new ArrayList<>();

@@ -180,6 +180,15 @@ public final class DecoderSession implements AutoCloseable {
      * consumed: it is closed after the run, and the returned one replaces it.
      */
     public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache) {
+        return run(inputIds, attentionMask, positionIds, cache, Map.of());
+    }
+
+    /**
+     * As above, also feeding inputs a rewrite added (such as the random pass's noise). The caller
+     * keeps ownership of those tensors.
+     */
+    public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache,
+                      Map<String, OnnxTensor> extraInputs) {
         int batch = inputIds.length;
         int seq = inputIds[0].length;
         if (cache.batch() != batch) {
@@ -190,6 +199,7 @@ public final class DecoderSession implements AutoCloseable {
                     + " != past " + cache.length() + " + seq " + seq);
         }
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
+        feed.putAll(extraInputs);
         List<OnnxTensor> made = new ArrayList<>();
         OrtSession.Result result = null;
         try {

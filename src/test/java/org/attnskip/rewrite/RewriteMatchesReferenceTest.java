@@ -1,0 +1,201 @@
+package org.attnskip.rewrite;
+
+import ai.onnxruntime.OnnxTensor;
+import org.attnskip.Fixtures;
+import org.attnskip.export.ExportDtype;
+import org.attnskip.export.Llama2cCheckpoint;
+import org.attnskip.export.LlamaOnnxExporter;
+import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.TestLlamaWeights;
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.Manipulation;
+import org.attnskip.reference.Noise;
+import org.attnskip.reference.NoiseDraw;
+import org.attnskip.reference.ReferenceLlama;
+import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.Device;
+import org.attnskip.runtime.OrtSessionFactory;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.FloatBuffer;
+import java.nio.LongBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.function.BiFunction;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The rewritten graph's logits equal the reference implementation with the same manipulation,
+ * as one prefill and token by token with the KV cache: drop and freeze at k in {0, 1, L/2, L-1, L},
+ * random (gaussian, angle, shuffle) with a fixed seed.
+ */
+class RewriteMatchesReferenceTest {
+    private static final float TOLERANCE = 1e-4f;
+    private static final int SEQ = 24;
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void stories260K() throws Exception {
+        check("stories260K", Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin")));
+    }
+
+    @Test
+    void storiesDeep12() throws Exception {
+        check("deep12", Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin")));
+    }
+
+    @Test
+    void syntheticGroupedQueryWithBiases() throws Exception {
+        var c = TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false);
+        c = new org.attnskip.export.LlamaConfig(c.dim(), c.hiddenDim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(),
+                c.seqLen(), c.normEps(), c.ropeTheta(), null, c.sharedClassifier(), true, c.bosId(), c.eosId());
+        check("synthetic", TestLlamaWeights.random(c, 42));
+    }
+
+    private void check(String name, LlamaWeights w) throws Exception {
+        int L = w.config.layers();
+        int[] tokens = tokens(w.config.vocabSize(), SEQ, name.hashCode());
+        ReferenceLlama ref = new ReferenceLlama(w);
+        Path base = tmp.resolve(name + ".onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
+
+        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
+            Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
+            compare(name + " drop k=" + k, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromLayer(k, L), 128)),
+                    ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
+            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> FreezePass.apply(g, l, LayerSelection.fromLayer(k, L))),
+                    ref.logitsAllPositions(tokens, new Manipulation.Freeze(k)), tokens);
+        }
+        int k = L / 2;
+        long seed = 7;
+        Map<String, Noise> noises = Map.of("gaussian", Noise.GAUSSIAN, "angle:30", Noise.angle(30), "shuffle", Noise.SHUFFLE);
+        for (var e : noises.entrySet()) {
+            Path graph = rewrite(base, (g, l) -> RandomNoisePass.apply(g, l, LayerSelection.fromLayer(k, L),
+                    RandomNoisePass.NoiseSpec.parse(e.getKey())));
+            float[] expected = ref.logitsAllPositions(tokens, new Manipulation.Random(k, e.getValue(), seed))[SEQ - 1];
+            float[] actual = lastLogitsWithNoise(graph, tokens, w.config.dim(), e.getValue(), seed);
+            assertClose(name + " random " + e.getKey(), expected, actual);
+        }
+    }
+
+    private Path rewrite(Path base, BiFunction<Graph, DecoderLayout, ChangeReport> pass) {
+        var loaded = OnnxModelIO.load(base);
+        Graph g = loaded.graph();
+        pass.apply(g, LayoutDiscovery.discover(g));
+        Path out = tmp.resolve("rewritten-" + System.nanoTime() + ".onnx");
+        OnnxModelIO.save(loaded, g.toModel(), out);
+        return out;
+    }
+
+    /** One prefill of the whole sequence, then the same sequence token by token with the cache. */
+    private void compare(String what, Path graph, float[][] expected, int[] tokens) {
+        try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
+            var out = s.run(new long[][] {longs(tokens, 0, tokens.length)}, new long[][] {ones(tokens.length)},
+                    new long[][] {range(0, tokens.length)}, s.emptyCache(1));
+            for (int t = 0; t < tokens.length; t++) {
+                assertClose(what + " prefill pos " + t, expected[t], out.logits().at(0, t));
+            }
+            out.cache().close();
+            var cache = s.emptyCache(1);
+            for (int t = 0; t < tokens.length; t++) {
+                var step = s.run(new long[][] {{tokens[t]}}, new long[][] {ones(t + 1)}, new long[][] {{t}}, cache);
+                assertClose(what + " cached pos " + t, expected[t], step.logits().at(0, 0));
+                cache = step.cache();
+            }
+            cache.close();
+        }
+    }
+
+    /** A full-sequence pass with an empty past, feeding the noise NoiseDraw makes for the seed. */
+    private float[] lastLogitsWithNoise(Path graph, int[] tokens, int dim, Noise noise, long seed) throws Exception {
+        var env = OrtSessionFactory.environment();
+        int S = tokens.length;
+        OnnxTensor extra;
+        if (noise instanceof Noise.Shuffle) {
+            long[] perm = new long[S * dim];
+            int[][] rows = NoiseDraw.permutations(seed, S, dim);
+            for (int t = 0; t < S; t++) {
+                for (int j = 0; j < dim; j++) {
+                    perm[t * dim + j] = rows[t][j];
+                }
+            }
+            extra = OnnxTensor.createTensor(env, LongBuffer.wrap(perm), new long[] {1, S, dim});
+        } else {
+            float[] n = new float[S * dim];
+            float[][] rows = NoiseDraw.gaussian(seed, S, dim);
+            for (int t = 0; t < S; t++) {
+                System.arraycopy(rows[t], 0, n, t * dim, dim);
+            }
+            extra = OnnxTensor.createTensor(env, FloatBuffer.wrap(n), new long[] {1, S, dim});
+        }
+        String input = noise instanceof Noise.Shuffle ? RandomNoisePass.PERMUTATION_INPUT : RandomNoisePass.NOISE_INPUT;
+        try (DecoderSession s = DecoderSession.open(graph, Device.CPU); extra) {
+            var out = s.run(new long[][] {longs(tokens, 0, S)}, new long[][] {ones(S)}, new long[][] {range(0, S)},
+                    s.emptyCache(1), Map.of(input, extra));
+            out.cache().close();
+            return out.logits().at(0, S - 1);
+        }
+    }
+
+    /** Largest difference seen per model and mode, printed for the record. */
+    private static final Map<String, Float> WORST = new java.util.TreeMap<>();
+
+    @org.junit.jupiter.api.AfterAll
+    static void printWorst() {
+        WORST.forEach((k, v) -> System.out.printf("max |delta| %-22s %.2e%n", k, v));
+    }
+
+    private static void assertClose(String what, float[] expected, float[] actual) {
+        float max = 0;
+        for (int i = 0; i < expected.length; i++) {
+            max = Math.max(max, Math.abs(expected[i] - actual[i]));
+        }
+        float m = max;
+        String[] words = what.split(" ");
+        WORST.merge(words[0] + " " + words[1], m, Math::max);
+        assertTrue(m <= TOLERANCE, () -> what + ": max |delta| = " + m);
+    }
+
+    private static int[] tokens(int vocab, int n, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] t = new int[n];
+        t[0] = 1;
+        for (int i = 1; i < n; i++) {
+            t[i] = r.nextInt(3, vocab);
+        }
+        return t;
+    }
+
+    private static long[] longs(int[] a, int from, int to) {
+        long[] out = new long[to - from];
+        for (int i = from; i < to; i++) {
+            out[i - from] = a[i];
+        }
+        return out;
+    }
+
+    private static long[] ones(int n) {
+        long[] o = new long[n];
+        java.util.Arrays.fill(o, 1);
+        return o;
+    }
+
+    private static long[] range(int from, int to) {
+        long[] o = new long[to - from];
+        for (int i = from; i < to; i++) {
+            o[i - from] = i;
+        }
+        return o;
+    }
+}
