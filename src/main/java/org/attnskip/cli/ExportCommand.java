@@ -23,10 +23,10 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
-@Command(name = "export",
-        description = {"Export Llama-family weights to an ONNX model directory: model.onnx (standard opset-17 ops,",
-                "optimum's input and output names, KV cache), attnskip.json describing it, and the tokenizer file.",
-                "The directory is written whole or not at all."})
+@Command(name = "export", mixinStandardHelpOptions = true,
+        description = {"Export Llama-family weights to an ONNX model directory.",
+                "It holds model.onnx (standard opset-17 ops, optimum's input and output names, a KV cache), "
+                        + "attnskip.json describing it, and the tokenizer file. The directory is written whole or not at all."})
 public final class ExportCommand implements Callable<Integer> {
 
     /** Where the weights come from: exactly one of these. */

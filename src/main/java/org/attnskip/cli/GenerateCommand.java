@@ -22,10 +22,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-@Command(name = "generate",
-        description = {"Generate text with a decoder graph and its KV cache, as llama2.c's run does:",
-                "the prompt's text and then each new piece are printed as they come. Stops at EOS, at BOS",
-                "(which ends a story in llama2.c's models) or after -n positions."})
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = {"Generate text with a decoder graph and its KV cache, as llama2.c's run does.",
+                "The prompt's text, then each new piece, is printed as it comes. Generation stops at EOS, at BOS "
+                        + "(which ends a story in llama2.c's models), or after -n positions."})
 public final class GenerateCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "MODEL",
             description = "a model directory written by 'attnskip export', or an .onnx file (then --tokenizer is needed)")

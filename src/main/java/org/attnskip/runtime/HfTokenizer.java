@@ -38,11 +38,25 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         if (!Files.isRegularFile(file)) {
             throw new BadInputException("tokenizer not found: " + file);
         }
+        quietDjlLogging();
         try {
             Map<String, Integer> vocab = vocabulary(file);
             return new HfTokenizer(HuggingFaceTokenizer.newInstance(file), vocab);
         } catch (IOException | RuntimeException e) {
             throw new BadInputException("cannot read Hugging Face tokenizer " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * DJL logs through SLF4J, and with no SLF4J binding on the class path SLF4J prints a three-line
+     * warning on stderr. Unless the application chose a provider, pick SLF4J's own no-op one.
+     */
+    private static void quietDjlLogging() {
+        if (System.getProperty("slf4j.provider") == null) {
+            System.setProperty("slf4j.provider", "org.slf4j.helpers.NOP_FallbackServiceProvider");
+            if (System.getProperty("slf4j.internal.verbosity") == null) {
+                System.setProperty("slf4j.internal.verbosity", "WARN"); // not even "loading the provider you named"
+            }
         }
     }
 

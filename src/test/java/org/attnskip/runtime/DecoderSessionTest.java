@@ -2,6 +2,7 @@ package org.attnskip.runtime;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
 import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
@@ -118,6 +119,33 @@ class DecoderSessionTest {
             }
             assertEquals(6, cache.length());
             cache.close();
+        }
+    }
+
+    /**
+     * A third-party graph (onnxruntime-genai's builder: fused MultiHeadAttention, fp16 cache, external
+     * data): the logits of one prefill equal those of the same tokens fed one at a time through the cache.
+     */
+    @Test
+    void thirdPartyFp16GraphAgreesBetweenPrefillAndCachedDecode() {
+        Path model = Fixtures.model("ortgenai-llama-fp16/model.onnx");
+        int[] tokens = {1, 15043, 3186, 29892, 920, 526, 366, 29973};
+        try (DecoderSession s = DecoderSession.open(model, Device.CPU)) {
+            assertEquals(List.of(0, 1), s.cachedLayers());
+            assertEquals(32000, s.vocabSize());
+            float[][] alone = runAlone(s, new int[] {tokens[0]}, java.util.Arrays.copyOfRange(tokens, 1, tokens.length));
+            LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {tokens}, 0);
+            DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
+            out.cache().close();
+            double worst = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                worst = Math.max(worst, maxAbsDelta(alone[i], out.logits().at(0, i)));
+            }
+            System.out.printf("ortgenai-llama-fp16: prefill vs cached decode, max |logit delta| %.2e%n", worst);
+            double spread = maxAbsDelta(out.logits().at(0, 0), out.logits().at(0, tokens.length - 1));
+            System.out.printf("ortgenai-llama-fp16: logits differ between first and last position by up to %.3f%n", spread);
+            assertTrue(spread > 0.01, "the comparison is not trivial: positions have different logits");
+            assertTrue(worst <= 1e-2, "prefill vs decode " + worst);
         }
     }
 

@@ -1,0 +1,151 @@
+package org.attnskip.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.Fixtures;
+import org.attnskip.export.HfCheckpoint;
+import org.attnskip.export.ModelDirectory;
+import org.attnskip.export.Safetensors;
+import org.attnskip.export.SafetensorsWriter;
+import org.attnskip.reference.ReferenceLlama;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * export --hf on a small Hugging Face Llama folder (random weights, Llama 2's tokenizer.json from the
+ * ortgenai fixture), then greedy generate: the ids equal the reference implementation's.
+ */
+class ExportHfCliTest {
+    private static final int DIM = 16;
+    private static final int FFN = 32;
+    private static final int LAYERS = 2;
+    private static final int HEADS = 2;
+    private static final int KV_HEADS = 1;
+    private static final int VOCAB = 32000;
+
+    @TempDir
+    Path tmp;
+
+    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
+    private PrintStream savedOut;
+    private PrintStream savedErr;
+
+    @BeforeEach
+    void capture() {
+        savedOut = System.out;
+        savedErr = System.err;
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+    }
+
+    @AfterEach
+    void restore() {
+        System.setOut(savedOut);
+        System.setErr(savedErr);
+    }
+
+    @Test
+    void exportedHfModelGeneratesWhatTheReferenceGenerates() throws IOException {
+        Path hf = writeHfFolder(tmp.resolve("tiny-llama"));
+        Path dir = tmp.resolve("exported");
+        assertEquals(0, Main.run("export", "--hf", hf.toString(), "-o", dir.toString()), err.toString());
+        ModelDirectory md = ModelDirectory.read(dir);
+        assertEquals("huggingface", md.manifest().tokenizer().kind());
+        assertEquals("tokenizer.json", md.tokenizerFile().getFileName().toString());
+
+        out.reset();
+        assertEquals(0, Main.run("generate", dir.toString(), "--prompt", "Hello world", "-n", "12", "-t", "0",
+                "--device", "cpu", "--json"), err.toString());
+        JsonNode json = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
+        int[] prompt = ints(json.get("prompt_ids"));
+        assertArrayEquals(new int[] {1, 15043, 3186}, prompt);
+        int[] expected = new ReferenceLlama(HfCheckpoint.read(hf)).generateGreedy(prompt, 12);
+        assertArrayEquals(Arrays.copyOfRange(expected, prompt.length, expected.length), ints(json.get("generated_ids")));
+    }
+
+    private static Path writeHfFolder(Path to) throws IOException {
+        Files.createDirectories(to);
+        Map<String, Object> c = new LinkedHashMap<>();
+        c.put("architectures", List.of("LlamaForCausalLM"));
+        c.put("model_type", "llama");
+        c.put("hidden_size", DIM);
+        c.put("intermediate_size", FFN);
+        c.put("num_hidden_layers", LAYERS);
+        c.put("num_attention_heads", HEADS);
+        c.put("num_key_value_heads", KV_HEADS);
+        c.put("vocab_size", VOCAB);
+        c.put("max_position_embeddings", 64);
+        c.put("rms_norm_eps", 1e-5);
+        c.put("rope_theta", 10000.0);
+        c.put("hidden_act", "silu");
+        c.put("tie_word_embeddings", false);
+        c.put("bos_token_id", 1);
+        c.put("eos_token_id", 2);
+        c.put("torch_dtype", "float32");
+        new ObjectMapper().writeValue(to.resolve("config.json").toFile(), c);
+
+        Random r = new Random(3);
+        int kvDim = KV_HEADS * DIM / HEADS;
+        SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+        add(w, r, "model.embed_tokens.weight", 1.0, VOCAB, DIM);
+        for (int i = 0; i < LAYERS; i++) {
+            String p = "model.layers." + i + ".";
+            add(w, r, p + "self_attn.q_proj.weight", 0.25, DIM, DIM);
+            add(w, r, p + "self_attn.k_proj.weight", 0.25, kvDim, DIM);
+            add(w, r, p + "self_attn.v_proj.weight", 0.25, kvDim, DIM);
+            add(w, r, p + "self_attn.o_proj.weight", 0.25, DIM, DIM);
+            add(w, r, p + "mlp.gate_proj.weight", 0.25, FFN, DIM);
+            add(w, r, p + "mlp.up_proj.weight", 0.25, FFN, DIM);
+            add(w, r, p + "mlp.down_proj.weight", 0.18, DIM, FFN);
+            norm(w, r, p + "input_layernorm.weight");
+            norm(w, r, p + "post_attention_layernorm.weight");
+        }
+        norm(w, r, "model.norm.weight");
+        add(w, r, "lm_head.weight", 0.25, VOCAB, DIM);
+        w.write(to.resolve("model.safetensors"));
+        Files.copy(Fixtures.model("ortgenai-llama-fp16/tokenizer.json"), to.resolve("tokenizer.json"));
+        return to;
+    }
+
+    private static void add(SafetensorsWriter w, Random r, String name, double std, int rows, int cols) {
+        float[] v = new float[rows * cols];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) (std * r.nextGaussian());
+        }
+        w.add(name, Safetensors.DType.F32, v, rows, cols);
+    }
+
+    private static void norm(SafetensorsWriter w, Random r, String name) {
+        float[] v = new float[DIM];
+        for (int i = 0; i < DIM; i++) {
+            v[i] = 1f + 0.1f * (float) r.nextGaussian();
+        }
+        w.add(name, Safetensors.DType.F32, v, DIM);
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] v = new int[array.size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = array.get(i).asInt();
+        }
+        return v;
+    }
+}
