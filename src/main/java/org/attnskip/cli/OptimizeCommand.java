@@ -13,6 +13,7 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezePass;
+import org.attnskip.rewrite.FreezePrefillPass;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -58,6 +59,12 @@ public final class OptimizeCommand implements Callable<Integer> {
         String randomAbove;
     }
 
+    @Option(names = "--freeze-logits", defaultValue = "last", paramLabel = "last|all",
+            description = {"with --freeze-above: 'last' (default) runs layers >= k for the last position only in prefill,"
+                    + " the deployable form that saves prefill work; 'all' keeps logits for every position"
+                    + " (each as if it were the last token), for evaluation"})
+    String freezeLogits;
+
     @Option(names = "--noise", defaultValue = "gaussian", paramLabel = "KIND",
             description = "with --random-kv-above: gaussian, angle:DEGREES or shuffle (default: ${DEFAULT-VALUE})")
     String noise;
@@ -85,7 +92,11 @@ public final class OptimizeCommand implements Callable<Integer> {
         ChangeReport report;
         Map<String, String> extra = new LinkedHashMap<>();
         if (which.freezeAbove != null) {
-            report = FreezePass.apply(graph, layout, selection);
+            report = switch (freezeLogits) {
+                case "last" -> FreezePrefillPass.apply(graph, layout, selection);
+                case "all" -> FreezePass.apply(graph, layout, selection);
+                default -> throw new BadInputException("--freeze-logits " + freezeLogits + ": expected last or all");
+            };
         } else if (which.randomAbove != null) {
             RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
             report = RandomNoisePass.apply(graph, layout, selection, spec);

@@ -30,7 +30,7 @@ public final class LayoutDiscovery {
             "RMSNormalization", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization");
     /** Ops between a normalised hidden state and the attention that do not mix tokens. */
     private static final Set<String> PROJECTION_PATH = Set.of("RotaryEmbedding", "Reshape", "Transpose", "Add", "Cast",
-            "Squeeze", "Unsqueeze", "Split", "Slice", "Identity", "Div", "Mul", "Gather", "Concat", "Neg");
+            "Squeeze", "Unsqueeze", "Split", "Slice", "Identity", "Div", "Mul", "Sub", "Gather", "Concat", "Neg");
 
     private final Graph g;
     private final DataFlow flow;

@@ -131,7 +131,10 @@ public final class OnnxModelIO {
             try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmpModel), 1 << 20)) {
                 toWrite.writeTo(os);
             }
+            // createTempFile makes owner-only files; a saved model is an ordinary file
+            readableByAll(tmpModel);
             if (tmpData != null) {
+                readableByAll(tmpData);
                 Files.move(tmpData, dataFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
                 tmpData = null;
             }
@@ -229,6 +232,14 @@ public final class OnnxModelIO {
             total += t.getRawData().size() + 4L * t.getFloatDataCount() + 8L * t.getInt64DataCount();
         }
         return total;
+    }
+
+    private static void readableByAll(Path p) throws IOException {
+        try {
+            Files.setPosixFilePermissions(p, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (UnsupportedOperationException ignored) {
+            // not a POSIX file system: the platform's defaults apply
+        }
     }
 
     private static void deleteQuietly(Path p) {

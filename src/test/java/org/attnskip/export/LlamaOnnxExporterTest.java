@@ -44,29 +44,29 @@ class LlamaOnnxExporterTest {
 
     @Test
     void groupedQueryAttentionMatchesTheReference() {
-        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 1);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 1);
         assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
     }
 
     @Test
     void qkvBiasSeparateClassifierAndFullHeadsMatchTheReference() {
-        LlamaWeights w = RandomWeights.of(RandomWeights.config(32, 64, 2, 4, 4, 61, 96, false, true), 2);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(32, 64, 2, 4, 4, 61, 96, false, true), 2);
         assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
     }
 
     @Test
     void llama3RopeScalingMatchesTheReference() {
-        LlamaConfig c = RandomWeights.config(64, 96, 2, 4, 2, 50, 128, true, true);
+        LlamaConfig c = TestLlamaWeights.config(64, 96, 2, 4, 2, 50, 128, true, true);
         c = new LlamaConfig(c.dim(), c.hiddenDim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(), c.seqLen(),
                 c.normEps(), 500000f, new LlamaConfig.RopeScaling(8f, 1f, 4f, 32), c.sharedClassifier(), c.qkvBias(),
                 c.bosId(), c.eosId());
-        LlamaWeights w = RandomWeights.of(c, 8);
+        LlamaWeights w = TestLlamaWeights.random(c, 8);
         assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT, 1e-4);
     }
 
     @Test
     void fp16ExportStaysCloseToFp32() {
-        LlamaWeights w = RandomWeights.of(RandomWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 3);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(48, 80, 3, 6, 2, 97, 128, true, false), 3);
         double delta = assertMatchesReference(w, randomTokens(w), ExportDtype.FLOAT16, 0.05);
         System.out.printf("fp16 export, random weights: max |logit delta| vs fp32 reference %.4f%n", delta);
     }
@@ -77,7 +77,7 @@ class LlamaOnnxExporterTest {
 
     @Test
     void graphUsesOnlyStandardOpsAndNamesItsParts() {
-        LlamaWeights w = RandomWeights.of(RandomWeights.config(32, 64, 2, 4, 2, 61, 96, true, true), 4);
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(32, 64, 2, 4, 2, 61, 96, true, true), 4);
         ModelProto m = LlamaOnnxExporter.export(w, ExportDtype.FLOAT);
         assertEquals(8, m.getIrVersion());
         assertEquals(1, m.getOpsetImportCount());

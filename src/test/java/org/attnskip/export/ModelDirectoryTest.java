@@ -38,7 +38,7 @@ class ModelDirectoryTest {
 
     @Test
     void roundTripKeepsManifestModelAndTokenizer() throws IOException {
-        LlamaWeights w = RandomWeights.of(CONFIG, 5);
+        LlamaWeights w = TestLlamaWeights.random(CONFIG, 5);
         ModelProto model = LlamaOnnxExporter.export(w, ExportDtype.FLOAT16);
         Path target = tmp.resolve("out/model-dir");
         ModelDirectory written = ModelDirectory.write(target, model, manifest(ExportDtype.FLOAT16), tokenizerFile(), true);
@@ -69,7 +69,7 @@ class ModelDirectoryTest {
 
     @Test
     void replacesAnEarlierModelDirectoryButNothingElse() throws IOException {
-        ModelProto model = LlamaOnnxExporter.export(RandomWeights.of(CONFIG, 6), ExportDtype.FLOAT);
+        ModelProto model = LlamaOnnxExporter.export(TestLlamaWeights.random(CONFIG, 6), ExportDtype.FLOAT);
         Path target = tmp.resolve("m");
         ModelDirectory.write(target, model, manifest(ExportDtype.FLOAT16), tokenizerFile(), true);
         ModelDirectory.write(target, model, manifest(ExportDtype.FLOAT), tokenizerFile(), false);
@@ -87,7 +87,7 @@ class ModelDirectoryTest {
 
     @Test
     void aFailedWriteLeavesNothing() throws IOException {
-        ModelProto model = LlamaOnnxExporter.export(RandomWeights.of(CONFIG, 7), ExportDtype.FLOAT);
+        ModelProto model = LlamaOnnxExporter.export(TestLlamaWeights.random(CONFIG, 7), ExportDtype.FLOAT);
         Path target = tmp.resolve("never");
         assertThrows(BadInputException.class,
                 () -> ModelDirectory.write(target, model, manifest(ExportDtype.FLOAT), tmp.resolve("missing.bin"), false));

@@ -10,8 +10,14 @@ public final class TestLlamaWeights {
     /** A config in llama2.c's conventions (eps 1e-5, theta 10000, BOS 1, EOS 2) with the given shape. */
     public static LlamaConfig config(int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int seqLen,
                                      boolean sharedClassifier) {
+        return config(dim, hiddenDim, layers, heads, kvHeads, vocab, seqLen, sharedClassifier, false);
+    }
+
+    /** The same, with Qwen2-style q/k/v biases when {@code qkvBias} is set. */
+    public static LlamaConfig config(int dim, int hiddenDim, int layers, int heads, int kvHeads, int vocab, int seqLen,
+                                     boolean sharedClassifier, boolean qkvBias) {
         return new LlamaConfig(dim, hiddenDim, layers, heads, kvHeads, vocab, seqLen, 1e-5f, 10000f, null,
-                sharedClassifier, false, 1, 2);
+                sharedClassifier, qkvBias, 1, 2);
     }
 
     /**

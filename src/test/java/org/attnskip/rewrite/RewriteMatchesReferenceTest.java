@@ -57,10 +57,7 @@ class RewriteMatchesReferenceTest {
 
     @Test
     void syntheticGroupedQueryWithBiases() throws Exception {
-        var c = TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false);
-        c = new org.attnskip.export.LlamaConfig(c.dim(), c.hiddenDim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(),
-                c.seqLen(), c.normEps(), c.ropeTheta(), null, c.sharedClassifier(), true, c.bosId(), c.eosId());
-        check("synthetic", TestLlamaWeights.random(c, 42));
+        check("synthetic", TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42));
     }
 
     private void check(String name, LlamaWeights w) throws Exception {

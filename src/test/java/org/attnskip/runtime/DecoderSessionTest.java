@@ -6,7 +6,7 @@ import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
-import org.attnskip.export.RandomWeights;
+import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Test;
@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class DecoderSessionTest {
     private static final LlamaWeights WEIGHTS =
-            RandomWeights.of(RandomWeights.config(32, 64, 3, 4, 2, 50, 64, true, false), 11);
+            TestLlamaWeights.random(TestLlamaWeights.config(32, 64, 3, 4, 2, 50, 64, true, false), 11);
 
     @TempDir
     Path tmp;

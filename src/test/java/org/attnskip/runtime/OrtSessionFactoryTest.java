@@ -2,7 +2,7 @@ package org.attnskip.runtime;
 
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
-import org.attnskip.export.RandomWeights;
+import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Assumptions;
@@ -24,8 +24,8 @@ class OrtSessionFactoryTest {
 
     private Path tinyModel() {
         Path file = tmp.resolve("tiny.onnx");
-        OnnxModelIO.save(LlamaOnnxExporter.export(RandomWeights.of(
-                RandomWeights.config(16, 32, 1, 2, 1, 20, 16, true, false), 1), ExportDtype.FLOAT), null, file, false);
+        OnnxModelIO.save(LlamaOnnxExporter.export(TestLlamaWeights.random(
+                TestLlamaWeights.config(16, 32, 1, 2, 1, 20, 16, true, false), 1), ExportDtype.FLOAT), null, file, false);
         return file;
     }
 
