@@ -125,6 +125,7 @@ public final class LayoutDiscovery {
                 || norm.getOpType().equals("EmbedLayerNormalization"));
 
         // 3. The sub-block's nodes: between the stream (or the fused norm) and the add, plus the KV plumbing.
+        //    A fused norm is not one of them: it is also the previous layer's residual add (or the embedding).
         Set<String> starts = new HashSet<>(List.of(residualIn, normOutput));
         starts.addAll(kvIn);
         Set<String> downstream = flow.forwardValues(starts);
@@ -133,7 +134,7 @@ public final class LayoutDiscovery {
         Set<NodeProto> upstream = flow.backwardNodes(ends, Set.of(residualIn));
         List<NodeProto> nodes = new ArrayList<>();
         for (NodeProto n : g.nodes()) {
-            if (n == add) {
+            if (n == add || (n == norm && normShared)) {
                 continue;
             }
             boolean inside = upstream.contains(n) && n.getOutputList().stream().anyMatch(downstream::contains);

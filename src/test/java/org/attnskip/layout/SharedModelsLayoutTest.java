@@ -46,6 +46,9 @@ class SharedModelsLayoutTest {
         assertEquals("SimplifiedLayerNormalization", l.layer(0).attention().norm().getOpType());
         assertFalse(l.layer(0).attention().normSharedWithPreviousAdd());
         assertTrue(l.layer(1).attention().normSharedWithPreviousAdd());
+        // the shared norm is the previous layer's residual add, so it is not one of the sub-block's nodes
+        assertFalse(l.layer(1).attention().nodes().contains(l.layer(1).attention().norm()));
+        assertTrue(l.layer(0).attention().nodes().contains(l.layer(0).attention().norm()));
         // 2 layers x (key + value) x 1 head x 16 dims x 2 bytes (fp16)
         assertEquals(2 * 2 * 16 * 2, l.kvBytesPerToken());
     }
@@ -68,6 +71,11 @@ class SharedModelsLayoutTest {
             assertEquals("SkipLayerNormalization", layer.attention().residualAdd().getOpType());
         }
         assertEquals("EmbedLayerNormalization", l.layer(0).attention().norm().getOpType());
+        for (LayerLayout layer : l.layers()) {
+            // the embedding and the fused Skip norms before each layer belong to no attention sub-block
+            assertEquals(List.of("Attention", "MatMul"),
+                    layer.attention().nodes().stream().map(n -> n.getOpType()).toList());
+        }
         assertEquals(5 * 2 * 4 * 8 * 4, l.kvBytesPerToken());
     }
 
