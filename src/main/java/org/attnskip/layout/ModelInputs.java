@@ -34,7 +34,7 @@ record ModelInputs(String inputIds, String attentionMask, String positionIds, St
             }
             String lower = in.getName().toLowerCase();
             TensorProto table = embeddingIndexedBy(g, flow, in.getName());
-            if (table != null && (embedding == null || table.getDims(0) > embedding.getDims(0))) {
+            if (table != null && (embedding == null || widerOrLarger(table, embedding))) {
                 if (ids != null && !ids.equals(in.getName()) && positions == null) {
                     positions = ids; // the smaller table was the position embedding
                 }
@@ -69,6 +69,14 @@ record ModelInputs(String inputIds, String attentionMask, String positionIds, St
             vocab = outLast;
         }
         return new ModelInputs(ids, mask, positions, logits, lmHead, vocab, hidden);
+    }
+
+    /**
+     * The token embedding is as wide as the hidden state; rotary tables gathered by position are
+     * narrower (head_dim / 2), and learned position tables have fewer rows than the vocabulary.
+     */
+    private static boolean widerOrLarger(TensorProto a, TensorProto b) {
+        return a.getDims(1) != b.getDims(1) ? a.getDims(1) > b.getDims(1) : a.getDims(0) > b.getDims(0);
     }
 
     private static boolean isInteger(ValueInfoProto v) {

@@ -108,6 +108,35 @@ class DropOnThirdPartyGraphsTest {
         }
     }
 
+    /** The dialects we have no file of, built by the tests: drop runs, random runs, freeze refuses. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(org.attnskip.layout.ThirdPartyGraphs.Dialect.class)
+    void builtDialects(org.attnskip.layout.ThirdPartyGraphs.Dialect dialect) throws Exception {
+        Path source = org.attnskip.layout.ThirdPartyGraphs.write(dialect, 4, 3, tmp.resolve(dialect + ".onnx"));
+        DecoderLayout before = LayoutDiscovery.discover(OnnxModelIO.load(source).graph());
+        Path out = tmp.resolve(dialect + "-drop.onnx");
+        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", "0.5"));
+        DecoderLayout after = LayoutDiscovery.discover(OnnxModelIO.load(out).graph());
+        assertEquals(2, after.numLayers());
+        assertEquals(before.kvBytesPerToken() / 2, after.kvBytesPerToken());
+        Map<String, float[]> a = OrtFeeds.run(source, before, 3, 2, 5);
+        Map<String, float[]> b = OrtFeeds.run(out, after, 3, 2, 5);
+        for (int i = 0; i < 2; i++) {
+            for (String o : before.layer(i).kv().outputs()) {
+                assertArrayEquals(a.get(o), b.get(o), 0f, o);
+            }
+        }
+        assertFalse(b.containsKey("present.2.key") || b.containsKey("present.3.value"));
+
+        Path random = tmp.resolve(dialect + "-random.onnx");
+        assertEquals(0, Main.run("optimize", source.toString(), "-o", random.toString(), "--random-kv-above", "0.5"));
+        assertTrue(OnnxModelIO.load(random).graph().isGraphInput(RandomNoisePass.NOISE_INPUT));
+
+        assertEquals(2, Main.run("optimize", source.toString(), "-o", tmp.resolve("f.onnx").toString(),
+                "--freeze-above", "0.5"), "fused attention hides the K/V the deployable freeze needs");
+        assertFalse(Files.exists(tmp.resolve("f.onnx")));
+    }
+
     private static Set<String> names(List<ValueInfoProto> values) {
         Set<String> s = new HashSet<>();
         values.forEach(v -> s.add(v.getName()));
