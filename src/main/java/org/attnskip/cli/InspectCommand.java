@@ -10,6 +10,7 @@ import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.RewriteMetadata;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -87,6 +88,7 @@ public final class InspectCommand implements Callable<Integer> {
         m.put("kv", kv);
         m.put("attention", attention);
         m.put("params", layout.params());
+        m.put("rewrite", RewriteMetadata.read(loaded.proto()));
         m.put("kv_bytes_per_token", layout.kvBytesPerToken());
         return m;
     }
@@ -108,6 +110,13 @@ public final class InspectCommand implements Callable<Integer> {
         System.out.printf("inputs      ids=%s mask=%s positions=%s%n", layout.inputIds(), layout.attentionMask(), layout.positionIds());
         System.out.printf("%-11s %s%n", layout.hasLmHead() ? "logits" : "last state", layout.logits());
         System.out.printf("params      %,d%n", layout.params());
+        Map<String, String> rewrite = RewriteMetadata.read(loaded.proto());
+        if (!rewrite.isEmpty()) {
+            // After a drop, discovery sees only the layers that still attend; say what was done.
+            System.out.printf("rewrite     %s%s, layers %s (attnskip %s)%n", rewrite.get("mode"),
+                    rewrite.getOrDefault("threshold", "").isEmpty() ? "" : " above " + rewrite.get("threshold"),
+                    rewrite.get("layers"), rewrite.get("version"));
+        }
         System.out.printf("KV bytes    %,d per token%n%n", layout.kvBytesPerToken());
         System.out.printf("%-5s %-34s %-6s %-9s %s%n", "layer", "attention", "nodes", "kv layout", "kv inputs -> outputs");
         for (LayerLayout l : layout.layers()) {
