@@ -14,6 +14,8 @@ import picocli.CommandLine.Command;
                 OptimizeCommand.class,
                 ExportCommand.class,
                 GenerateCommand.class,
+                ServeCommand.class,
+                ExportTritonCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

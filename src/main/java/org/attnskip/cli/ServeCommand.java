@@ -1,0 +1,89 @@
+package org.attnskip.cli;
+
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.runtime.Device;
+import org.attnskip.serve.CompletionServer;
+import org.attnskip.serve.ServeLimits;
+import org.attnskip.serve.ServedModel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+@Command(name = "serve",
+        description = {"Serve a graph over an OpenAI-compatible HTTP API: POST /v1/completions (stream or not),",
+                "GET /v1/models, /health and /metrics (Prometheus). SIGTERM lets running requests finish, then exits."})
+public final class ServeCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL",
+            description = "a model directory from 'attnskip export'/'optimize', or an .onnx file (then --tokenizer is needed)")
+    Path model;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "tokenizer.json or llama2.c's tokenizer.bin")
+    Path tokenizer;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to bind (default: ${DEFAULT-VALUE})")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8080", description = "port; 0 picks a free one (default: ${DEFAULT-VALUE})")
+    int port;
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "(default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--max-concurrency", defaultValue = "4", paramLabel = "N",
+            description = "requests generated at once, one worker each (default: ${DEFAULT-VALUE})")
+    int maxConcurrency;
+
+    @Option(names = "--queue", defaultValue = "64", paramLabel = "N",
+            description = "requests that may wait for a worker; beyond them the answer is 429 (default: ${DEFAULT-VALUE})")
+    int queue;
+
+    @Option(names = "--max-prompt-tokens", defaultValue = "4096", paramLabel = "N", description = "(default: ${DEFAULT-VALUE})")
+    int maxPromptTokens;
+
+    @Option(names = "--max-tokens-cap", defaultValue = "4096", paramLabel = "N",
+            description = "largest max_tokens a request may ask for (default: ${DEFAULT-VALUE})")
+    int maxTokensCap;
+
+    @Option(names = "--max-body-bytes", defaultValue = "1048576", paramLabel = "N", description = "(default: ${DEFAULT-VALUE})")
+    long maxBodyBytes;
+
+    @Option(names = "--drain-seconds", defaultValue = "30", paramLabel = "S",
+            description = "how long SIGTERM waits for running requests (default: ${DEFAULT-VALUE})")
+    long drainSeconds;
+
+    @Override
+    public Integer call() throws InterruptedException {
+        if (maxConcurrency < 1 || queue < 0 || maxPromptTokens < 1 || maxTokensCap < 1 || maxBodyBytes < 1 || port < 0) {
+            throw new BadInputException("--max-concurrency, --max-prompt-tokens, --max-tokens-cap and --max-body-bytes "
+                    + "must be positive, --queue and --port not negative");
+        }
+        ServeLimits limits = new ServeLimits(maxBodyBytes, maxPromptTokens, maxTokensCap, maxConcurrency, queue);
+        ServedModel served = ServedModel.open(model, tokenizer, Device.parse(device));
+        if (served.session().opened().fallbackNote() != null) {
+            System.err.println("attnskip: " + served.session().opened().fallbackNote());
+        }
+        CompletionServer server = new CompletionServer(served, limits);
+        int bound;
+        try {
+            bound = server.start(host, port);
+        } catch (RuntimeException e) {
+            served.close();
+            throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.err.println("attnskip: draining in-flight requests");
+            server.drainAndStop(drainSeconds);
+            served.close();
+            stopped.countDown();
+        }, "attnskip-drain"));
+        System.err.println("attnskip: serving " + served.id() + " on http://" + host + ":" + bound
+                + " (" + served.session().opened().device().cliName() + ", " + maxConcurrency + " workers)");
+        stopped.await();
+        return 0;
+    }
+}

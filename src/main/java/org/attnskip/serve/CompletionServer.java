@@ -1,0 +1,369 @@
+package org.attnskip.serve;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.javalin.Javalin;
+import io.javalin.compression.CompressionStrategy;
+import io.javalin.http.Context;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.UUID;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * An OpenAI-compatible HTTP server over one {@link ServedModel}: /v1/completions (plain and
+ * server-sent events), /v1/chat/completions (404: no chat template), /v1/models, /health and
+ * /metrics. A fixed pool of workers generates; requests beyond the workers wait in a bounded queue
+ * and are turned away with 429 when it is full. Each request decodes alone (batch 1) with its own
+ * KV cache.
+ */
+public final class CompletionServer implements AutoCloseable {
+    private final ServedModel model;
+    private final ServeLimits limits;
+    private final ServerMetrics metrics = new ServerMetrics();
+    private final CompletionEngine engine;
+    private final ThreadPoolExecutor workers;
+    private final ObjectMapper json = new ObjectMapper();
+    private final AtomicBoolean draining = new AtomicBoolean();
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final long created = System.currentTimeMillis() / 1000;
+    private Javalin app;
+
+    public CompletionServer(ServedModel model, ServeLimits limits) {
+        this.model = model;
+        this.limits = limits;
+        this.engine = new CompletionEngine(model.session(), model.tokenizer(), metrics);
+        this.workers = new ThreadPoolExecutor(limits.maxConcurrency(), limits.maxConcurrency(), 0, TimeUnit.SECONDS,
+                limits.queueCapacity() == 0 ? new java.util.concurrent.SynchronousQueue<>()
+                        : new ArrayBlockingQueue<>(limits.queueCapacity()),
+                r -> {
+                    Thread t = new Thread(r, "attnskip-worker");
+                    t.setDaemon(true);
+                    return t;
+                });
+        metrics.queueDepth(() -> workers.getQueue().size());
+    }
+
+    /** Starts listening; port 0 picks a free one. Returns the port. */
+    public int start(String host, int port) {
+        app = Javalin.create(config -> {
+            config.startup.showJavalinBanner = false;
+            config.startup.showOldJavalinVersionWarning = false;
+            config.http.maxRequestSize = limits.maxBodyBytes();
+            config.http.compressionStrategy = CompressionStrategy.NONE; // compression would buffer the event stream
+            config.routes.get("/health", this::health);
+            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8")
+                    .result(metrics.render()));
+            config.routes.get("/v1/models", this::models);
+            config.routes.post("/v1/completions", this::completions);
+            config.routes.post("/v1/chat/completions", ctx -> fail(ctx, new ApiError(404, "invalid_request_error", null,
+                    "chat_template_missing", "model '" + model.id() + "' has no chat template (attnskip model directories "
+                    + "carry none), so /v1/chat/completions is not served; use /v1/completions")));
+            config.routes.exception(ApiError.class, (e, ctx) -> fail(ctx, e));
+            config.routes.error(404, "*", ctx -> {
+                if (ctx.result() == null || ctx.result().isEmpty() || !ctx.result().startsWith("{")) {
+                    writeError(ctx, new ApiError(404, "invalid_request_error", null, "not_found",
+                            "no route " + ctx.method() + " " + ctx.path()));
+                }
+            });
+        });
+        app.start(host, port);
+        return app.port();
+    }
+
+    public ServerMetrics metrics() {
+        return metrics;
+    }
+
+    private void health(Context ctx) {
+        ObjectNode body = json.createObjectNode();
+        body.put("status", draining.get() ? "draining" : "ok");
+        body.put("model", model.id());
+        ctx.status(draining.get() ? 503 : 200).contentType("application/json").result(body.toString());
+    }
+
+    private void models(Context ctx) {
+        ObjectNode root = json.createObjectNode();
+        root.put("object", "list");
+        ObjectNode m = root.putArray("data").addObject();
+        m.put("id", model.id());
+        m.put("object", "model");
+        m.put("created", created);
+        m.put("owned_by", "attnskip");
+        ObjectNode graph = m.putObject("attnskip");
+        graph.put("model_file", model.modelFile().toString());
+        graph.put("device", model.session().opened().device().cliName());
+        graph.put("max_positions", model.maxPositions() == Integer.MAX_VALUE ? null : model.maxPositions());
+        ArrayNode cached = graph.putArray("cached_layers");
+        model.session().cachedLayers().forEach(cached::add);
+        graph.put("kv_bytes_per_token", model.session().kvBytesPerPosition());
+        graph.put("chat_template", false);
+        ObjectNode rewrite = graph.putObject("rewrite");
+        if (model.rewrite().isEmpty()) {
+            rewrite.put("mode", "none");
+        } else {
+            model.rewrite().forEach(rewrite::put);
+        }
+        ctx.contentType("application/json").result(root.toString());
+    }
+
+    private void completions(Context ctx) throws IOException {
+        long arrival = System.nanoTime();
+        inFlight.incrementAndGet();
+        try {
+            if (draining.get()) {
+                throw new ApiError(503, "server_error", null, "shutting_down", "the server is shutting down");
+            }
+            long declared = ctx.req().getContentLengthLong();
+            if (declared > limits.maxBodyBytes()) {
+                throw tooLarge();
+            }
+            byte[] raw;
+            try {
+                raw = ctx.bodyAsBytes();
+            } catch (RuntimeException e) {
+                throw tooLarge(); // Javalin refuses to read past maxRequestSize
+            }
+            if (raw.length > limits.maxBodyBytes()) {
+                throw tooLarge();
+            }
+            JsonNode body;
+            try {
+                body = json.readTree(raw);
+            } catch (JsonProcessingException e) {
+                throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+            }
+            CompletionRequest request = CompletionRequest.parse(body, limits);
+            if (request.model() != null && !request.model().equals(model.id())) {
+                throw new ApiError(404, "invalid_request_error", "model", "model_not_found",
+                        "the model '" + request.model() + "' does not exist; this server serves '" + model.id() + "'");
+            }
+            int[] ids = model.tokenizer().encode(request.prompt());
+            checkLength(ids.length, request.maxTokens());
+            if (request.stream()) {
+                stream(ctx, request, ids, arrival);
+            } else {
+                whole(ctx, request, ids, arrival);
+            }
+        } catch (ApiError e) {
+            fail(ctx, e);
+        } finally {
+            metrics.requestDuration.observe((System.nanoTime() - arrival) / 1e9);
+            inFlight.decrementAndGet();
+        }
+    }
+
+    private ApiError tooLarge() {
+        return new ApiError(413, "invalid_request_error", null, "request_too_large",
+                "the request body exceeds " + limits.maxBodyBytes() + " bytes");
+    }
+
+    private void checkLength(int promptTokens, int maxTokens) {
+        int cap = Math.min(limits.maxPromptTokens(), model.maxPositions());
+        if (promptTokens > cap) {
+            throw new ApiError(400, "invalid_request_error", "prompt", "context_length_exceeded",
+                    "the prompt is " + promptTokens + " tokens (BOS included); at most " + cap + " are accepted");
+        }
+        // The last generated token is not fed back, so prompt + max_tokens - 1 positions are used.
+        long positions = (long) promptTokens + maxTokens - 1;
+        if (positions > model.maxPositions()) {
+            throw new ApiError(400, "invalid_request_error", "max_tokens", "context_length_exceeded",
+                    "this model's maximum context is " + model.maxPositions() + " positions; the prompt's "
+                            + promptTokens + " tokens plus max_tokens " + maxTokens + " need " + (positions + 1));
+        }
+    }
+
+    private <T> Future<T> submit(java.util.concurrent.Callable<T> job) {
+        try {
+            return workers.submit(job);
+        } catch (RejectedExecutionException e) {
+            throw new ApiError(draining.get() ? 503 : 429, draining.get() ? "server_error" : "rate_limit_exceeded", null,
+                    draining.get() ? "shutting_down" : "queue_full", draining.get() ? "the server is shutting down"
+                    : "the server is busy: " + limits.maxConcurrency() + " requests are running and "
+                    + limits.queueCapacity() + " waiting; retry later");
+        }
+    }
+
+    private void whole(Context ctx, CompletionRequest request, int[] ids, long arrival) {
+        Future<CompletionEngine.Completion> future =
+                submit(() -> engine.complete(ids, request, piece -> { }, () -> false, arrival));
+        CompletionEngine.Completion c;
+        try {
+            c = future.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiError(503, "server_error", null, "interrupted", "the request was interrupted");
+        } catch (ExecutionException e) {
+            throw new ApiError(500, "server_error", null, "generation_failed", "generation failed: " + e.getCause().getMessage());
+        }
+        ObjectNode root = envelope();
+        ObjectNode choice = root.putArray("choices").addObject();
+        choice.put("text", c.text());
+        choice.put("index", 0);
+        choice.putNull("logprobs");
+        choice.put("finish_reason", c.finishReason());
+        root.set("usage", usage(c));
+        metrics.tokens(c.promptTokens(), c.completionTokens());
+        metrics.request(200);
+        ctx.contentType("application/json").result(root.toString());
+    }
+
+    private sealed interface Event permits Piece, Done, Failed {
+    }
+
+    private record Piece(String text) implements Event {
+    }
+
+    private record Done(CompletionEngine.Completion completion) implements Event {
+    }
+
+    private record Failed(Throwable error) implements Event {
+    }
+
+    private void stream(Context ctx, CompletionRequest request, int[] ids, long arrival) throws IOException {
+        BlockingQueue<Event> events = new LinkedBlockingQueue<>();
+        AtomicBoolean cancelled = new AtomicBoolean();
+        submit(() -> {
+            try {
+                events.add(new Done(engine.complete(ids, request, piece -> events.add(new Piece(piece)), cancelled::get,
+                        arrival)));
+            } catch (Throwable t) {
+                events.add(new Failed(t));
+            }
+            return null;
+        });
+        String id = "cmpl-" + UUID.randomUUID();
+        ctx.status(200);
+        ctx.res().setContentType("text/event-stream; charset=utf-8");
+        ctx.res().setHeader("Cache-Control", "no-cache");
+        OutputStream out = ctx.res().getOutputStream();
+        ctx.res().flushBuffer();
+        CompletionEngine.Completion done = null;
+        try {
+            while (done == null) {
+                Event e = events.poll(100, TimeUnit.MILLISECONDS);
+                if (e == null) {
+                    continue;
+                }
+                if (e instanceof Piece p) {
+                    send(out, chunk(id, p.text(), null));
+                } else if (e instanceof Done d) {
+                    done = d.completion();
+                } else if (e instanceof Failed f) {
+                    send(out, new ApiError(500, "server_error", null, "generation_failed",
+                            "generation failed: " + f.error().getMessage()).body(json));
+                    metrics.request(500);
+                    return;
+                }
+            }
+            send(out, chunk(id, "", done.finishReason()));
+            if (request.includeUsage()) {
+                ObjectNode last = envelope(id, "text_completion");
+                last.putArray("choices");
+                last.set("usage", usage(done));
+                send(out, last);
+            }
+            out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            metrics.tokens(done.promptTokens(), done.completionTokens());
+            metrics.request(200);
+        } catch (IOException gone) {
+            // The client closed the connection: stop the worker at its next step, which frees the cache.
+            cancelled.set(true);
+            metrics.cancelled();
+            metrics.request(499);
+        } catch (InterruptedException e) {
+            cancelled.set(true);
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void send(OutputStream out, ObjectNode data) throws IOException {
+        out.write(("data: " + data + "\n\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+
+    private ObjectNode chunk(String id, String text, String finishReason) {
+        ObjectNode root = envelope(id, "text_completion");
+        ObjectNode choice = root.putArray("choices").addObject();
+        choice.put("text", text);
+        choice.put("index", 0);
+        choice.putNull("logprobs");
+        choice.put("finish_reason", finishReason);
+        return root;
+    }
+
+    private ObjectNode envelope() {
+        return envelope("cmpl-" + UUID.randomUUID(), "text_completion");
+    }
+
+    private ObjectNode envelope(String id, String object) {
+        ObjectNode root = json.createObjectNode();
+        root.put("id", id);
+        root.put("object", object);
+        root.put("created", System.currentTimeMillis() / 1000);
+        root.put("model", model.id());
+        return root;
+    }
+
+    private ObjectNode usage(CompletionEngine.Completion c) {
+        ObjectNode u = json.createObjectNode();
+        u.put("prompt_tokens", c.promptTokens());
+        u.put("completion_tokens", c.completionTokens());
+        u.put("total_tokens", c.promptTokens() + c.completionTokens());
+        return u;
+    }
+
+    private void fail(Context ctx, ApiError e) {
+        metrics.request(e.status());
+        writeError(ctx, e);
+    }
+
+    private void writeError(Context ctx, ApiError e) {
+        ctx.status(e.status()).contentType("application/json").result(e.body(json).toString());
+    }
+
+    /**
+     * Drains: new completions get 503, running and queued ones finish (up to {@code graceSeconds}),
+     * then the listener stops. Safe to call more than once.
+     */
+    public void drainAndStop(long graceSeconds) {
+        if (!draining.compareAndSet(false, true)) {
+            return;
+        }
+        workers.shutdown();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(graceSeconds);
+            workers.awaitTermination(graceSeconds, TimeUnit.SECONDS);
+            // Handlers still write the last bytes of answers whose generation has ended.
+            while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        workers.shutdownNow();
+        if (app != null) {
+            app.stop();
+        }
+    }
+
+    @Override
+    public void close() {
+        drainAndStop(30);
+    }
+}
