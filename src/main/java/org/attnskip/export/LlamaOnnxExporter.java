@@ -1,14 +1,15 @@
 package org.attnskip.export;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.OperatorSetIdProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
 import org.attnskip.onnx.Tensors;
 
 import static org.attnskip.export.OnnxGraphBuilder.in;
-import static org.attnskip.export.OnnxGraphBuilder.intAttr;
-import static org.attnskip.export.OnnxGraphBuilder.intsAttr;
+import static org.attnskip.onnx.Attributes.intAttr;
+import static org.attnskip.onnx.Attributes.intsAttr;
 
 /**
  * Builds an ONNX graph (opset 17, standard ops only) of a Llama-family decoder from its weights,

@@ -5,6 +5,7 @@ import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
+import org.attnskip.onnx.Attributes;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
@@ -417,8 +418,8 @@ public final class LayoutDiscovery {
 
     private DecoderLayout sizes(List<AttentionCores.Core> cores, List<LayerLayout> layers, ModelInputs io) {
         NodeProto first = cores.get(0).node();
-        int numHeads = (int) intAttr(first, "num_heads", intAttr(first, "q_num_heads", 0));
-        int kvHeads = (int) intAttr(first, "kv_num_heads", 0);
+        int numHeads = (int) Attributes.intOf(first, "num_heads", Attributes.intOf(first, "q_num_heads", 0));
+        int kvHeads = (int) Attributes.intOf(first, "kv_num_heads", 0);
         int headDim = 0;
         KvCache kv = layers.get(0).kv();
         ValueInfoProto kvInfo = kv.inputs().isEmpty() ? null : g.valueInfo(kv.inputs().get(0)).orElse(null);
@@ -463,12 +464,4 @@ public final class LayoutDiscovery {
         };
     }
 
-    static long intAttr(NodeProto n, String name, long fallback) {
-        for (AttributeProto a : n.getAttributeList()) {
-            if (a.getName().equals(name)) {
-                return a.getI();
-            }
-        }
-        return fallback;
-    }
 }

@@ -1,6 +1,7 @@
 package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.AttributeProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
@@ -65,9 +66,9 @@ public final class FreezePrefillPass {
                 String frozenEntries = frozen.getOrDefault(w.fresh(), w.fresh());
                 // the last position attends to past + frozen earlier prompt tokens + its own normal entry
                 String earlier = e.op("Slice", frozenEntries, e.int64s("starts", 0), e.int64s("ends", -1), e.int64s("axes", w.axis()));
-                cloneInputs.put(w.past(), e.op("Concat", new AttributeProto[] {NodeEmitter.intAttr("axis", w.axis())}, w.past(), earlier));
+                cloneInputs.put(w.past(), e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", w.axis())}, w.past(), earlier));
                 presents.add(new String[] {w.present(),
-                        e.op("Concat", new AttributeProto[] {NodeEmitter.intAttr("axis", w.axis())}, w.past(), frozenEntries)});
+                        e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", w.axis())}, w.past(), frozenEntries)});
             }
         }
 
@@ -114,7 +115,7 @@ public final class FreezePrefillPass {
                         + "' is not Concat(past, new entries) (it is made by " + (c == null ? "nothing" : c.getOpType())
                         + "); use --freeze-logits all, or a graph that concatenates its cache");
             }
-            long axis = axisOf(c);
+            long axis = Attributes.intOf(c, "axis", 0);
             writes.add(new CacheWrite(present, c.getInput(0), c.getInput(1), axis));
         }
         if (writes.isEmpty()) {
@@ -137,12 +138,4 @@ public final class FreezePrefillPass {
         g.replaceOutputInfo(b.build());
     }
 
-    private static long axisOf(NodeProto concat) {
-        for (AttributeProto a : concat.getAttributeList()) {
-            if (a.getName().equals("axis")) {
-                return a.getI();
-            }
-        }
-        throw new BadInputException("Concat '" + concat.getName() + "' has no axis");
-    }
 }

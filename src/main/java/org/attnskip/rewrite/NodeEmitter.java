@@ -1,6 +1,7 @@
 package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.AttributeProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.Tensors;
@@ -53,33 +54,20 @@ final class NodeEmitter {
 
     String unsqueeze(String x, long axis) {
         return opset >= 13 ? op("Unsqueeze", x, int64s("axes", axis))
-                : op("Unsqueeze", new AttributeProto[] {ints("axes", axis)}, x);
+                : op("Unsqueeze", new AttributeProto[] {Attributes.intsAttr("axes", axis)}, x);
     }
 
     String reduceSumLastKeep(String x) {
-        AttributeProto keep = intAttr("keepdims", 1);
+        AttributeProto keep = Attributes.intAttr("keepdims", 1);
         return opset >= 13 ? op("ReduceSum", new AttributeProto[] {keep}, x, int64s("axes", -1))
-                : op("ReduceSum", new AttributeProto[] {keep, ints("axes", -1)}, x);
+                : op("ReduceSum", new AttributeProto[] {keep, Attributes.intsAttr("axes", -1)}, x);
     }
 
     /** The size of one axis of x, as an int64 scalar. */
     String dim(String x, long axis) {
-        return op("Gather", new AttributeProto[] {intAttr("axis", 0)}, op("Shape", x), int64Scalar("axis", axis));
+        return op("Gather", new AttributeProto[] {Attributes.intAttr("axis", 0)}, op("Shape", x), int64Scalar("axis", axis));
     }
 
-    static AttributeProto intAttr(String name, long v) {
-        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INT).setI(v).build();
-    }
 
-    static AttributeProto floatAttr(String name, float v) {
-        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.FLOAT).setF(v).build();
-    }
 
-    static AttributeProto ints(String name, long... v) {
-        AttributeProto.Builder a = AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INTS);
-        for (long x : v) {
-            a.addInts(x);
-        }
-        return a.build();
-    }
 }

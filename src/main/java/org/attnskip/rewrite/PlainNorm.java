@@ -1,6 +1,7 @@
 package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.AttributeProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
@@ -45,14 +46,14 @@ final class PlainNorm {
             norm.addInput(beta);
         }
         norm.addOutput(output);
-        norm.addAttribute(NodeEmitter.intAttr("axis", -1));
+        norm.addAttribute(Attributes.intAttr("axis", -1));
         for (AttributeProto a : fused.getAttributeList()) {
             if (a.getName().equals("epsilon")) {
                 norm.addAttribute(a);
             }
         }
         if (simplified) {
-            norm.addAttribute(NodeEmitter.intAttr("stash_type", 1));
+            norm.addAttribute(Attributes.intAttr("stash_type", 1));
         }
         return norm.build();
     }

@@ -1,6 +1,7 @@
 package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.NodeProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.TypeProto;
@@ -107,7 +108,7 @@ public final class RandomNoisePass {
             }
             case SHUFFLE -> {
                 String p = addInput(g, PERMUTATION_INPUT, TensorProto.DataType.INT64_VALUE, layout.hiddenSize());
-                yield e.op("GatherElements", new ai.onnx.proto.OnnxMl.AttributeProto[] {NodeEmitter.intAttr("axis", -1)}, h, p);
+                yield e.op("GatherElements", new ai.onnx.proto.OnnxMl.AttributeProto[] {Attributes.intAttr("axis", -1)}, h, p);
             }
         };
         // the last position keeps its own vector

@@ -69,7 +69,7 @@ final class ProtoGraphBuilder {
     String constant(String name, boolean scalar, long... values) {
         long[] dims = scalar ? new long[0] : new long[] {values.length};
         TensorProto t = Tensors.longTensor("", dims, values);
-        return node("Constant", "", name, List.of(), tensorAttr("value", t));
+        return node("Constant", "", name, List.of(), org.attnskip.onnx.Attributes.tensorAttr("value", t));
     }
 
     // ---- nodes ----
@@ -91,25 +91,9 @@ final class ProtoGraphBuilder {
         return outputs;
     }
 
-    static AttributeProto intAttr(String name, long value) {
-        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INT).setI(value).build();
-    }
 
-    static AttributeProto floatAttr(String name, float value) {
-        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.FLOAT).setF(value).build();
-    }
 
-    static AttributeProto intsAttr(String name, long... values) {
-        AttributeProto.Builder a = AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.INTS);
-        for (long v : values) {
-            a.addInts(v);
-        }
-        return a.build();
-    }
 
-    static AttributeProto tensorAttr(String name, TensorProto value) {
-        return AttributeProto.newBuilder().setName(name).setType(AttributeProto.AttributeType.TENSOR).setT(value).build();
-    }
 
     // ---- graph I/O ----
 

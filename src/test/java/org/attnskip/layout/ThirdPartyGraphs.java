@@ -1,6 +1,7 @@
 package org.attnskip.layout;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
+import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
 import org.attnskip.onnx.OnnxModelIO;
 
@@ -9,9 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 import static org.attnskip.layout.ProtoGraphBuilder.MICROSOFT;
-import static org.attnskip.layout.ProtoGraphBuilder.floatAttr;
-import static org.attnskip.layout.ProtoGraphBuilder.intAttr;
-import static org.attnskip.layout.ProtoGraphBuilder.intsAttr;
+import static org.attnskip.onnx.Attributes.floatAttr;
+import static org.attnskip.onnx.Attributes.intAttr;
+import static org.attnskip.onnx.Attributes.intsAttr;
 
 /**
  * Small Llama-style decoders (fp32, random seeded weights) spelled the way two exporter families
