@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
         subcommands = {
                 InspectCommand.class,
                 OptimizeCommand.class,
+                ProbeCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

@@ -26,7 +26,7 @@ public final class SwitchExperiment {
     public static final String TEMPLATE = "Q: What is the capital of Spain?\nA: Madrid\nQ: What is the capital of %s?\nA:";
     public static final String SOURCE_TEMPLATE = "The country %s";
     /** Greedy tokens generated per answer: enough for the first word of a capital. */
-    static final int ANSWER_TOKENS = 6;
+    static final int ANSWER_TOKENS = 4;
 
     public record Pair(String country, String capital, String injected, String injectedCapital) {
     }
