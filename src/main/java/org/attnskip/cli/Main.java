@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
                 GenerateCommand.class,
                 ServeCommand.class,
                 ExportTritonCommand.class,
+                ProbeCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

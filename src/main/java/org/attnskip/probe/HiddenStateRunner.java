@@ -1,0 +1,172 @@
+package org.attnskip.probe;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.Half;
+import org.attnskip.rewrite.ExposeResidualStreamPass;
+import org.attnskip.runtime.Device;
+import org.attnskip.runtime.OpenedSession;
+import org.attnskip.runtime.OrtSessionFactory;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.LongBuffer;
+import java.nio.ShortBuffer;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * Runs a graph that {@link ExposeResidualStreamPass} rewrote on one prompt (a single prefill with
+ * an empty past, batch 1) and returns its logits and residual streams. Inputs follow the optimum
+ * names: input_ids, attention_mask, position_ids and past_key_values.* (fed empty, length 0).
+ */
+public final class HiddenStateRunner implements AutoCloseable {
+    /**
+     * One prompt's pass. hidden[l][t]: the stream entering layer l at position t (l = L: the last
+     * layer's output); attentionOut[l][t]: after layer l's attention add. A layer that the graph
+     * could not expose is null. logits[t] is the logits row of position t.
+     */
+    public record Pass(float[][][] hidden, float[][][] attentionOut, float[][] logits) {
+        public int layers() {
+            return attentionOut.length;
+        }
+    }
+
+    private final OrtEnvironment env = OrtSessionFactory.environment();
+    private final OpenedSession opened;
+    private final int layers;
+
+    private HiddenStateRunner(OpenedSession opened, int layers) {
+        this.opened = opened;
+        this.layers = layers;
+    }
+
+    /** Opens an exposed graph; the layer count is read from its attnskip.attn_out.* outputs. */
+    public static HiddenStateRunner open(Path exposedModel, Device device) {
+        OpenedSession opened = OrtSessionFactory.open(exposedModel, device);
+        try {
+            int layers = 0;
+            for (String name : opened.session().getOutputNames()) {
+                if (name.startsWith(ExposeResidualStreamPass.HIDDEN_PREFIX)) {
+                    layers = Math.max(layers, Integer.parseInt(name.substring(ExposeResidualStreamPass.HIDDEN_PREFIX.length())));
+                }
+            }
+            if (layers == 0) {
+                throw new BadInputException("the graph exposes no residual stream (no '" + ExposeResidualStreamPass.HIDDEN_PREFIX + "*' outputs)");
+            }
+            return new HiddenStateRunner(opened, layers);
+        } catch (RuntimeException e) {
+            opened.close();
+            throw e;
+        }
+    }
+
+    public int layers() {
+        return layers;
+    }
+
+    public Pass run(int[] tokens) {
+        OrtSession session = opened.session();
+        Map<String, OnnxTensor> feed = new HashMap<>();
+        try {
+            int s = tokens.length;
+            for (Map.Entry<String, NodeInfo> e : session.getInputInfo().entrySet()) {
+                String name = e.getKey();
+                TensorInfo info = (TensorInfo) e.getValue().getInfo();
+                switch (name) {
+                    case "input_ids" -> feed.put(name, ids(tokens, info.type));
+                    case "attention_mask" -> feed.put(name, longs(filled(s, i -> 1)));
+                    case "position_ids" -> feed.put(name, longs(filled(s, i -> i)));
+                    default -> {
+                        if (!name.startsWith("past_key_values.")) {
+                            throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
+                        }
+                        long[] shape = info.getShape().clone();
+                        shape[0] = 1;
+                        shape[2] = 0;
+                        feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
+                    }
+                }
+            }
+            try (OrtSession.Result result = session.run(feed)) {
+                float[][][] hidden = new float[layers + 1][][];
+                float[][][] attention = new float[layers][][];
+                for (int l = 0; l <= layers; l++) {
+                    hidden[l] = read(result, ExposeResidualStreamPass.hiddenName(l));
+                    if (l < layers) {
+                        attention[l] = read(result, ExposeResidualStreamPass.attentionOutName(l));
+                    }
+                }
+                return new Pass(hidden, attention, read(result, "logits"));
+            }
+        } catch (OrtException e) {
+            throw new BadInputException("ONNX Runtime failed to run the graph: " + e.getMessage().lines().findFirst().orElse(""), e);
+        } finally {
+            feed.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    /** A [1, S, N] output as [S][N]; null when the graph does not have it. */
+    private static float[][] read(OrtSession.Result result, String name) {
+        var value = result.get(name);
+        if (value.isEmpty()) {
+            return null;
+        }
+        OnnxTensor t = (OnnxTensor) value.get();
+        long[] shape = t.getInfo().getShape();
+        int rows = (int) shape[shape.length - 2];
+        int cols = (int) shape[shape.length - 1];
+        float[][] out = new float[rows][cols];
+        if (t.getInfo().type == OnnxJavaType.FLOAT16) {
+            ShortBuffer half = t.getShortBuffer();
+            for (int i = 0; i < rows; i++) {
+                for (int j = 0; j < cols; j++) {
+                    out[i][j] = Half.toFloat(half.get(i * cols + j));
+                }
+            }
+        } else {
+            var f = t.getFloatBuffer();
+            for (int i = 0; i < rows; i++) {
+                f.get(out[i]);
+            }
+        }
+        return out;
+    }
+
+    private static long[] filled(int n, java.util.function.IntToLongFunction f) {
+        long[] v = new long[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = f.applyAsLong(i);
+        }
+        return v;
+    }
+
+    private OnnxTensor ids(int[] tokens, OnnxJavaType type) throws OrtException {
+        if (type == OnnxJavaType.INT32) {
+            return OnnxTensor.createTensor(env, java.nio.IntBuffer.wrap(tokens.clone()), new long[] {1, tokens.length});
+        }
+        long[] v = new long[tokens.length];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = tokens[i];
+        }
+        return longs(v);
+    }
+
+    private OnnxTensor longs(long[] v) throws OrtException {
+        LongBuffer buf = ByteBuffer.allocateDirect(8 * v.length).order(ByteOrder.nativeOrder()).asLongBuffer();
+        buf.put(v).rewind();
+        return OnnxTensor.createTensor(env, buf, new long[] {1, v.length});
+    }
+
+    @Override
+    public void close() {
+        opened.close();
+    }
+}

@@ -1,0 +1,47 @@
+package org.attnskip.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.Fixtures;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class ProbeCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void writesAReportForStories260K() throws Exception {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        Path text = Fixtures.require("data/stories260K-samples.jsonl");
+        Path pairs = tmp.resolve("pairs.jsonl");
+        Files.write(pairs, List.of(Files.readAllLines(Path.of("eval/probe/country_pairs.jsonl")).subList(0, 2).toArray(new String[0])));
+        Path out = tmp.resolve("report");
+        int code = Main.run("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
+                "--prompts", "4", "--max-tokens", "16", "--pairs", pairs.toString());
+        assertEquals(0, code);
+        JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+        assertEquals(6, report.get("representations").size(), "5 layers + the last output");
+        assertEquals(5, report.get("importance").size());
+        assertEquals(5, report.get("switch").get("layers").size());
+        for (JsonNode r : report.get("representations")) {
+            double e = r.get("promptEntropy").asDouble();
+            assertTrue(e > 0 && e <= 1, "normalised prompt entropy " + e);
+        }
+        assertTrue(Files.readString(out.resolve("report.md")).contains("| layer | attention | block |"));
+    }
+
+    @Test
+    void missingPromptsFileIsBadInput() {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        assertEquals(2, Main.run("probe", model.toString(), "--text", tmp.resolve("none.jsonl").toString(),
+                "--report", tmp.resolve("r").toString()));
+    }
+}

@@ -1,0 +1,225 @@
+package org.attnskip.probe;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The metrics on sets whose answers are known by hand. */
+class RepresentationMetricsTest {
+    private static final double EPS = 1e-9;
+
+    @Test
+    void rankOneSetHasZeroEntropy() {
+        double[] v = {0.3, -1.2, 2.0, 0.7, 0.1};
+        double[] scale = {1, -2, 3.5, 0.25, -4, 7};
+        double[][] h = new double[scale.length][];
+        for (int i = 0; i < scale.length; i++) {
+            h[i] = times(v, scale[i]);
+        }
+        assertEquals(0.0, RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+        assertEquals(0.0, RepresentationMetrics.promptEntropy(h, 2.0), EPS);
+        assertEquals(0.0, RepresentationMetrics.promptEntropy(h, 1.0, false), EPS);
+    }
+
+    @Test
+    void orthonormalSetHasEntropyOne() {
+        double[][] h = rotatedOrthonormal(5, 8, 3);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0, false), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 2.0, false), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 0.5, false), EPS);
+        // Centring leaves N-1 equal directions (the Gram matrix becomes I - 11^T/N): log(N-1)/log(N).
+        assertEquals(Math.log(4) / Math.log(5), RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+    }
+
+    @Test
+    void twoEqualAndOneHalfWeightDirections() {
+        // Uncentred rows e1, e1, e2: K/tr(K) has eigenvalues 2/3 and 1/3.
+        double[][] h = {{1, 0, 0}, {1, 0, 0}, {0, 1, 0}};
+        double expected = -(2.0 / 3 * Math.log(2.0 / 3) + 1.0 / 3 * Math.log(1.0 / 3)) / Math.log(3);
+        assertEquals(expected, RepresentationMetrics.promptEntropy(h, 1.0, false), EPS);
+        double expectedRenyi2 = -Math.log(4.0 / 9 + 1.0 / 9) / Math.log(3);
+        assertEquals(expectedRenyi2, RepresentationMetrics.promptEntropy(h, 2.0, false), EPS);
+    }
+
+    @Test
+    void datasetEntropyPoolsEachPrompt() {
+        // Prompts whose token means are e1, e2, e3 (each +/- e4): the pooled set is e1, e2, e3.
+        List<double[][]> prompts = new ArrayList<>();
+        for (int p = 0; p < 3; p++) {
+            double[] plus = new double[4];
+            double[] minus = new double[4];
+            plus[p] = 1;
+            minus[p] = 1;
+            plus[3] = 1;
+            minus[3] = -1;
+            prompts.add(new double[][] {plus, minus});
+        }
+        assertEquals(Math.log(2) / Math.log(3), RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
+    }
+
+    @Test
+    void straightLineHasZeroCurvature() {
+        double[] start = {1, 2, -3, 0.5};
+        double[] dir = {0.2, -0.1, 0.7, 1.5};
+        double[] steps = {0, 1, 1.5, 4, 4.2, 9};
+        double[][] h = new double[steps.length][];
+        for (int t = 0; t < steps.length; t++) {
+            h[t] = plus(start, times(dir, steps[t]));
+        }
+        assertEquals(0.0, RepresentationMetrics.curvature(h), 1e-7);
+    }
+
+    @Test
+    void zigZagHasKnownAngles() {
+        double[][] right = {{0, 0}, {1, 1}, {2, 0}, {3, 1}, {4, 0}};
+        assertEquals(Math.PI / 2, RepresentationMetrics.curvature(right), EPS);
+        // Steps (1,0), (1,1), (0,1): 45 degrees twice.
+        double[][] bend = {{0, 0}, {1, 0}, {2, 1}, {2, 2}};
+        assertEquals(Math.PI / 4, RepresentationMetrics.curvature(bend), EPS);
+        // Going back and forth is the maximal turn.
+        double[][] back = {{0, 0}, {1, 0}, {0, 0}};
+        assertEquals(Math.PI, RepresentationMetrics.curvature(back), EPS);
+    }
+
+    @Test
+    void infoNceIsOptimalForIdenticalViews() {
+        int n = 6;
+        double[][] a = rotatedOrthonormal(n, 10, 11);
+        double identical = RepresentationMetrics.infoNce(a, a, 0.1);
+        // Positive cos 1, the 2N-2 negatives cos 0: -log(e^10 / (e^10 + (2N-2) e^0)).
+        assertEquals(Math.log(1 + (2 * n - 2) * Math.exp(-10)), identical, 1e-12);
+
+        double[][] shuffled = new double[n][];
+        for (int i = 0; i < n; i++) {
+            shuffled[i] = a[(i + 1) % n];
+        }
+        double noisy = RepresentationMetrics.infoNce(a, noisy(a, 0.3, 5), 0.1);
+        double wrong = RepresentationMetrics.infoNce(a, shuffled, 0.1);
+        assertTrue(identical < noisy, identical + " < " + noisy);
+        assertTrue(noisy < wrong, noisy + " < " + wrong);
+        // A shuffled pairing puts cos 1 on one negative and cos 0 on the positive: -log(e^0 / (e^10 + 2N-2)).
+        assertEquals(Math.log(Math.exp(10) + 2 * n - 2), wrong, 1e-9);
+    }
+
+    @Test
+    void lidarCountsSeparatedClassesAndIsZeroForIdenticalOnes() {
+        int d = 6;
+        int classes = 4;
+        // Class c: mean 10 e_c, views mean +/- 0.1 e_j for every j, so the within scatter is isotropic
+        // and the LDA matrix is the between scatter, which has C-1 equal eigenvalues.
+        List<double[][]> separated = new ArrayList<>();
+        List<double[][]> identical = new ArrayList<>();
+        List<double[][]> collinear = new ArrayList<>();
+        for (int c = 0; c < classes; c++) {
+            double[] mean = new double[d];
+            mean[c] = 10;
+            separated.add(isotropicViews(mean, 0.1));
+            identical.add(isotropicViews(new double[d], 0.1));
+            double[] onLine = new double[d];
+            onLine[0] = 3 * c;
+            collinear.add(isotropicViews(onLine, 0.1));
+        }
+        assertEquals(classes - 1, RepresentationMetrics.lidar(separated), 1e-6);
+        assertEquals(0.0, RepresentationMetrics.lidar(identical), EPS);
+        assertEquals(1.0, RepresentationMetrics.lidar(collinear), 1e-6);
+
+        double[][] a = rotatedOrthonormal(5, 8, 2);
+        double twoViews = RepresentationMetrics.lidar(a, noisy(a, 0.01, 3));
+        // Two views give a within scatter of rank <= 5 in 8 dims, so whitening weighs the directions unevenly:
+        // above the collinear case, at most C-1.
+        assertTrue(twoViews > 1.5 && twoViews <= 4.0 + 1e-9, "LiDAR of 5 separated prompts: " + twoViews);
+        double[][] same = new double[5][];
+        java.util.Arrays.fill(same, a[0]);
+        assertEquals(0.0, RepresentationMetrics.lidar(same, same), EPS);
+    }
+
+    @Test
+    void dimeIsPositiveForPairedViewsAndAboutZeroForUnrelatedOnes() {
+        // Few dimensions, so that the Gram matrices have structure that a wrong pairing destroys.
+        double[][] a = gaussian(12, 4, 1);
+        double paired = RepresentationMetrics.dime(a, noisy(a, 0.05, 2), 1.0, 32, 9);
+        double unrelated = RepresentationMetrics.dime(a, gaussian(12, 4, 3), 1.0, 32, 9);
+        System.out.printf("DiME paired %.4f unrelated %.4f%n", paired, unrelated);
+        assertTrue(paired > 0.2, "paired DiME " + paired);
+        assertTrue(Math.abs(unrelated) < 0.1, "unrelated DiME " + unrelated);
+    }
+
+    // ---------------------------------------------------------------- fixtures
+
+    private static double[][] isotropicViews(double[] mean, double step) {
+        double[][] views = new double[2 * mean.length][];
+        for (int j = 0; j < mean.length; j++) {
+            views[2 * j] = mean.clone();
+            views[2 * j + 1] = mean.clone();
+            views[2 * j][j] += step;
+            views[2 * j + 1][j] -= step;
+        }
+        return views;
+    }
+
+    /** n orthonormal rows in d dims: the first n columns of a random orthogonal matrix (Gram-Schmidt). */
+    static double[][] rotatedOrthonormal(int n, int d, long seed) {
+        double[][] g = gaussian(n, d, seed);
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < i; k++) {
+                double dot = RepresentationMetrics.dot(g[i], g[k]);
+                for (int j = 0; j < d; j++) {
+                    g[i][j] -= dot * g[k][j];
+                }
+            }
+            double norm = RepresentationMetrics.norm(g[i]);
+            for (int j = 0; j < d; j++) {
+                g[i][j] /= norm;
+            }
+        }
+        return g;
+    }
+
+    private static double[][] gaussian(int n, int d, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        double[][] g = new double[n][d];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < d; j++) {
+                g[i][j] = gauss(r);
+            }
+        }
+        return g;
+    }
+
+    private static double[][] noisy(double[][] a, double sigma, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        double[][] out = new double[a.length][];
+        for (int i = 0; i < a.length; i++) {
+            out[i] = a[i].clone();
+            for (int j = 0; j < out[i].length; j++) {
+                out[i][j] += sigma * gauss(r);
+            }
+        }
+        return out;
+    }
+
+    private static double gauss(SplittableRandom r) {
+        return Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble());
+    }
+
+    private static double[] times(double[] v, double s) {
+        double[] out = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = v[i] * s;
+        }
+        return out;
+    }
+
+    private static double[] plus(double[] a, double[] b) {
+        double[] out = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            out[i] = a[i] + b[i];
+        }
+        return out;
+    }
+}
