@@ -1,14 +1,12 @@
 package org.attnskip.cli;
 
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -21,29 +19,15 @@ class OptimizeCommandTest {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {
-    }
-
-    static Run cli(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     @Test
     void modelDirectoryInGivesModelDirectoryOutWithConfigCarriedOver() throws Exception {
         Path dir = Fixtures.model("ortgenai-llama-fp16");
         Path out = tmp.resolve("fast");
-        Run r = cli("optimize", dir.toString(), "-o", out.toString(), "--drop-attn-above", "0.5", "--json");
+        CliRun r = cli("optimize", dir.toString(), "-o", out.toString(), "--drop-attn-above", "0.5", "--json");
         assertEquals(0, r.code(), r.err());
         var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertEquals("drop", report.get("mode").asText());
@@ -74,7 +58,7 @@ class OptimizeCommandTest {
                 {"optimize", model.toString(), "-o", model.toString(), "--drop-attn-above", "0.5"},
                 {"optimize", model.toString(), "-o", out.toString()},
                 {"optimize", model.toString(), "-o", out.toString(), "--random-kv-above", "0.5", "--noise", "angle:x"}}) {
-            Run r = cli(args);
+            CliRun r = cli(args);
             assertEquals(2, r.code(), String.join(" ", args) + " -> " + r.err());
             assertEquals(1, r.err().strip().split("\n").length, r.err());
             assertFalse(r.err().contains("\tat "), r.err());

@@ -8,14 +8,11 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.TypeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -29,26 +26,11 @@ class BadModelInputTest {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
-    static Run cli(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
-    }
-
-    private static void assertOneLineError(Run r, String mustContain) {
+    private static void assertOneLineError(CliRun r, String mustContain) {
         assertEquals(2, r.code(), r.err());
         String[] lines = r.err().strip().split("\n");
         assertEquals(1, lines.length, "one line, got: " + r.err());
@@ -94,7 +76,7 @@ class BadModelInputTest {
 
     @Test
     void inspectJsonOnStdout() throws Exception {
-        Run r = cli("inspect", "--json", Fixtures.model("torch-gpt2-past/gpt2_past.onnx").toString());
+        CliRun r = cli("inspect", "--json", Fixtures.model("torch-gpt2-past/gpt2_past.onnx").toString());
         assertEquals(0, r.code(), r.err());
         var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertEquals(12, json.get("layers").asInt());
