@@ -12,6 +12,9 @@ import picocli.CommandLine.Command;
         subcommands = {
                 InspectCommand.class,
                 OptimizeCommand.class,
+                EvalCommand.class,
+                SweepCommand.class,
+                DemoCommand.class,
                 ExportCommand.class,
                 GenerateCommand.class,
                 ServeCommand.class,

@@ -82,7 +82,12 @@ public final class DecoderSession implements AutoCloseable {
 
     /** Opens a model file on a device; the returned session owns the ONNX Runtime session. */
     public static DecoderSession open(Path modelFile, Device device) {
-        OpenedSession opened = OrtSessionFactory.open(modelFile, device);
+        return open(modelFile, OrtSessionFactory.Settings.of(device));
+    }
+
+    /** As above with explicit session options (threads, graph optimisation level). */
+    public static DecoderSession open(Path modelFile, OrtSessionFactory.Settings settings) {
+        OpenedSession opened = OrtSessionFactory.open(modelFile, settings);
         try {
             return new DecoderSession(opened.session(), opened);
         } catch (RuntimeException e) {

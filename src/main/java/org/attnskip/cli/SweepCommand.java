@@ -1,0 +1,84 @@
+package org.attnskip.cli;
+
+import org.attnskip.eval.Charts;
+import org.attnskip.eval.ModelSource;
+import org.attnskip.eval.ReportTables;
+import org.attnskip.eval.ReportWriter;
+import org.attnskip.eval.SweepReport;
+import org.attnskip.eval.ThresholdSweep;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.runtime.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "sweep",
+        description = {"Rewrite a model at each threshold (in a temporary directory) and evaluate every variant against",
+                "the baseline: quality and latency against threshold, the quality-latency Pareto frontier and a",
+                "recommended threshold. Writes report.json, report.md, report.html and PNG charts."})
+public final class SweepCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL", description = ".onnx, model directory or llama2.c .bin")
+    Path model;
+
+    @Option(names = "--mode", defaultValue = "drop", paramLabel = "drop|freeze|random", description = "(default: ${DEFAULT-VALUE})")
+    String mode;
+
+    @Option(names = "--thresholds", defaultValue = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0", paramLabel = "LIST",
+            description = "fractions f in [0,1]; layers i >= ceil(f*L) change (default: ${DEFAULT-VALUE})")
+    String thresholds;
+
+    @Option(names = "--noise", defaultValue = "gaussian", description = "random mode: gaussian, angle:DEGREES or shuffle")
+    String noise;
+
+    @Option(names = "--noise-seed", defaultValue = "0", description = "random mode: the noise seed")
+    long noiseSeed;
+
+    @Option(names = "--ppl-tolerance", defaultValue = "0.05",
+            description = "recommend only thresholds whose perplexity is within this fraction of the baseline's (default: ${DEFAULT-VALUE})")
+    double pplTolerance;
+
+    @Mixin
+    EvalOptions options;
+
+    @Override
+    public Integer call() {
+        ThresholdSweep.Mode m;
+        try {
+            m = ThresholdSweep.Mode.valueOf(mode.trim().toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException("--mode " + mode + ": use drop, freeze or random");
+        }
+        List<String> list = ThresholdSweep.parseThresholds(thresholds);
+        var settings = options.settings();
+        try (ScratchDir scratch = new ScratchDir("attnskip-sweep")) {
+            ModelSource source = ModelSource.resolve(model, options.tokenizer, scratch.path());
+            Tokenizer tokenizer = EvalOptions.tokenizer(source, EvalCommand.vocabOf(source));
+            Map<String, Object> config = options.config();
+            config.put("model", source.described());
+            config.put("mode", mode);
+            config.put("thresholds", list);
+            if (m == ThresholdSweep.Mode.RANDOM) {
+                config.put("noise", noise);
+                config.put("noise_seed", noiseSeed);
+                config.put("random_scoring", "one pass per prefix (only a random graph's last position is defined)");
+            }
+            SweepReport report = new ThresholdSweep(settings, m, noise, noiseSeed, pplTolerance).run(source.onnx(), list, tokenizer,
+                    options.documents(), options.loadTasks(), scratch.path(), config, Main.VERSION);
+            ReportWriter.write(options.report, report, "attnskip sweep (" + m.name().toLowerCase(Locale.ROOT) + ")",
+                    ReportTables.forSweep(report), Charts.forSweep(report));
+            ReportTables.Table table = ReportTables.forSweep(report).get(1);
+            System.out.println(String.join(" | ", table.header()));
+            table.rows().forEach(r -> System.out.println(String.join(" | ", r)));
+            System.out.println("recommended threshold: " + (report.recommendedThreshold() == null ? "none" : report.recommendedThreshold()));
+            System.out.println("report: " + options.report.resolve("report.html"));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,9 @@
+package org.attnskip.eval;
+
+import java.util.List;
+import java.util.Map;
+
+/** Everything one baseline-vs-variant evaluation measured, with its configuration and provenance. */
+public record EvalReport(Map<String, Object> config, Provenance provenance, ModelInfo baseline, ModelInfo variant,
+                         TextQuality text, List<TaskResult> tasks, LatencyResult latency) {
+}

@@ -1,0 +1,127 @@
+package org.attnskip.eval;
+
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.LoadedModel;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.ChangeReport;
+import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezePass;
+import org.attnskip.rewrite.LayerSelection;
+import org.attnskip.rewrite.RandomNoisePass;
+import org.attnskip.rewrite.RewriteMetadata;
+import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.Tokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Rewrites a model at each threshold (drop, freeze or random, through the rewrite passes, into a
+ * scratch directory) and evaluates every variant against the one open baseline. The recommended
+ * threshold is the fastest point of the quality-latency Pareto frontier whose perplexity stays
+ * within the tolerance; latency is decode latency for drop and random, prefill for freeze (what
+ * each manipulation saves).
+ */
+public final class ThresholdSweep {
+    public enum Mode { DROP, FREEZE, RANDOM }
+
+    private final Evaluation evaluation;
+    private final Mode mode;
+    private final String noise;
+    private final long noiseSeed;
+    private final double perplexityTolerance;
+
+    public ThresholdSweep(EvalSettings settings, Mode mode, String noise, long noiseSeed, double perplexityTolerance) {
+        this.evaluation = new Evaluation(settings);
+        this.mode = mode;
+        this.noise = noise;
+        this.noiseSeed = noiseSeed;
+        this.perplexityTolerance = perplexityTolerance;
+    }
+
+    public SweepReport run(Path baseline, List<String> thresholds, Tokenizer tokenizer, List<String> documents, List<Task> tasks,
+                           Path scratch, Map<String, Object> config, String toolVersion) {
+        List<SweepPoint> points = new ArrayList<>();
+        try (DecoderSession b = evaluation.open(baseline)) {
+            ScoringModel base = new ScoringModel(b);
+            Provenance provenance = evaluation.provenance(b.opened(), toolVersion);
+            for (String threshold : thresholds) {
+                Path variantFile = scratch.resolve("variant-" + threshold + ".onnx");
+                ChangeReport change = rewrite(baseline, threshold, variantFile, toolVersion);
+                try (DecoderSession v = evaluation.open(variantFile)) {
+                    Evaluation.PointResult r = evaluation.measure(base, new ScoringModel(v), tokenizer, documents, tasks,
+                            "f=" + threshold);
+                    points.add(new SweepPoint(Double.parseDouble(threshold), change.layers(), r.text(), r.tasks(), r.latency()));
+                } finally {
+                    delete(variantFile);
+                }
+            }
+            String axis = mode == Mode.FREEZE ? "prefill" : "decode";
+            java.util.function.ToDoubleFunction<SweepPoint> cost = axis.equals("prefill") ? SweepPoint::prefillRatio
+                    : SweepPoint::decodeRatio;
+            List<SweepPoint> front = Pareto.frontier(points, cost, SweepPoint::perplexityRatio);
+            SweepPoint recommended = Pareto.recommend(front, cost, SweepPoint::perplexityRatio, 1 + perplexityTolerance);
+            return new SweepReport(config, provenance, Evaluation.info(baseline, base), mode.name().toLowerCase(), points, axis,
+                    front.stream().map(SweepPoint::threshold).toList(),
+                    recommended == null ? null : recommended.threshold(), perplexityTolerance);
+        }
+    }
+
+    private ChangeReport rewrite(Path baseline, String threshold, Path out, String toolVersion) {
+        LoadedModel loaded = OnnxModelIO.load(baseline);
+        Graph graph = loaded.graph();
+        DecoderLayout layout = LayoutDiscovery.discover(graph);
+        LayerSelection selection = LayerSelection.fromFraction(threshold, layout.numLayers());
+        Map<String, String> extra = Map.of();
+        ChangeReport change = switch (mode) {
+            case DROP -> DropAttentionPass.apply(graph, layout, selection, 1024);
+            case FREEZE -> FreezePass.apply(graph, layout, selection);
+            case RANDOM -> {
+                RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
+                extra = Map.of("noise", spec.toString(), "seed", Long.toString(noiseSeed));
+                yield RandomNoisePass.apply(graph, layout, selection, spec);
+            }
+        };
+        OnnxModelIO.save(loaded, RewriteMetadata.stamp(graph.toModel(), change, toolVersion, extra), out);
+        return change;
+    }
+
+    private static void delete(Path file) {
+        try {
+            Files.deleteIfExists(file);
+            Files.deleteIfExists(file.resolveSibling(file.getFileName() + ".data"));
+        } catch (IOException ignored) {
+            // scratch space; the caller removes the directory
+        }
+    }
+
+    public static List<String> parseThresholds(String list) {
+        List<String> out = new ArrayList<>();
+        for (String part : list.split(",")) {
+            String t = part.trim();
+            if (t.isEmpty()) {
+                continue;
+            }
+            try {
+                double f = Double.parseDouble(t);
+                if (f < 0 || f > 1) {
+                    throw new BadInputException("threshold " + t + " is outside [0, 1]");
+                }
+            } catch (NumberFormatException e) {
+                throw new BadInputException("threshold '" + t + "' is not a number");
+            }
+            out.add(t);
+        }
+        if (out.isEmpty()) {
+            throw new BadInputException("--thresholds names no threshold");
+        }
+        return out;
+    }
+}

@@ -1,0 +1,78 @@
+package org.attnskip.eval;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.Fixtures;
+import org.attnskip.cli.Main;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The sweep and eval commands end to end on stories260K, on a small subset of the data. */
+class SweepAndEvalCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void sweepDropOnStories260KWritesTheFullReport() throws Exception {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        Path text = Fixtures.model("../data/stories260K-samples.jsonl");
+        Path out = tmp.resolve("report");
+        int code = Main.run("sweep", model.toString(), "--mode", "drop", "--thresholds", "0,0.6,1.0",
+                "--text", text.toString(), "--max-docs", "6", "--tasks", "eval/tasks", "--max-items", "8",
+                "--bootstrap", "100", "--prefill-lengths", "16", "--decode-contexts", "16", "--warmup", "1",
+                "--repeats", "2", "--decode-steps", "2", "--device", "auto", "--report", out.toString(), "--quiet");
+        assertEquals(0, code);
+        for (String f : new String[] {"report.json", "report.md", "report.html", "sweep-quality.png", "sweep-latency.png",
+                "sweep-pareto.png"}) {
+            assertTrue(Files.size(out.resolve(f)) > 100, f);
+        }
+        JsonNode json = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+        JsonNode points = json.get("points");
+        assertEquals(3, points.size());
+        // f = 1.0 changes no layer: the variant is the baseline
+        JsonNode same = points.get(2);
+        assertEquals(0, same.get("layers").size());
+        assertEquals(1.0, same.get("text").get("top1_agreement").get("value").asDouble(), 0);
+        assertEquals(0.0, same.get("text").get("perplexity_difference").get("value").asDouble(), 0);
+        // f = 0 drops every layer's attention: stories260K's perplexity rises and agreement falls
+        JsonNode all = points.get(0);
+        assertEquals(5, all.get("layers").size());
+        assertTrue(all.get("text").get("variant_perplexity").get("value").asDouble()
+                > 2 * all.get("text").get("baseline_perplexity").get("value").asDouble());
+        assertTrue(all.get("text").get("top1_agreement").get("value").asDouble() < 0.5);
+        assertEquals(3, all.get("tasks").size());
+        assertEquals("cpu", json.get("provenance").get("provider_used").asText());
+        assertTrue(json.get("provenance").get("fallback_note").asText().contains("CUDA"));
+        assertTrue(Files.readString(out.resolve("report.html")).contains("data:image/png;base64,"));
+        assertTrue(Files.readString(out.resolve("report.md")).contains("|threshold|layers changed|"));
+    }
+
+    @Test
+    void deviceCudaOnACpuOnlyMachineExitsWithTwoAndOneLine() {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream saved = System.err;
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        int code;
+        try {
+            code = Main.run("eval", "--baseline", model.toString(), "--variant", model.toString(), "--device", "cuda",
+                    "--no-latency", "--report", tmp.resolve("r").toString(), "--quiet");
+        } finally {
+            System.setErr(saved);
+        }
+        String message = err.toString(StandardCharsets.UTF_8).strip();
+        org.junit.jupiter.api.Assumptions.assumeFalse(code == 0, "CUDA is available here");
+        assertEquals(2, code);
+        assertEquals(1, message.lines().count(), message);
+        assertTrue(message.contains("CUDA"), message);
+    }
+}
