@@ -32,6 +32,8 @@ public final class Main {
     /** Runs a command line and returns its exit code: 0 success, 2 bad input, 1 internal error. */
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new Main());
+        // every subcommand answers --help and --version, whether or not its class asks for them
+        cli.getSubcommands().values().forEach(sub -> sub.getCommandSpec().mixinStandardHelpOptions(true));
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             if (ex instanceof BadInputException) {
                 commandLine.getErr().println("attnskip: " + ex.getMessage());
