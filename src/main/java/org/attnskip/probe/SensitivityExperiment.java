@@ -55,6 +55,10 @@ public final class SensitivityExperiment implements AutoCloseable {
         this.base = new ScoringModel(baseSession);
     }
 
+    public boolean quiet() {
+        return quiet;
+    }
+
     public int numLayers() {
         return numLayers;
     }
