@@ -107,4 +107,28 @@ class RecommenderTest {
         assertEquals(-1, Recommender.Evidence.switchIgnoredFrom(List.of(0.2, 0.9)));
         assertEquals(Set.of(), Set.copyOf(evidence.agreementWith(5, 5)));
     }
+
+    @Test
+    void autoPrefersTheNonContiguousSetOnlyWhenItDropsMoreLayers() {
+        QualityTolerance t = QualityTolerance.parse("top1=0.9");
+        List<SensitivityRow> curve = new ArrayList<>();
+        double[] top1 = {0.1, 0.3, 0.6, 0.8, 0.93, 1.0};
+        for (int k = 0; k <= 5; k++) {
+            curve.add(new SensitivityRow("drop", k, k == 5 ? List.of() : List.of(4), k, quality(top1[k], 0, 10, 10), 0, 0, 0, 0, 0));
+        }
+        Recommendation contiguous = Recommender.recommend(curve, t, 5, null);
+        SensitivityRow pair = row("drop", -1, 0.91, 0, 1);
+        NonContiguousDrop two = new NonContiguousDrop(t.toString(), "made up", List.of(2, 4), List.of(), List.of(2, 4), pair);
+        AutoChoice c = AutoChoice.pick(Manipulation.Kind.DROP,
+                new SensitivityProbe.Result(java.util.Map.of("drop", curve), List.of(), List.of(contiguous), two), t, 5);
+        assertEquals(Set.of(2, 4), Set.copyOf(c.selection().layers()));
+        assertEquals(-1, c.selection().firstLayer());
+        assertEquals("2,4", c.metadata().get("auto_layers"));
+        assertEquals("0.91", c.metadata().get("auto_top1_agreement"));
+        NonContiguousDrop one = new NonContiguousDrop(t.toString(), "made up", List.of(4), List.of(), List.of(4), pair);
+        AutoChoice k4 = AutoChoice.pick(Manipulation.Kind.DROP,
+                new SensitivityProbe.Result(java.util.Map.of("drop", curve), List.of(), List.of(contiguous), one), t, 5);
+        assertEquals(4, k4.selection().firstLayer());
+        assertEquals("0.93", k4.metadata().get("auto_top1_agreement"));
+    }
 }
