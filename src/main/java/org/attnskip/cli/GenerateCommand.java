@@ -2,12 +2,11 @@ package org.attnskip.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import org.attnskip.export.ModelDirectory;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
+import org.attnskip.runtime.ModelLocation;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
@@ -73,32 +72,10 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new BadInputException("-n must be at least 1, got " + steps);
         }
         Device dev = Device.parse(device);
-        Path modelFile;
-        Path tokenizerFile = tokenizer;
-        String tokenizerKind = null;
-        int vocab = -1;
-        int maxPositions = Integer.MAX_VALUE;
-        if (Files.isDirectory(model) && ModelDirectory.isModelDirectory(model)) {
-            ModelDirectory dir = ModelDirectory.read(model);
-            modelFile = dir.modelFile();
-            vocab = dir.manifest().architecture().vocab();
-            maxPositions = dir.manifest().architecture().maxPositions();
-            if (tokenizerFile == null) {
-                tokenizerFile = dir.tokenizerFile();
-                if (tokenizerFile == null) {
-                    throw new BadInputException("model directory " + model + " has no tokenizer; name one with --tokenizer FILE");
-                }
-                tokenizerKind = dir.manifest().tokenizer().kind();
-            }
-        } else {
-            modelFile = OnnxModelIO.resolveModelFile(model);
-            if (tokenizerFile == null) {
-                throw new BadInputException("an .onnx file needs --tokenizer FILE (or give a model directory from 'attnskip export')");
-            }
-        }
-        if (!Files.isRegularFile(tokenizerFile)) {
-            throw new BadInputException("no such tokenizer file: " + tokenizerFile);
-        }
+        ModelLocation location = ModelLocation.resolve(model, tokenizer);
+        Path modelFile = location.modelFile();
+        int vocab = location.vocabSize();
+        int maxPositions = location.maxPositions();
         int positions = Math.min(steps, maxPositions);
         if (positions < steps) {
             System.err.println("attnskip: -n " + steps + " exceeds the model's " + maxPositions + " positions; using "
@@ -110,7 +87,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (session.opened().fallbackNote() != null) {
                 System.err.println("attnskip: " + session.opened().fallbackNote());
             }
-            Tokenizer tok = TokenizerFiles.open(tokenizerFile, tokenizerKind, vocab > 0 ? vocab : session.vocabSize());
+            Tokenizer tok = TokenizerFiles.open(location.tokenizerFile(), location.tokenizerKind(), vocab > 0 ? vocab : session.vocabSize());
             try {
                 Generator generator = new Generator(session, tok);
                 Generator.Options options = new Generator.Options(positions, temperature, topP, seed);

@@ -101,6 +101,9 @@ public final class Charts {
     private static XYChart chart(String title, String x, String y) {
         XYChart c = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(x).yAxisTitle(y).build();
         c.getStyler().setMarkerSize(7);
+        // ratios and metrics read best with three decimals, not the full double
+        c.getStyler().setXAxisDecimalPattern("0.###");
+        c.getStyler().setYAxisDecimalPattern("0.###");
         return c;
     }
 

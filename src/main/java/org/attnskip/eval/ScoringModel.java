@@ -23,7 +23,8 @@ import java.util.Map;
  * Drop and freeze graphs (and unmodified ones) give valid logits at every position of one
  * prefill. A random graph's noise replaces the hidden vectors of every position but the last, so
  * only its last position is what the manipulation defines: it is scored with one pass per prefix,
- * feeding the noise {@link NoiseDraw} makes for the seed recorded in the graph's metadata.
+ * feeding the noise {@link NoiseDraw} makes for the seed recorded in the graph's metadata. A
+ * deployable freeze graph outputs the last position only and is scored the same way.
  */
 public final class ScoringModel {
     private final DecoderSession session;
@@ -32,6 +33,7 @@ public final class ScoringModel {
     private final RandomNoisePass.NoiseSpec noise;
     private final long seed;
     private final int noiseWidth;
+    private final boolean lastPositionOnly;
 
     public ScoringModel(DecoderSession session) {
         this.session = session;
@@ -46,6 +48,9 @@ public final class ScoringModel {
             });
             rewrite = Map.copyOf(props);
             Map<String, NodeInfo> inputs = ort.getInputInfo();
+            // A deployable freeze graph declares logits [batch, 1, vocab]: the last position only.
+            long[] logitsShape = ((TensorInfo) ort.getOutputInfo().get("logits").getInfo()).getShape();
+            boolean slicedLogits = logitsShape.length == 3 && logitsShape[1] == 1;
             String input = inputs.containsKey(RandomNoisePass.NOISE_INPUT) ? RandomNoisePass.NOISE_INPUT
                     : inputs.containsKey(RandomNoisePass.PERMUTATION_INPUT) ? RandomNoisePass.PERMUTATION_INPUT : null;
             noiseInput = input;
@@ -60,6 +65,7 @@ public final class ScoringModel {
                 noise = null;
                 seed = 0;
             }
+            lastPositionOnly = input != null || slicedLogits;
         } catch (OrtException e) {
             throw new IllegalStateException("cannot read the session's metadata: " + e.getMessage(), e);
         }
@@ -74,9 +80,9 @@ public final class ScoringModel {
         return rewrite;
     }
 
-    /** True when only the last position of a pass is valid (the random manipulation). */
+    /** True when only the last position of a pass is valid (random graphs, deployable freeze graphs). */
     public boolean scoresOnePrefixPerPass() {
-        return noiseInput != null;
+        return lastPositionOnly;
     }
 
     /**
@@ -85,7 +91,7 @@ public final class ScoringModel {
      */
     public double[][] logProbs(int[] tokens, int from) {
         double[][] rows = new double[tokens.length - from][];
-        if (noiseInput == null) {
+        if (!lastPositionOnly) {
             Logits logits = pass(tokens, tokens.length);
             for (int p = from; p < tokens.length; p++) {
                 rows[p - from] = LogProbs.logSoftmax(logits.at(0, p));

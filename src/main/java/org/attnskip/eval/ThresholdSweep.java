@@ -9,6 +9,7 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezePass;
+import org.attnskip.rewrite.FreezePrefillPass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -54,13 +55,23 @@ public final class ThresholdSweep {
             Provenance provenance = evaluation.provenance(b.opened(), toolVersion);
             for (String threshold : thresholds) {
                 Path variantFile = scratch.resolve("variant-" + threshold + ".onnx");
-                ChangeReport change = rewrite(baseline, threshold, variantFile, toolVersion);
-                try (DecoderSession v = evaluation.open(variantFile)) {
-                    Evaluation.PointResult r = evaluation.measure(base, new ScoringModel(v), tokenizer, documents, tasks,
-                            "f=" + threshold);
+                ChangeReport change = rewrite(baseline, threshold, variantFile, toolVersion, false);
+                // freeze: quality from the graph that scores every position in one pass, latency from
+                // the deployable graph (last position only in prefill); both equal the reference.
+                Path timedFile = variantFile;
+                if (mode == Mode.FREEZE) {
+                    timedFile = scratch.resolve("variant-" + threshold + "-deployable.onnx");
+                    rewrite(baseline, threshold, timedFile, toolVersion, true);
+                }
+                try (DecoderSession v = evaluation.open(variantFile);
+                     DecoderSession timed = timedFile == variantFile ? null : evaluation.open(timedFile)) {
+                    ScoringModel scored = new ScoringModel(v);
+                    Evaluation.PointResult r = evaluation.measure(base, scored, timed == null ? scored : new ScoringModel(timed),
+                            tokenizer, documents, tasks, "f=" + threshold);
                     points.add(new SweepPoint(Double.parseDouble(threshold), change.layers(), r.text(), r.tasks(), r.latency()));
                 } finally {
                     delete(variantFile);
+                    delete(timedFile);
                 }
             }
             String axis = mode == Mode.FREEZE ? "prefill" : "decode";
@@ -74,7 +85,7 @@ public final class ThresholdSweep {
         }
     }
 
-    private ChangeReport rewrite(Path baseline, String threshold, Path out, String toolVersion) {
+    private ChangeReport rewrite(Path baseline, String threshold, Path out, String toolVersion, boolean deployableFreeze) {
         LoadedModel loaded = OnnxModelIO.load(baseline);
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
@@ -82,7 +93,8 @@ public final class ThresholdSweep {
         Map<String, String> extra = Map.of();
         ChangeReport change = switch (mode) {
             case DROP -> DropAttentionPass.apply(graph, layout, selection, 1024);
-            case FREEZE -> FreezePass.apply(graph, layout, selection);
+            case FREEZE -> deployableFreeze ? FreezePrefillPass.apply(graph, layout, selection)
+                    : FreezePass.apply(graph, layout, selection);
             case RANDOM -> {
                 RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
                 extra = Map.of("noise", spec.toString(), "seed", Long.toString(noiseSeed));

@@ -75,12 +75,42 @@ public final class LayoutDiscovery {
         }
         for (int i = 1; i < layers.size(); i++) {
             String prevOut = layers.get(i - 1).mlp().residualSum();
-            if (!prevOut.equals(layers.get(i).residualIn())) {
+            if (!reachesThroughResidualAdds(prevOut, layers.get(i).residualIn())) {
                 throw new BadInputException("layer " + i + ": its residual input is not the residual output of layer "
                         + (i - 1) + " (not a sequential pre-norm decoder)");
             }
         }
         return sizes(cores, layers, io);
+    }
+
+    /**
+     * True when the stream goes from one value to the other directly or through residual adds
+     * only, that is through layers whose attention a rewrite removed (h + MLP(norm(h))).
+     */
+    private boolean reachesThroughResidualAdds(String from, String to) {
+        String v = from;
+        for (int hops = 0; hops < 4096 && !v.isEmpty(); hops++) {
+            if (v.equals(to)) {
+                return true;
+            }
+            String next = null;
+            Set<String> downstream = flow.forwardValues(List.of(v));
+            for (NodeProto c : g.consumers(v)) {
+                boolean isAdd = c.getOpType().equals("Add") && c.getDomain().isEmpty();
+                if ((isAdd || SKIP_NORMS.contains(c.getOpType())) && c.getInputCount() >= 2) {
+                    String other = c.getInput(0).equals(v) ? c.getInput(1) : c.getInput(0);
+                    if (downstream.contains(other)) {
+                        next = isAdd ? c.getOutput(0) : (c.getOutputCount() > 3 ? c.getOutput(3) : "");
+                        break;
+                    }
+                }
+            }
+            if (next == null) {
+                return false;
+            }
+            v = next;
+        }
+        return false;
     }
 
     private LayerLayout layer(int i, AttentionCores.Core core, List<String> kvIn, List<String> kvOut) {

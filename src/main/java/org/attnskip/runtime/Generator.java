@@ -2,7 +2,6 @@ package org.attnskip.runtime;
 
 import org.attnskip.onnx.BadInputException;
 
-import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.function.Consumer;
 
@@ -16,10 +15,12 @@ import java.util.function.Consumer;
 public final class Generator {
     private final DecoderSession session;
     private final Tokenizer tokenizer;
+    private final TextPieces pieces;
 
     public Generator(DecoderSession session, Tokenizer tokenizer) {
         this.session = session;
         this.tokenizer = tokenizer;
+        this.pieces = new TextPieces(tokenizer);
     }
 
     /**
@@ -104,25 +105,11 @@ public final class Generator {
         return new Generation(promptIds, Arrays.copyOf(generated, count), stop, text.toString());
     }
 
-    /** run.c's safe_printf: a lone byte that is neither printable ASCII nor whitespace is not printed. */
     private void emitPiece(int prev, int token, Consumer<String> emit) {
-        String piece;
-        if (tokenizer instanceof Llama2cTokenizer llama2c) {
-            byte[] bytes = llama2c.decodeBytes(prev, token);
-            if (bytes.length == 1 && !isPrintableOrSpace(bytes[0] & 0xff)) {
-                return;
-            }
-            piece = new String(bytes, StandardCharsets.UTF_8);
-        } else {
-            piece = tokenizer.decode(prev, token);
-        }
+        String piece = pieces.piece(prev, token);
         if (!piece.isEmpty()) {
             emit.accept(piece);
         }
-    }
-
-    private static boolean isPrintableOrSpace(int b) {
-        return (b >= 0x20 && b < 0x7f) || b == ' ' || (b >= '\t' && b <= '\r');
     }
 
     private static long[] toLongs(int[] ids) {

@@ -3,6 +3,7 @@ package org.attnskip.serve;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.KvCache;
 import org.attnskip.runtime.Sampler;
+import org.attnskip.runtime.TextPieces;
 import org.attnskip.runtime.Tokenizer;
 
 import java.util.Arrays;

@@ -1,11 +1,10 @@
 package org.attnskip.serve;
 
-import org.attnskip.export.ModelDirectory;
-import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
+import org.attnskip.runtime.ModelLocation;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 
@@ -40,41 +39,14 @@ public final class ServedModel implements AutoCloseable {
      * @param tokenizer overrides the directory's tokenizer; required for a bare .onnx file
      */
     public static ServedModel open(Path model, Path tokenizer, Device device) {
-        Path modelFile;
-        Path tokenizerFile = tokenizer;
-        String kind = null;
-        int vocab = -1;
-        int maxPositions = Integer.MAX_VALUE;
-        String id;
-        if (Files.isDirectory(model) && ModelDirectory.isModelDirectory(model)) {
-            ModelDirectory dir = ModelDirectory.read(model);
-            modelFile = dir.modelFile();
-            vocab = dir.manifest().architecture().vocab();
-            maxPositions = dir.manifest().architecture().maxPositions();
-            if (tokenizerFile == null) {
-                tokenizerFile = dir.tokenizerFile();
-                if (tokenizerFile == null) {
-                    throw new BadInputException("model directory " + model + " has no tokenizer; name one with --tokenizer FILE");
-                }
-                kind = dir.manifest().tokenizer().kind();
-            }
-            id = model.toAbsolutePath().normalize().getFileName().toString();
-        } else {
-            modelFile = OnnxModelIO.resolveModelFile(model);
-            if (tokenizerFile == null) {
-                throw new BadInputException("an .onnx file needs --tokenizer FILE (or give a model directory from 'attnskip export')");
-            }
-            String name = modelFile.getFileName().toString();
-            id = name.endsWith(".onnx") ? name.substring(0, name.length() - 5) : name;
-        }
-        if (!Files.isRegularFile(tokenizerFile)) {
-            throw new BadInputException("no such tokenizer file: " + tokenizerFile);
-        }
+        ModelLocation location = ModelLocation.resolve(model, tokenizer);
+        Path modelFile = location.modelFile();
         Map<String, String> rewrite = RewriteMetadata.read(OnnxModelIO.load(modelFile).proto());
         DecoderSession session = DecoderSession.open(modelFile, device);
         try {
-            Tokenizer tok = TokenizerFiles.open(tokenizerFile, kind, vocab > 0 ? vocab : session.vocabSize());
-            return new ServedModel(id, modelFile, session, tok, rewrite, maxPositions);
+            Tokenizer tok = TokenizerFiles.open(location.tokenizerFile(), location.tokenizerKind(),
+                    location.vocabSize() > 0 ? location.vocabSize() : session.vocabSize());
+            return new ServedModel(location.name(), modelFile, session, tok, rewrite, location.maxPositions());
         } catch (RuntimeException e) {
             session.close();
             throw e;

@@ -81,6 +81,10 @@ class RewriteMatchesReferenceTest {
                 compare(name + " freeze-prefill k=" + k, sliced, frozen, tokens); // nothing to freeze: unchanged graph
             }
         }
+        // a non-contiguous set, as --drop-attn-layers and the probe's recommendation produce
+        String list = "1," + (L - 2);
+        compare(name + " drop-list " + list, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromList(list, L), 128)),
+                ref.logitsAllPositions(tokens, new Manipulation.Drop(Set.of(1, L - 2))), tokens);
         int k = L / 2;
         long seed = 7;
         Map<String, Noise> noises = Map.of("gaussian", Noise.GAUSSIAN, "angle:30", Noise.angle(30), "shuffle", Noise.SHUFFLE);

@@ -1,7 +1,5 @@
-package org.attnskip.serve;
+package org.attnskip.runtime;
 
-import org.attnskip.runtime.Llama2cTokenizer;
-import org.attnskip.runtime.Tokenizer;
 
 import java.nio.charset.StandardCharsets;
 
@@ -9,14 +7,15 @@ import java.nio.charset.StandardCharsets;
  * The text a generated token adds, by the same rule as {@code attnskip generate} (llama2.c's
  * safe_printf): a lone byte token that is neither printable ASCII nor whitespace adds nothing.
  */
-final class TextPieces {
+public final class TextPieces {
     private final Tokenizer tokenizer;
 
-    TextPieces(Tokenizer tokenizer) {
+    public TextPieces(Tokenizer tokenizer) {
         this.tokenizer = tokenizer;
     }
 
-    String piece(int prev, int token) {
+    /** The text of one token as run.c prints it: "" for a lone unprintable byte (safe_printf). */
+    public String piece(int prev, int token) {
         if (tokenizer instanceof Llama2cTokenizer llama2c) {
             byte[] bytes = llama2c.decodeBytes(prev, token);
             if (bytes.length == 1 && !printableOrSpace(bytes[0] & 0xff)) {
