@@ -5,6 +5,7 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
+import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.Tensors;
@@ -70,14 +71,8 @@ public final class DropAttentionPass {
                 paramsRemoved += Tensors.elementCount(e.getValue());
             }
         }
-        // Summed from the original layout: re-discovering the rewritten graph would fail for a
-        // non-contiguous list, whose kept layers no longer chain attention to attention.
-        long kvAfter = 0;
-        for (LayerLayout kept : layout.layers()) {
-            if (!selection.layers().contains(kept.index())) {
-                kvAfter += kept.kv().elementsPerToken() * Tensors.elementSize(Math.max(kept.kv().elementType(), 1));
-            }
-        }
+        long kvAfter = selection.layers().size() == layout.numLayers() ? 0
+                : LayoutDiscovery.discover(g).kvBytesPerToken();
         int removed = nodesBefore - (g.nodes().size() - added);
         long flops = attentionFlopsPerToken(layout, contextLength) * selection.layers().size();
         if (flops == 0 && !selection.isEmpty()) {
