@@ -17,13 +17,26 @@ import org.attnskip.rewrite.FreezePrefillPass;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RewriteMetadata;
+import org.attnskip.eval.Bootstrap;
+import org.attnskip.eval.ModelSource;
+import org.attnskip.eval.TextDocuments;
+import org.attnskip.probe.AutoChoice;
+import org.attnskip.probe.Manipulation;
+import org.attnskip.probe.QualityTolerance;
+import org.attnskip.probe.SensitivityExperiment;
+import org.attnskip.runtime.Device;
+import org.attnskip.runtime.OrtSessionFactory;
+import org.attnskip.runtime.Tokenizer;
+import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -57,7 +70,37 @@ public final class OptimizeCommand implements Callable<Integer> {
         @Option(names = "--random-kv-above", paramLabel = "F",
                 description = "analysis: replace previous tokens' hidden vectors at layer k's input with seeded noise")
         String randomAbove;
+
+        @Option(names = "--auto", description = {"measure --mode at every k on --text (as probe does) and apply the smallest k",
+                "within --tolerance; for drop, a non-contiguous set when it drops more layers"})
+        boolean auto;
     }
+
+    @Option(names = "--tolerance", defaultValue = "top1=0.9", paramLabel = "BOUNDS",
+            description = "with --auto: top1=A, kl=K and/or ppl=+P% (default: ${DEFAULT-VALUE})")
+    String tolerance;
+
+    @Option(names = "--mode", defaultValue = "drop", paramLabel = "drop|freeze", description = "with --auto (default: ${DEFAULT-VALUE})")
+    String autoMode;
+
+    @Option(names = "--text", defaultValue = "eval/stories.txt", paramLabel = "FILE",
+            description = "with --auto: documents to measure on, JSONL or plain text (default: ${DEFAULT-VALUE})")
+    Path text;
+
+    @Option(names = "--prompts", defaultValue = "32", description = "with --auto: how many documents (default: ${DEFAULT-VALUE})")
+    int prompts;
+
+    @Option(names = "--max-tokens", defaultValue = "64", description = "with --auto: tokens per document (default: ${DEFAULT-VALUE})")
+    int maxTokens;
+
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "with --auto: tokenizer (default: the model directory's or one next to it)")
+    Path tokenizer;
+
+    @Option(names = "--bootstrap", defaultValue = "1000", description = "with --auto: bootstrap resamples (default: ${DEFAULT-VALUE})")
+    int bootstrap;
+
+    @Option(names = "--quiet", description = "with --auto: no progress output")
+    boolean quiet;
 
     @Option(names = "--freeze-logits", defaultValue = "last", paramLabel = "last|all",
             description = {"with --freeze-above: 'last' (default) runs layers >= k for the last position only in prefill,"
@@ -88,10 +131,12 @@ public final class OptimizeCommand implements Callable<Integer> {
         LoadedModel loaded = OnnxModelIO.load(model);
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
-        LayerSelection selection = selection(layout.numLayers());
+        AutoChoice auto = which.auto ? auto(layout.numLayers()) : null;
+        LayerSelection selection = auto != null ? auto.selection() : selection(layout.numLayers());
+        boolean freeze = auto != null ? auto.mode() == Manipulation.Kind.FREEZE : which.freezeAbove != null;
         ChangeReport report;
         Map<String, String> extra = new LinkedHashMap<>();
-        if (which.freezeAbove != null) {
+        if (freeze) {
             report = switch (freezeLogits) {
                 case "last" -> FreezePrefillPass.apply(graph, layout, selection);
                 case "all" -> FreezePass.apply(graph, layout, selection);
@@ -105,6 +150,15 @@ public final class OptimizeCommand implements Callable<Integer> {
         } else {
             report = DropAttentionPass.apply(graph, layout, selection, context);
         }
+        if (auto != null) {
+            List<String> notes = new ArrayList<>(report.notes());
+            notes.addAll(auto.notes());
+            report = new ChangeReport(report.mode(), report.threshold(), report.layers(), report.firstChangedLayer(),
+                    report.nodesRemoved(), report.nodesAdded(), report.paramsRemoved(), report.contextLength(),
+                    report.attentionFlopsSavedPerToken(), report.kvBytesPerTokenBefore(), report.kvBytesPerTokenAfter(),
+                    report.inputsRemoved(), report.outputsRemoved(), List.copyOf(notes));
+            extra.putAll(auto.metadata());
+        }
         ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION, extra), output);
         if (json) {
             System.out.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
@@ -113,6 +167,36 @@ public final class OptimizeCommand implements Callable<Integer> {
             print(report);
         }
         return 0;
+    }
+
+    /** Measures the chosen mode on the text (the baseline is the input model) and returns the recommendation. */
+    private AutoChoice auto(int numLayers) {
+        if (fromLayer != null) {
+            throw new BadInputException("--from-layer cannot be combined with --auto");
+        }
+        Manipulation.Kind kind = switch (autoMode.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "drop" -> Manipulation.Kind.DROP;
+            case "freeze" -> Manipulation.Kind.FREEZE;
+            default -> throw new BadInputException("--mode " + autoMode + ": --auto applies drop or freeze");
+        };
+        QualityTolerance tol = QualityTolerance.parse(tolerance);
+        if (prompts < 1 || maxTokens < 2) {
+            throw new BadInputException("--prompts must be at least 1 and --max-tokens at least 2");
+        }
+        List<String> docs = TextDocuments.read(text);
+        docs = docs.subList(0, Math.min(prompts, docs.size()));
+        try (ScratchDir scratch = new ScratchDir("attnskip-auto")) {
+            ModelSource source = ModelSource.resolve(model, tokenizer, scratch.path());
+            if (source.tokenizer() == null) {
+                throw new BadInputException("--auto needs the model's tokenizer: pass --tokenizer");
+            }
+            Tokenizer tok = TokenizerFiles.open(source.tokenizer(), null, EvalCommand.vocabOf(source));
+            try (SensitivityExperiment experiment = new SensitivityExperiment(source.onnx(), numLayers, tok, docs, maxTokens,
+                    new Bootstrap(Math.max(1, bootstrap), 0), OrtSessionFactory.Settings.of(Device.AUTO), scratch.path(),
+                    context, Main.VERSION, quiet)) {
+                return AutoChoice.choose(experiment, kind, tol);
+            }
+        }
     }
 
     private LayerSelection selection(int numLayers) {

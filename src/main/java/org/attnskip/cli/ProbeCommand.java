@@ -1,8 +1,5 @@
 package org.attnskip.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
@@ -18,9 +15,24 @@ import org.attnskip.probe.HiddenStateRunner;
 import org.attnskip.probe.RepresentationProbe;
 import org.attnskip.probe.SingleLayerImportance;
 import org.attnskip.probe.SwitchExperiment;
+import org.attnskip.probe.Manipulation;
+import org.attnskip.probe.ProbeCharts;
+import org.attnskip.probe.ProbeReport;
+import org.attnskip.probe.ProbeTables;
+import org.attnskip.probe.QualityTolerance;
+import org.attnskip.probe.Recommendation;
+import org.attnskip.probe.SensitivityExperiment;
+import org.attnskip.probe.SensitivityProbe;
+import org.attnskip.probe.SensitivityRow;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.rewrite.ExposeResidualStreamPass;
+import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
+import org.attnskip.eval.Bootstrap;
+import org.attnskip.eval.Progress;
+import org.attnskip.eval.ReportWriter;
+import org.attnskip.eval.TextDocuments;
 import org.attnskip.runtime.Device;
+import org.attnskip.runtime.OrtSessionFactory;
 import org.attnskip.runtime.Llama2cTokenizer;
 import org.attnskip.runtime.Tokenizer;
 import picocli.CommandLine.Command;
@@ -33,27 +45,61 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
- * probe: per-layer representation metrics, single-layer importance and the switch experiment on
- * one model, written as report.json and report.md. Sensitivity sweeps need the evaluator and are
- * not run here.
+ * probe: the layer experiments on one model. Sensitivity (drop, freeze and random at every k,
+ * measured with the evaluator), single-layer importance (1 - cos and the effect of dropping only
+ * that layer), the switch experiment and the representation metrics; with a tolerance, the
+ * recommended k per manipulation. Writes report.json, report.md, report.html and PNG charts.
  */
 @Command(name = "probe",
-        description = {"Measure, per layer, how the residual stream evolves (entropy, curvature, augmentation invariance),",
-                "how much each layer turns it (attention and block influence), and the switch experiment."})
+        description = {"Measure, per layer, how much each manipulation above k costs (sensitivity), how much each layer",
+                "matters on its own (importance), where the switch experiment stops working (switch) and how the",
+                "residual stream evolves (representations); recommend, per manipulation, the smallest k within",
+                "--tolerance. Writes report.json, report.md, report.html and PNG charts."})
 public final class ProbeCommand implements Callable<Integer> {
+    static final List<String> EXPERIMENTS = List.of("sensitivity", "importance", "switch", "representations");
+
     @Parameters(index = "0", paramLabel = "MODEL", description = "a llama2.c checkpoint (.bin), an .onnx file or a model directory")
     Path model;
 
-    @Option(names = "--text", required = true, description = "JSONL prompts, one {\"text\": ...} per line")
+    @Option(names = "--text", defaultValue = "eval/stories.txt",
+            description = "prompts: JSONL {\"text\": ...} per line, or plain text paragraphs (default: ${DEFAULT-VALUE})")
     Path text;
 
-    @Option(names = "--report", required = true, description = "directory for report.json and report.md")
+    @Option(names = "--report", required = true, description = "directory for report.json, report.md, report.html and the charts")
     Path report;
+
+    @Option(names = "--experiments", defaultValue = "sensitivity,importance,switch,representations", paramLabel = "LIST",
+            description = "any of sensitivity, importance, switch, representations (default: ${DEFAULT-VALUE})")
+    String experiments;
+
+    @Option(names = "--tolerance", defaultValue = "top1=0.9", paramLabel = "BOUNDS",
+            description = {"quality the recommendation may give up, all must hold: top1=A (top-1 agreement >= A),",
+                    "kl=K (mean KL <= K nats), ppl=+P% (perplexity at most P% above the baseline) (default: ${DEFAULT-VALUE})"})
+    String tolerance;
+
+    @Option(names = "--modes", defaultValue = "drop,freeze,random", paramLabel = "LIST",
+            description = "sensitivity: manipulations to sweep over k (default: ${DEFAULT-VALUE})")
+    String modes;
+
+    @Option(names = "--noise", defaultValue = "gaussian,angle:30,shuffle", paramLabel = "LIST",
+            description = "sensitivity: the random kinds, each seeded (default: ${DEFAULT-VALUE})")
+    String noise;
+
+    @Option(names = "--noise-seed", defaultValue = "0", description = "sensitivity: the random noise seed (default: ${DEFAULT-VALUE})")
+    long noiseSeed;
+
+    @Option(names = "--bootstrap", defaultValue = "1000", description = "sensitivity: bootstrap resamples (default: ${DEFAULT-VALUE})")
+    int bootstrap;
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "sensitivity: where to run (default: ${DEFAULT-VALUE})")
+    String device;
 
     @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
     Path tokenizerFile;
@@ -77,13 +123,24 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--pairs", defaultValue = "eval/probe/country_pairs.jsonl", description = "country pairs for the switch experiment")
     Path pairs;
 
-    @Option(names = "--seed", defaultValue = "1234")
+    @Option(names = "--seed", defaultValue = "1234", description = "seed of the augmentations and the bootstrap (default ${DEFAULT-VALUE})")
     long seed;
+
+    @Option(names = "--quiet", description = "no progress output")
+    boolean quiet;
 
     @Override
     public Integer call() throws Exception {
         if (prompts < 2 || maxTokens < 2) {
             throw new BadInputException("--prompts and --max-tokens must be at least 2");
+        }
+        Set<String> run = parseExperiments(experiments);
+        QualityTolerance tol = QualityTolerance.parse(tolerance);
+        List<Manipulation> manipulations = run.contains("sensitivity") ? Manipulation.parseModes(modes, noise, noiseSeed) : List.of();
+        List<String> texts = TextDocuments.read(text);
+        texts = texts.subList(0, Math.min(prompts, texts.size()));
+        if (texts.size() < 2) {
+            throw new BadInputException(text + " holds fewer than 2 prompts");
         }
         Files.createDirectories(report);
         Path work = Files.createTempDirectory("attnskip-probe");
@@ -97,7 +154,7 @@ public final class ProbeCommand implements Callable<Integer> {
             OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
             tokenizer = Llama2cTokenizer.load(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), weights.config.vocabSize());
         } else {
-            onnx = model;
+            onnx = OnnxModelIO.resolveModelFile(model);
             Path tok = tokenizerFile;
             if (tok == null && ModelDirectory.isModelDirectory(model)) {
                 tok = ModelDirectory.read(model).tokenizerFile();
@@ -106,58 +163,127 @@ public final class ProbeCommand implements Callable<Integer> {
                 throw new BadInputException("probe needs a llama2.c tokenizer (.bin): pass --tokenizer");
             }
             tokenizer = Llama2cTokenizer.load(tok);
-            notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
-        }
-
-        LoadedModel loaded = OnnxModelIO.load(onnx);
-        Graph g = loaded.graph();
-        ExposeResidualStreamPass.Exposed exposed = ExposeResidualStreamPass.apply(g, LayoutDiscovery.discover(g));
-        notes.addAll(exposed.notes());
-        Path exposedFile = work.resolve("exposed.onnx");
-        OnnxModelIO.save(loaded, g.toModel(), exposedFile);
-
-        List<String> texts = readTexts(text, prompts);
-        List<HiddenStateRunner.Pass> passes = new ArrayList<>();
-        List<HiddenStateRunner.Pass> viewA = new ArrayList<>();
-        List<HiddenStateRunner.Pass> viewB = new ArrayList<>();
-        try (HiddenStateRunner runner = HiddenStateRunner.open(exposedFile, Device.CPU)) {
-            for (int i = 0; i < texts.size(); i++) {
-                String t = texts.get(i);
-                passes.add(runner.run(tokens(tokenizer, t)));
-                viewA.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i))));
-                viewB.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i + 1))));
-                System.err.printf("\rprobe: hidden states %d/%d", i + 1, texts.size());
+            if (run.contains("switch")) {
+                notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
             }
-            System.err.println();
         }
-        List<SingleLayerImportance.Layer> importance = SingleLayerImportance.measure(passes);
-        System.err.println("probe: representation metrics");
-        List<RepresentationProbe.LayerMetrics> representations = RepresentationProbe.measure(passes, viewA, viewB, alpha, seed);
+
+        List<SingleLayerImportance.Layer> importance = null;
+        List<RepresentationProbe.LayerMetrics> representations = null;
+        if (run.contains("importance") || run.contains("representations")) {
+            LoadedModel loaded = OnnxModelIO.load(onnx);
+            Graph g = loaded.graph();
+            ExposeResidualStreamPass.Exposed exposed = ExposeResidualStreamPass.apply(g, LayoutDiscovery.discover(g));
+            notes.addAll(exposed.notes());
+            Path exposedFile = work.resolve("exposed.onnx");
+            OnnxModelIO.save(loaded, g.toModel(), exposedFile);
+            List<HiddenStateRunner.Pass> passes = new ArrayList<>();
+            List<HiddenStateRunner.Pass> viewA = new ArrayList<>();
+            List<HiddenStateRunner.Pass> viewB = new ArrayList<>();
+            boolean views = run.contains("representations");
+            try (HiddenStateRunner runner = HiddenStateRunner.open(exposedFile, Device.CPU);
+                 Progress progress = Progress.start("hidden states", texts.size(), quiet)) {
+                for (int i = 0; i < texts.size(); i++) {
+                    String t = texts.get(i);
+                    passes.add(runner.run(tokens(tokenizer, t)));
+                    if (views) {
+                        viewA.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i))));
+                        viewB.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i + 1))));
+                    }
+                    progress.step();
+                }
+            }
+            if (run.contains("importance")) {
+                importance = SingleLayerImportance.measure(passes);
+            }
+            if (views) {
+                representations = RepresentationProbe.measure(passes, viewA, viewB, alpha, seed);
+            }
+        }
         SwitchExperiment.Result switched = null;
-        if (weights != null) {
+        if (weights != null && run.contains("switch")) {
             if (Files.isRegularFile(pairs)) {
-                System.err.println("probe: switch experiment");
+                if (!quiet) {
+                    System.err.println("probe: switch experiment");
+                }
                 switched = new SwitchExperiment(new ReferenceLlama(weights), tokenizer).run(SwitchExperiment.readPairs(pairs));
             } else {
                 notes.add("switch experiment skipped: no pairs file at " + pairs);
             }
         }
+        SensitivityProbe.Result sensitivity = null;
+        if (run.contains("sensitivity") || run.contains("importance")) {
+            int layers = LayoutDiscovery.discover(OnnxModelIO.load(onnx).graph()).numLayers();
+            var session = new OrtSessionFactory.Settings(Device.parse(device), 0, OptLevel.ALL_OPT);
+            try (SensitivityExperiment experiment = new SensitivityExperiment(onnx, layers, tokenizer, texts, maxTokens,
+                    new Bootstrap(Math.max(1, bootstrap), seed), session, work, DEFAULT_CONTEXT, Main.VERSION, quiet)) {
+                List<Double> attention = importance == null ? null : importance.stream().map(SingleLayerImportance.Layer::attention).toList();
+                List<Double> prefers = switched == null ? null
+                        : switched.layers().stream().map(SwitchExperiment.LayerResult::prefersInjected).toList();
+                sensitivity = SensitivityProbe.run(experiment, manipulations, run.contains("importance"),
+                        run.contains("sensitivity") ? tol : null, attention, prefers);
+            }
+            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.RANDOM)) {
+                notes.add("random variants are scored one prefix per pass: only a random graph's last position is defined");
+            }
+            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.FREEZE)) {
+                notes.add("freeze is measured with the exact all-positions form (FreezePass); optimize --auto writes the "
+                        + "deployable form, whose last-position logits are the same");
+            }
+        }
 
-        Map<String, Object> json = new LinkedHashMap<>();
-        json.put("model", model.toString());
-        json.put("prompts", texts.size());
-        json.put("max_tokens", maxTokens);
-        json.put("alpha", alpha);
-        json.put("augmentation", Map.of("kind", augmentation.name(), "rate", augmentationRate, "seed", seed));
-        json.put("representations", representations);
-        json.put("importance", importance);
-        json.put("switch", switched);
-        json.put("notes", notes);
-        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(report.resolve("report.json").toFile(), json);
-        Files.writeString(report.resolve("report.md"), markdown(representations, importance, switched, notes, texts.size()));
-        System.out.println("probe: wrote " + report.resolve("report.json") + " and report.md");
+        Map<String, Object> config = new LinkedHashMap<>();
+        config.put("model", model.toString());
+        config.put("text", text.toString());
+        config.put("experiments", List.copyOf(run));
+        config.put("prompts", texts.size());
+        config.put("max_tokens", maxTokens);
+        config.put("tolerance", tol.toString());
+        config.put("modes", manipulations.stream().map(Manipulation::name).toList());
+        config.put("noise_seed", noiseSeed);
+        config.put("bootstrap_resamples", bootstrap);
+        config.put("seed", seed);
+        config.put("alpha", alpha);
+        config.put("augmentation", Map.of("kind", augmentation.name(), "rate", augmentationRate, "seed", seed));
+        config.put("attention_flops_context", DEFAULT_CONTEXT);
+        config.put("version", Main.VERSION);
+        ProbeReport result = new ProbeReport(config, representations, importance, switched, sensitivity, notes);
+        ReportWriter.write(report, result, "attnskip probe: " + model.getFileName(), ProbeTables.of(result), ProbeCharts.of(result));
+        if (sensitivity != null) {
+            for (Recommendation r : sensitivity.recommendations()) {
+                System.out.printf("recommended %-22s k = %d (layers %s)%s%n", r.mode(), r.k(), r.layers(),
+                        r.evidence() == null ? "" : String.format(java.util.Locale.ROOT, ": top-1 %.4f, KL %.4f, ppl x%.4f",
+                                r.evidence().top1(), r.evidence().kl(), r.evidence().perplexityRatio()));
+            }
+            if (sensitivity.nonContiguous() != null && sensitivity.nonContiguous().evidence() != null) {
+                SensitivityRow e = sensitivity.nonContiguous().evidence();
+                System.out.printf("recommended drop (non-contiguous) layers %s: top-1 %.4f, KL %.4f, ppl x%.4f%n",
+                        sensitivity.nonContiguous().layers(), e.top1(), e.kl(), e.perplexityRatio());
+            }
+        }
+        System.out.println("probe: wrote " + report.resolve("report.html") + ", report.json and report.md");
         deleteQuietly(work);
         return 0;
+    }
+
+    static final int DEFAULT_CONTEXT = 1024;
+
+    static Set<String> parseExperiments(String list) {
+        Set<String> out = new LinkedHashSet<>();
+        for (String e : list.split(",")) {
+            String name = e.trim().toLowerCase(java.util.Locale.ROOT);
+            if (name.isEmpty()) {
+                continue;
+            }
+            if (!EXPERIMENTS.contains(name)) {
+                throw new BadInputException("--experiments " + list + ": unknown '" + name + "' (use " + String.join(", ", EXPERIMENTS) + ")");
+            }
+            out.add(name);
+        }
+        if (out.isEmpty()) {
+            throw new BadInputException("--experiments names no experiment");
+        }
+        return out;
     }
 
     private int[] tokens(Tokenizer tokenizer, String text) {
@@ -173,62 +299,6 @@ public final class ProbeCommand implements Callable<Integer> {
             }
         }
         throw new BadInputException("no tokenizer next to " + checkpoint + ": pass --tokenizer");
-    }
-
-    private static List<String> readTexts(Path jsonl, int limit) throws IOException {
-        if (!Files.isRegularFile(jsonl)) {
-            throw new BadInputException("no such prompts file: " + jsonl);
-        }
-        ObjectMapper mapper = new ObjectMapper();
-        List<String> texts = new ArrayList<>();
-        for (String line : Files.readAllLines(jsonl)) {
-            if (line.isBlank()) {
-                continue;
-            }
-            JsonNode n = mapper.readTree(line);
-            if (!n.hasNonNull("text")) {
-                throw new BadInputException(jsonl + ": every line needs a \"text\" field");
-            }
-            texts.add(n.get("text").asText());
-            if (texts.size() == limit) {
-                break;
-            }
-        }
-        if (texts.size() < 2) {
-            throw new BadInputException(jsonl + " holds fewer than 2 prompts");
-        }
-        return texts;
-    }
-
-    static String markdown(List<RepresentationProbe.LayerMetrics> reps, List<SingleLayerImportance.Layer> importance,
-                           SwitchExperiment.Result switched, List<String> notes, int prompts) {
-        StringBuilder md = new StringBuilder("# attnskip probe\n\n");
-        md.append(prompts).append(" prompts. Layer l = the residual stream entering layer l; the last row is the last layer's output.\n\n");
-        md.append("## Representation metrics\n\n| layer | prompt entropy | dataset entropy | curvature (rad) | InfoNCE | LiDAR | DiME |\n|---|---|---|---|---|---|---|\n");
-        for (var r : reps) {
-            md.append(String.format("| %d | %.4f | %.4f | %.4f | %.4f | %.3f | %.4f |%n", r.layer(), r.promptEntropy(),
-                    r.datasetEntropy(), r.curvature(), r.infoNce(), r.lidar(), r.dime()));
-        }
-        md.append("\n## Single-layer importance (1 - cos, mean over tokens)\n\n| layer | attention | block |\n|---|---|---|\n");
-        for (var l : importance) {
-            md.append(String.format("| %d | %.5f | %.5f |%n", l.index(), l.attention(), l.block()));
-        }
-        if (switched != null) {
-            md.append("\n## Switch (country state replaced at the layer's input)\n\n")
-                    .append("| layer | answers original | answers injected | prefers injected | log P(original) | log P(injected) |\n|---|---|---|---|---|---|\n");
-            List<SwitchExperiment.LayerResult> rows = new ArrayList<>();
-            rows.add(switched.baseline());
-            rows.addAll(switched.layers());
-            for (var r : rows) {
-                md.append(String.format("| %s | %.3f | %.3f | %.3f | %.3f | %.3f |%n", r.layer() < 0 ? "none" : String.valueOf(r.layer()),
-                        r.followsOriginal(), r.followsInjected(), r.prefersInjected(), r.logProbOriginal(), r.logProbInjected()));
-            }
-        }
-        if (!notes.isEmpty()) {
-            md.append("\n## Notes\n\n");
-            notes.forEach(n -> md.append("- ").append(n).append('\n'));
-        }
-        return md.toString();
     }
 
     private static void deleteQuietly(Path dir) {

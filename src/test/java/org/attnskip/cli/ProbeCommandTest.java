@@ -25,17 +25,19 @@ class ProbeCommandTest {
         Files.write(pairs, List.of(Files.readAllLines(Path.of("eval/probe/country_pairs.jsonl")).subList(0, 2).toArray(new String[0])));
         Path out = tmp.resolve("report");
         int code = Main.run("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
-                "--prompts", "4", "--max-tokens", "16", "--pairs", pairs.toString());
+                "--prompts", "4", "--max-tokens", "16", "--pairs", pairs.toString(), "--experiments", "importance,switch,representations",
+                "--bootstrap", "20", "--quiet");
         assertEquals(0, code);
         JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
         assertEquals(6, report.get("representations").size(), "5 layers + the last output");
         assertEquals(5, report.get("importance").size());
-        assertEquals(5, report.get("switch").get("layers").size());
+        assertEquals(5, report.get("switch_experiment").get("layers").size());
+        assertEquals(5, report.get("sensitivity").get("single_drops").size(), "importance also drops each layer alone");
         for (JsonNode r : report.get("representations")) {
-            double e = r.get("promptEntropy").asDouble();
+            double e = r.get("prompt_entropy").asDouble();
             assertTrue(e > 0 && e <= 1, "normalised prompt entropy " + e);
         }
-        assertTrue(Files.readString(out.resolve("report.md")).contains("| layer | attention | block |"));
+        assertTrue(Files.readString(out.resolve("report.md")).contains("|layer|attention 1 - cos|block 1 - cos|"));
     }
 
     @Test

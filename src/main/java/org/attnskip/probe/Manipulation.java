@@ -1,0 +1,89 @@
+package org.attnskip.probe;
+
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.LoadedModel;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.ChangeReport;
+import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezePass;
+import org.attnskip.rewrite.LayerSelection;
+import org.attnskip.rewrite.RandomNoisePass;
+import org.attnskip.rewrite.RewriteMetadata;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * One manipulation the probe measures: drop, freeze (the exact all-positions form, for evaluation)
+ * or random with a noise kind and seed. {@link #write} rewrites a model with it, as the sweep does.
+ *
+ * @param noise null unless kind is RANDOM
+ */
+public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed) {
+    public enum Kind { DROP, FREEZE, RANDOM }
+
+    public static Manipulation drop() {
+        return new Manipulation(Kind.DROP, null, 0);
+    }
+
+    public static Manipulation freeze() {
+        return new Manipulation(Kind.FREEZE, null, 0);
+    }
+
+    public static Manipulation random(String noise, long seed) {
+        return new Manipulation(Kind.RANDOM, RandomNoisePass.NoiseSpec.parse(noise), seed);
+    }
+
+    /** drop, freeze, random-gaussian, random-angle:30.0, random-shuffle. */
+    public String name() {
+        return kind == Kind.RANDOM ? "random-" + noise : kind.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** "drop,freeze,random" with the given noise kinds for random, e.g. gaussian,angle:30,shuffle. */
+    public static List<Manipulation> parseModes(String modes, String noises, long seed) {
+        List<Manipulation> out = new ArrayList<>();
+        for (String m : modes.split(",")) {
+            switch (m.trim().toLowerCase(Locale.ROOT)) {
+                case "" -> { }
+                case "drop" -> out.add(drop());
+                case "freeze" -> out.add(freeze());
+                case "random" -> {
+                    for (String n : noises.split(",")) {
+                        if (!n.isBlank()) {
+                            out.add(random(n, seed));
+                        }
+                    }
+                }
+                default -> throw new BadInputException("--modes " + modes + ": use drop, freeze and random");
+            }
+        }
+        if (out.isEmpty()) {
+            throw new BadInputException("--modes names no manipulation");
+        }
+        return out;
+    }
+
+    /** Rewrites {@code baseline} with this manipulation on {@code layers} into {@code out}; a list (firstLayer -1) only for drop. */
+    public ChangeReport write(Path baseline, LayerSelection layers, Path out, int contextLength, String toolVersion) {
+        LoadedModel loaded = OnnxModelIO.load(baseline);
+        Graph graph = loaded.graph();
+        DecoderLayout layout = LayoutDiscovery.discover(graph);
+        Map<String, String> extra = Map.of();
+        ChangeReport change = switch (kind) {
+            case DROP -> DropAttentionPass.apply(graph, layout, layers, contextLength);
+            case FREEZE -> FreezePass.apply(graph, layout, layers);
+            case RANDOM -> {
+                extra = Map.of("noise", noise.toString(), "seed", Long.toString(seed));
+                yield RandomNoisePass.apply(graph, layout, layers, noise);
+            }
+        };
+        OnnxModelIO.save(loaded, RewriteMetadata.stamp(graph.toModel(), change, toolVersion, extra), out);
+        return change;
+    }
+}
