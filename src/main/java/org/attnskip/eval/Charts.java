@@ -98,7 +98,8 @@ public final class Charts {
         return charts;
     }
 
-    private static XYChart chart(String title, String x, String y) {
+    /** An XY chart in the reports' common style. */
+    public static XYChart chart(String title, String x, String y) {
         XYChart c = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(x).yAxisTitle(y).build();
         c.getStyler().setMarkerSize(7);
         // ratios and metrics read best with three decimals, not the full double
@@ -107,7 +108,8 @@ public final class Charts {
         return c;
     }
 
-    private static byte[] png(XYChart chart) {
+    /** A chart as PNG bytes, drawn headless. */
+    public static byte[] png(org.knowm.xchart.internal.chartpart.Chart<?, ?> chart) {
         System.setProperty("java.awt.headless", "true");
         try {
             return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);

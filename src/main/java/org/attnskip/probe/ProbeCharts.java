@@ -1,15 +1,12 @@
 package org.attnskip.probe;
 
-import org.knowm.xchart.BitmapEncoder;
+import org.attnskip.eval.Charts;
+
 import org.knowm.xchart.HeatMapChart;
 import org.knowm.xchart.HeatMapChartBuilder;
 import org.knowm.xchart.XYChart;
-import org.knowm.xchart.XYChartBuilder;
-import org.knowm.xchart.internal.chartpart.Chart;
 
 import java.awt.Color;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -31,15 +28,15 @@ public final class ProbeCharts {
         Map<String, byte[]> charts = new LinkedHashMap<>();
         SensitivityProbe.Result s = r.sensitivity();
         if (s != null && !s.curves().isEmpty()) {
-            charts.put("sensitivity-top1.png", png(curves(s, "Top-1 agreement with the baseline against k", "top-1 agreement",
+            charts.put("sensitivity-top1.png", Charts.png(curves(s, "Top-1 agreement with the baseline against k", "top-1 agreement",
                     SensitivityRow::top1)));
-            charts.put("sensitivity-kl.png", png(curves(s, "Mean KL(baseline || variant) against k", "nats per position",
+            charts.put("sensitivity-kl.png", Charts.png(curves(s, "Mean KL(baseline || variant) against k", "nats per position",
                     SensitivityRow::kl)));
-            charts.put("sensitivity-perplexity.png", png(curves(s, "Perplexity against k", "variant / baseline",
+            charts.put("sensitivity-perplexity.png", Charts.png(curves(s, "Perplexity against k", "variant / baseline",
                     SensitivityRow::perplexityRatio)));
         }
         if (r.importance() != null || (s != null && !s.singleDrops().isEmpty())) {
-            XYChart c = chart("Single-layer importance", "layer", "value");
+            XYChart c = Charts.chart("Single-layer importance", "layer", "value");
             if (r.importance() != null && r.importance().stream().noneMatch(l -> Double.isNaN(l.attention()))) {
                 c.addSeries("attention 1 - cos", layerAxis(r.importance().size()),
                         r.importance().stream().mapToDouble(SingleLayerImportance.Layer::attention).toArray());
@@ -54,30 +51,30 @@ public final class ProbeCharts {
                 c.addSeries("drop only this layer: 1 - top-1", layerAxis(s.singleDrops().size()),
                         s.singleDrops().stream().mapToDouble(d -> 1 - d.top1()).toArray());
             }
-            charts.put("importance.png", png(c));
+            charts.put("importance.png", Charts.png(c));
         }
         if (r.representations() != null) {
-            XYChart c = chart("Representation metrics", "stream (layer input; last = output)", "value");
+            XYChart c = Charts.chart("Representation metrics", "stream (layer input; last = output)", "value");
             var reps = r.representations();
             double[] x = layerAxis(reps.size());
             c.addSeries("prompt entropy", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::promptEntropy).toArray());
             c.addSeries("dataset entropy", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::datasetEntropy).toArray());
             c.addSeries("curvature (rad)", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::curvature).toArray());
             c.addSeries("DiME", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::dime).toArray());
-            charts.put("representations.png", png(c));
+            charts.put("representations.png", Charts.png(c));
         }
         if (r.switchExperiment() != null) {
-            XYChart c = chart("Switch: answers by layer of the switch", "layer", "share of pairs");
+            XYChart c = Charts.chart("Switch: answers by layer of the switch", "layer", "share of pairs");
             var layers = r.switchExperiment().layers();
             double[] x = layerAxis(layers.size());
             c.addSeries("answers original", x, layers.stream().mapToDouble(SwitchExperiment.LayerResult::followsOriginal).toArray());
             c.addSeries("answers injected", x, layers.stream().mapToDouble(SwitchExperiment.LayerResult::followsInjected).toArray());
             c.addSeries("prefers injected", x, layers.stream().mapToDouble(SwitchExperiment.LayerResult::prefersInjected).toArray());
-            charts.put("switch.png", png(c));
+            charts.put("switch.png", Charts.png(c));
         }
         Map<String, double[]> rows = heatRows(r);
         if (!rows.isEmpty()) {
-            charts.put("heatmap.png", png(heatMap(rows)));
+            charts.put("heatmap.png", Charts.png(heatMap(rows)));
         }
         return charts;
     }
@@ -158,7 +155,7 @@ public final class ProbeCharts {
     }
 
     private static XYChart curves(SensitivityProbe.Result s, String title, String y, ToDoubleFunction<SensitivityRow> metric) {
-        XYChart c = chart(title, "k (layers >= k manipulated; k = L changes nothing)", y);
+        XYChart c = Charts.chart(title, "k (layers >= k manipulated; k = L changes nothing)", y);
         s.curves().forEach((mode, rows) -> c.addSeries(mode, rows.stream().mapToDouble(SensitivityRow::k).toArray(),
                 rows.stream().mapToDouble(metric).toArray()));
         return c;
@@ -172,18 +169,5 @@ public final class ProbeCharts {
         return x;
     }
 
-    private static XYChart chart(String title, String x, String y) {
-        XYChart c = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(x).yAxisTitle(y).build();
-        c.getStyler().setMarkerSize(7);
-        return c;
-    }
 
-    private static byte[] png(Chart<?, ?> chart) {
-        System.setProperty("java.awt.headless", "true");
-        try {
-            return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot draw chart: " + e.getMessage(), e);
-        }
-    }
 }

@@ -1,5 +1,7 @@
 package org.attnskip.probe;
 
+import org.attnskip.eval.LogProbs;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.onnx.BadInputException;
@@ -168,22 +170,11 @@ public final class SwitchExperiment {
         float[][] logits = model.logitsAllPositions(tokens, m);
         double sum = 0;
         for (int t = from; t < tokens.length; t++) {
-            sum += logSoftmax(logits[t - 1], tokens[t]);
+            sum += LogProbs.logSoftmax(logits[t - 1])[tokens[t]];
         }
         return sum;
     }
 
-    static double logSoftmax(float[] logits, int index) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
-        }
-        return logits[index] - max - Math.log(sum);
-    }
 
     /** The index of the token whose decoded text covers character end-1 of the text (BOS decodes to nothing). */
     private int tokenEnding(int[] ids, int end) {
