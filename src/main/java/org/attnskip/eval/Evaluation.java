@@ -1,6 +1,7 @@
 package org.attnskip.eval;
 
 import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.Generator;
 import org.attnskip.runtime.OpenedSession;
 import org.attnskip.runtime.Tokenizer;
 
@@ -23,8 +24,27 @@ public final class Evaluation {
             ScoringModel var = new ScoringModel(v);
             Provenance provenance = provenance(b.opened(), toolVersion);
             PointResult r = measure(base, var, tokenizer, documents, tasks, "");
-            return new EvalReport(config, provenance, info(baseline, base), info(variant, var), r.text(), r.tasks(), r.latency());
+            GenerationAgreement generation = generation(b, v, var, tokenizer, documents);
+            return new EvalReport(config, provenance, info(baseline, base), info(variant, var), r.text(), r.tasks(),
+                    generation, r.latency());
         }
+    }
+
+    /** Greedy continuations of this many documents' openings are compared. */
+    static final int GENERATION_PROMPTS = 16;
+    static final int GENERATION_PROMPT_TOKENS = 16;
+    static final int GENERATION_NEW_TOKENS = 32;
+
+    private GenerationAgreement generation(DecoderSession b, DecoderSession v, ScoringModel var, Tokenizer tokenizer,
+                                           List<String> documents) {
+        // the generation loop feeds no noise, so a random graph cannot generate
+        if (tokenizer == null || documents.isEmpty() || var.needsNoise()) {
+            return null;
+        }
+        List<String> prompts = documents.subList(0, Math.min(GENERATION_PROMPTS, documents.size()));
+        return new GreedyAgreement(tokenizer, GENERATION_PROMPT_TOKENS, GENERATION_NEW_TOKENS,
+                new Bootstrap(settings.bootstrapResamples(), settings.seed()))
+                .measure(new Generator(b, tokenizer), new Generator(v, tokenizer), prompts);
     }
 
     /** The measurements of one variant against an open baseline. */

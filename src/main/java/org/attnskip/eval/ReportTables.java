@@ -28,6 +28,14 @@ public final class ReportTables {
         if (r.tasks() != null && !r.tasks().isEmpty()) {
             tables.add(tasks(r.tasks()));
         }
+        if (r.generation() != null) {
+            GenerationAgreement g = r.generation();
+            tables.add(new Table("Greedy generation", g.prompts() + " prompts of the documents' first " + g.promptTokens()
+                    + " tokens, " + g.newTokens() + " new tokens each; 95% bootstrap intervals over prompts",
+                    List.of("metric", "variant vs baseline"),
+                    List.of(List.of("identical leading tokens", est(g.exactPrefixTokens())),
+                            List.of("ROUGE-L F1", est(g.rougeL())))));
+        }
         if (r.latency() != null) {
             tables.addAll(latency(r.latency()));
         }

@@ -80,6 +80,11 @@ public final class ScoringModel {
         return rewrite;
     }
 
+    /** True when the graph takes a noise input (the random manipulation). */
+    public boolean needsNoise() {
+        return noiseInput != null;
+    }
+
     /** True when only the last position of a pass is valid (random graphs, deployable freeze graphs). */
     public boolean scoresOnePrefixPerPass() {
         return lastPositionOnly;
