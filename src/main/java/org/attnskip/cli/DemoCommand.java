@@ -64,6 +64,7 @@ public final class DemoCommand implements Callable<Integer> {
                 System.out.println("1/3 using " + model);
                 source = ModelSource.resolve(model, options.tokenizer, scratch.path());
             }
+            settings = settings.fittedTo(source.maxPositions(), note -> System.err.println("attnskip: " + note));
             Path fast = options.report.resolve("demo-fast.onnx");
             ChangeReport change = optimise(source.onnx(), fast);
             System.out.printf("2/3 optimised with --drop-attn-above %s: attention dropped in layers %s -> %s%n", dropAbove,

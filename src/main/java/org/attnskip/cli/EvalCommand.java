@@ -34,6 +34,7 @@ public final class EvalCommand implements Callable<Integer> {
         try (ScratchDir scratch = new ScratchDir("attnskip-eval")) {
             ModelSource base = ModelSource.resolve(baseline, options.tokenizer, scratch.path());
             ModelSource var = ModelSource.resolve(variant, options.tokenizer, scratch.path());
+            settings = settings.fittedTo(Math.min(base.maxPositions(), var.maxPositions()), note -> System.err.println("attnskip: " + note));
             Tokenizer tokenizer = EvalOptions.tokenizer(base.tokenizer() != null ? base : var, vocabOf(base));
             Map<String, Object> config = options.config();
             config.put("baseline", base.described());

@@ -59,6 +59,7 @@ public final class SweepCommand implements Callable<Integer> {
         var settings = options.settings();
         try (ScratchDir scratch = new ScratchDir("attnskip-sweep")) {
             ModelSource source = ModelSource.resolve(model, options.tokenizer, scratch.path());
+            settings = settings.fittedTo(source.maxPositions(), note -> System.err.println("attnskip: " + note));
             Tokenizer tokenizer = EvalOptions.tokenizer(source, EvalCommand.vocabOf(source));
             Map<String, Object> config = options.config();
             config.put("model", source.described());

@@ -17,4 +17,17 @@ public record EvalSettings(Device device, int threads, OptLevel optimization, in
     public OrtSessionFactory.Settings session() {
         return new OrtSessionFactory.Settings(device, threads, optimization);
     }
+
+    /**
+     * These settings for a model of {@code maxPositions} positions: documents cut to fit, and
+     * latency points that would run past the end dropped, each drop reported to {@code note}.
+     */
+    public EvalSettings fittedTo(int maxPositions, java.util.function.Consumer<String> note) {
+        int tokens = Math.min(maxTokens, maxPositions);
+        if (tokens < maxTokens) {
+            note.accept("documents cut to " + tokens + " tokens: the model has " + maxPositions + " positions");
+        }
+        LatencyBench.Config fitted = latency == null ? null : latency.fittedTo(maxPositions, note);
+        return new EvalSettings(device, threads, optimization, tokens, maxDocuments, bootstrapResamples, seed, fitted, quiet);
+    }
 }

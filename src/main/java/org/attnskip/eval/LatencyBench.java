@@ -18,6 +18,18 @@ import java.util.SplittableRandom;
 public final class LatencyBench {
     public record Config(List<Integer> prefillLengths, List<Integer> decodeContexts, int warmup, int repeats,
                          int decodeSteps, long seed) {
+
+        /** Without the points that need more positions than the model has. */
+        public Config fittedTo(int maxPositions, java.util.function.Consumer<String> note) {
+            List<Integer> prefill = prefillLengths.stream().filter(n -> n <= maxPositions).toList();
+            List<Integer> decode = decodeContexts.stream().filter(n -> n + decodeSteps <= maxPositions).toList();
+            prefillLengths.stream().filter(n -> n > maxPositions).forEach(n ->
+                    note.accept("skipping prefill of " + n + " tokens: the model has " + maxPositions + " positions"));
+            decodeContexts.stream().filter(n -> n + decodeSteps > maxPositions).forEach(n ->
+                    note.accept("skipping decode at context " + n + ": it needs " + (n + decodeSteps)
+                            + " positions, the model has " + maxPositions));
+            return new Config(prefill, decode, warmup, repeats, decodeSteps, seed);
+        }
     }
 
     private final Config config;

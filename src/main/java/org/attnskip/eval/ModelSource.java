@@ -3,6 +3,7 @@ package org.attnskip.eval;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
+import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
@@ -19,9 +20,14 @@ import java.util.stream.Stream;
  * scratch directory first. The tokenizer is the directory's, or the one given, or a llama2.c
  * tokenizer (tok*.bin, tokenizer.bin) or tokenizer.json next to the file.
  *
- * @param tokenizer null when none was found
+ * @param tokenizer    null when none was found
+ * @param maxPositions the positions the model was built for, Integer.MAX_VALUE when the file does not say
  */
-public record ModelSource(Path onnx, Path tokenizer, String described) {
+public record ModelSource(Path onnx, Path tokenizer, String described, int maxPositions) {
+
+    public ModelSource(Path onnx, Path tokenizer, String described) {
+        this(onnx, tokenizer, described, Integer.MAX_VALUE);
+    }
 
     public static ModelSource resolve(Path path, Path tokenizerOverride, Path scratch) {
         if (tokenizerOverride != null && !Files.isRegularFile(tokenizerOverride)) {
@@ -33,7 +39,7 @@ public record ModelSource(Path onnx, Path tokenizer, String described) {
             }
             ModelDirectory dir = ModelDirectory.read(path);
             return new ModelSource(dir.modelFile(), tokenizerOverride != null ? tokenizerOverride : dir.tokenizerFile(),
-                    path.toString());
+                    path.toString(), dir.manifest().architecture().maxPositions());
         }
         if (!Files.isRegularFile(path)) {
             throw new BadInputException("no such model: " + path);
@@ -41,8 +47,10 @@ public record ModelSource(Path onnx, Path tokenizer, String described) {
         Path parent = path.toAbsolutePath().getParent();
         if (path.getFileName().toString().endsWith(".bin")) {
             Path onnx = scratch.resolve(path.getFileName().toString().replaceFirst("\\.bin$", "") + ".onnx");
-            OnnxModelIO.save(LlamaOnnxExporter.export(Llama2cCheckpoint.read(path), ExportDtype.FLOAT), null, onnx, false);
-            return new ModelSource(onnx, pick(tokenizerOverride, parent), path + " (llama2.c, exported to fp32 ONNX)");
+            LlamaWeights weights = Llama2cCheckpoint.read(path);
+            OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
+            return new ModelSource(onnx, pick(tokenizerOverride, parent), path + " (llama2.c, exported to fp32 ONNX)",
+                    weights.config.seqLen());
         }
         return new ModelSource(path, pick(tokenizerOverride, parent), path.toString());
     }
