@@ -41,6 +41,11 @@ public final class ServeCommand implements Callable<Integer> {
             description = "requests that may wait for a worker; beyond them the answer is 429 (default: ${DEFAULT-VALUE})")
     int queue;
 
+    @Option(names = "--max-batch", defaultValue = "8", paramLabel = "N",
+            description = {"running requests whose decode steps share one run of the graph; 1 decodes each alone.",
+                    "Used when the graph's batch dimension is open (default: ${DEFAULT-VALUE})"})
+    int maxBatch;
+
     @Option(names = "--max-prompt-tokens", defaultValue = "4096", paramLabel = "N", description = "(default: ${DEFAULT-VALUE})")
     int maxPromptTokens;
 
@@ -57,11 +62,11 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws InterruptedException {
-        if (maxConcurrency < 1 || queue < 0 || maxPromptTokens < 1 || maxTokensCap < 1 || maxBodyBytes < 1 || port < 0) {
-            throw new BadInputException("--max-concurrency, --max-prompt-tokens, --max-tokens-cap and --max-body-bytes "
+        if (maxConcurrency < 1 || maxBatch < 1 || queue < 0 || maxPromptTokens < 1 || maxTokensCap < 1 || maxBodyBytes < 1 || port < 0) {
+            throw new BadInputException("--max-concurrency, --max-batch, --max-prompt-tokens, --max-tokens-cap and --max-body-bytes "
                     + "must be positive, --queue and --port not negative");
         }
-        ServeLimits limits = new ServeLimits(maxBodyBytes, maxPromptTokens, maxTokensCap, maxConcurrency, queue);
+        ServeLimits limits = new ServeLimits(maxBodyBytes, maxPromptTokens, maxTokensCap, maxConcurrency, queue, maxBatch);
         ServedModel served = ServedModel.open(model, tokenizer, Device.parse(device));
         if (served.session().opened().fallbackNote() != null) {
             System.err.println("attnskip: " + served.session().opened().fallbackNote());
@@ -82,7 +87,9 @@ public final class ServeCommand implements Callable<Integer> {
             stopped.countDown();
         }, "attnskip-drain"));
         System.err.println("attnskip: serving " + served.id() + " on http://" + host + ":" + bound
-                + " (" + served.session().opened().device().cliName() + ", " + maxConcurrency + " workers)");
+                + " (" + served.session().opened().device().cliName() + ", " + maxConcurrency + " workers, "
+                + (server.decodeBatchRows() > 1 ? "decode steps shared by up to " + server.decodeBatchRows() + " requests)"
+                : "each request decodes alone)"));
         stopped.await();
         return 0;
     }

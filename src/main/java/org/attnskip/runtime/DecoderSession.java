@@ -48,6 +48,7 @@ public final class DecoderSession implements AutoCloseable {
     private final boolean hasMask;
     private final boolean hasPositions;
     private final OnnxJavaType idType;
+    private final boolean batchable;
     private final String logitsName;
     private final int vocabSize;
 
@@ -65,7 +66,9 @@ public final class DecoderSession implements AutoCloseable {
             if (!inputs.containsKey("input_ids")) {
                 throw new BadInputException("the graph has no 'input_ids' input; inputs are " + inputs.keySet());
             }
-            idType = tensorInfo(inputs.get("input_ids")).type;
+            TensorInfo ids = tensorInfo(inputs.get("input_ids"));
+            idType = ids.type;
+            batchable = ids.getShape().length == 2 && (ids.getShape()[0] < 0 || ids.getShape()[0] > 1);
             hasMask = inputs.containsKey("attention_mask");
             hasPositions = inputs.containsKey("position_ids");
             logitsName = outputs.containsKey("logits") ? "logits" : null;
@@ -146,6 +149,31 @@ public final class DecoderSession implements AutoCloseable {
         return Collections.unmodifiableList(layers);
     }
 
+    /** Whether input_ids leaves the batch dimension open (or fixes it above 1), so sequences can share a run. */
+    public boolean acceptsBatches() {
+        return batchable;
+    }
+
+    List<CacheSlot> slots() {
+        return slots;
+    }
+
+    /** Wraps cache tensors made from bytes (one direct buffer per slot, in slot order) as a cache of {@code length} positions. */
+    KvCache cacheOf(List<ByteBuffer> data, int batch, long length) {
+        Map<String, OnnxTensor> past = new LinkedHashMap<>();
+        try {
+            for (int i = 0; i < slots.size(); i++) {
+                CacheSlot s = slots.get(i);
+                long[] shape = {batch, s.shape()[1], length, s.shape()[3]};
+                past.put(s.past(), OnnxTensor.createTensor(env, data.get(i), shape, s.type()));
+            }
+        } catch (OrtException e) {
+            past.values().forEach(OnnxTensor::close);
+            throw new IllegalStateException("cannot create a KV cache: " + e.getMessage(), e);
+        }
+        return new KvCache(past, batch, length, null);
+    }
+
     /** Bytes of KV cache per position of one sequence, over all layers that keep one. */
     public long kvBytesPerPosition() {
         long total = 0;
@@ -162,17 +190,9 @@ public final class DecoderSession implements AutoCloseable {
 
     /** An empty cache (no past positions) for a batch of sequences. */
     public KvCache emptyCache(int batch) {
-        Map<String, OnnxTensor> past = new LinkedHashMap<>();
-        try {
-            for (CacheSlot s : slots) {
-                long[] shape = {batch, s.shape()[1], 0, s.shape()[3]};
-                past.put(s.past(), OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, s.type()));
-            }
-        } catch (OrtException e) {
-            past.values().forEach(OnnxTensor::close);
-            throw new IllegalStateException("cannot create an empty KV cache: " + e.getMessage(), e);
-        }
-        return new KvCache(past, batch, 0, null);
+        List<ByteBuffer> none = new ArrayList<>();
+        slots.forEach(s -> none.add(ByteBuffer.allocateDirect(0)));
+        return cacheOf(none, batch, 0);
     }
 
     /** The logits of a run and the cache to feed to the next one. */

@@ -28,14 +28,16 @@ import java.util.concurrent.atomic.AtomicInteger;
  * An OpenAI-compatible HTTP server over one {@link ServedModel}: /v1/completions (plain and
  * server-sent events), /v1/chat/completions (404: no chat template), /v1/models, /health and
  * /metrics. A fixed pool of workers generates; requests beyond the workers wait in a bounded queue
- * and are turned away with 429 when it is full. Each request decodes alone (batch 1) with its own
- * KV cache.
+ * and are turned away with 429 when it is full. Each worker prefills its request with the
+ * request's own KV cache; the decode steps of running requests are shared in one batched run when
+ * the graph accepts a batch and the limits allow more than one row, and run alone otherwise.
  */
 public final class CompletionServer implements AutoCloseable {
     private final ServedModel model;
     private final ServeLimits limits;
     private final ServerMetrics metrics = new ServerMetrics();
     private final CompletionEngine engine;
+    private final DecodeBatcher batcher;
     private final ThreadPoolExecutor workers;
     private final ObjectMapper json = new ObjectMapper();
     private final AtomicBoolean draining = new AtomicBoolean();
@@ -46,7 +48,9 @@ public final class CompletionServer implements AutoCloseable {
     public CompletionServer(ServedModel model, ServeLimits limits) {
         this.model = model;
         this.limits = limits;
-        this.engine = new CompletionEngine(model.session(), model.tokenizer(), metrics);
+        this.batcher = limits.maxBatch() > 1 && model.session().acceptsBatches()
+                ? new DecodeBatcher(model.session(), limits.maxBatch(), metrics) : null;
+        this.engine = new CompletionEngine(model.session(), model.tokenizer(), metrics, batcher);
         this.workers = new ThreadPoolExecutor(limits.maxConcurrency(), limits.maxConcurrency(), 0, TimeUnit.SECONDS,
                 limits.queueCapacity() == 0 ? new java.util.concurrent.SynchronousQueue<>()
                         : new ArrayBlockingQueue<>(limits.queueCapacity()),
@@ -55,7 +59,7 @@ public final class CompletionServer implements AutoCloseable {
                     t.setDaemon(true);
                     return t;
                 });
-        metrics.queueDepth(() -> workers.getQueue().size());
+        metrics.queueDepth(() -> workers.getQueue().size() + (batcher == null ? 0 : batcher.waiting()));
     }
 
     /** Starts listening; port 0 picks a free one. Returns the port. */
@@ -83,6 +87,11 @@ public final class CompletionServer implements AutoCloseable {
         });
         app.start(host, port);
         return app.port();
+    }
+
+    /** How many requests may share one decode step: 1 when each decodes alone. */
+    public int decodeBatchRows() {
+        return batcher == null ? 1 : limits.maxBatch();
     }
 
     public ServerMetrics metrics() {
@@ -357,6 +366,9 @@ public final class CompletionServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         workers.shutdownNow();
+        if (batcher != null) {
+            batcher.close();
+        }
         if (app != null) {
             app.stop();
         }

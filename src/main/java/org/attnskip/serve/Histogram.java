@@ -3,7 +3,7 @@ package org.attnskip.serve;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.DoubleAdder;
 
-/** A Prometheus histogram of seconds with fixed buckets, safe to observe from many threads. */
+/** A Prometheus histogram (of seconds, or of counts) with fixed buckets, safe to observe from many threads. */
 final class Histogram {
     private final String name;
     private final String help;
@@ -18,13 +18,13 @@ final class Histogram {
         this.counts = new AtomicLongArray(bounds.length + 1);
     }
 
-    void observe(double seconds) {
+    void observe(double value) {
         int i = 0;
-        while (i < bounds.length && seconds > bounds[i]) {
+        while (i < bounds.length && value > bounds[i]) {
             i++;
         }
         counts.incrementAndGet(i);
-        sum.add(seconds);
+        sum.add(value);
     }
 
     long count() {
@@ -33,6 +33,10 @@ final class Histogram {
             total += counts.get(i);
         }
         return total;
+    }
+
+    double sum() {
+        return sum.sum();
     }
 
     void render(StringBuilder out) {

@@ -67,7 +67,7 @@ class DecoderSessionTest {
     }
 
     /** Logits of every position of prompt then continuation, run with batch 1. */
-    private static float[][] runAlone(DecoderSession s, int[] prompt, int[] continuation) {
+    static float[][] runAlone(DecoderSession s, int[] prompt, int[] continuation) {
         LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
         DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
         float[][] rows = new float[prompt.length + continuation.length][];
@@ -149,7 +149,7 @@ class DecoderSessionTest {
         }
     }
 
-    private static double maxAbsDelta(float[] a, float[] b) {
+    static double maxAbsDelta(float[] a, float[] b) {
         double worst = 0;
         for (int i = 0; i < a.length; i++) {
             worst = Math.max(worst, Math.abs(a[i] - b[i]));

@@ -54,7 +54,7 @@ class CompletionServerTest {
                 "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
         assertEquals(0, Main.run("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6"));
         served = ServedModel.open(drop, null, Device.CPU);
-        server = new CompletionServer(served, new ServeLimits(4096, 64, 300, 4, 64));
+        server = new CompletionServer(served, new ServeLimits(4096, 64, 300, 4, 64, 4));
         base = "http://127.0.0.1:" + server.start("127.0.0.1", 0);
     }
 
@@ -149,6 +149,26 @@ class CompletionServerTest {
             }
             assertEquals(expected.get(i), text.toString(), "prompt " + prompts.get(i));
         }
+        Histogram rows = server.metrics().decodeBatchSize;
+        System.out.printf("32 streams: %d shared decode steps, %.2f requests per step on average%n",
+                rows.count(), rows.sum() / rows.count());
+        assertEquals(4, server.decodeBatchRows());
+        assertTrue(rows.sum() > rows.count(), "4 workers on 32 long requests: some decode steps were shared");
+    }
+
+    @Test
+    void aServerThatDecodesEachRequestAloneGivesTheSameText() throws Exception {
+        String expected = greedyTexts(List.of("The cat"), 40).get(0);
+        try (CompletionServer alone = new CompletionServer(served, new ServeLimits(4096, 64, 300, 2, 8, 1))) {
+            assertEquals(1, alone.decodeBatchRows());
+            int port = alone.start("127.0.0.1", 0);
+            HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(completionBody("The cat", 40, false)))
+                    .build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(expected, JSON.readTree(r.body()).at("/choices/0/text").asText());
+            assertEquals(0, alone.metrics().decodeBatchSize.count());
+        }
     }
 
     @Test
@@ -230,7 +250,7 @@ class CompletionServerTest {
 
     @Test
     void aFullQueueGets429AndADisconnectedStreamFreesItsCache() throws Exception {
-        try (CompletionServer small = new CompletionServer(served, new ServeLimits(4096, 64, 500, 1, 0))) {
+        try (CompletionServer small = new CompletionServer(served, new ServeLimits(4096, 64, 500, 1, 0, 2))) {
             int port = small.start("127.0.0.1", 0);
             try (Socket socket = new Socket("127.0.0.1", port)) {
                 String body = "{\"prompt\": \"Once\", \"max_tokens\": 500, \"stream\": true}";

@@ -1,0 +1,191 @@
+package org.attnskip.runtime;
+
+import ai.onnxruntime.OnnxTensor;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Decodes many independent sequences one token at a time in shared runs. Each row keeps only its
+ * own positions; the rows' caches are laid side by side, left-padded to the longest, and the
+ * padding is hidden by the attention mask, so a row gets the logits it would get alone (up to
+ * float rounding). Rows join after their own prefill and leave when they finish; the batched cache
+ * is rebuilt only when the membership changes, not on every step.
+ * Not thread-safe: one thread drives a batch.
+ */
+public final class KvBatch implements AutoCloseable {
+    /** One sequence in the batch. */
+    public static final class Row {
+        private long length;
+        private KvCache joining; // its batch-1 cache until the next rebuild takes it in
+
+        private Row(KvCache prefilled) {
+            this.length = prefilled.length();
+            this.joining = prefilled;
+        }
+
+        /** Positions the row's cache holds. */
+        public long length() {
+            return length;
+        }
+    }
+
+    private final DecoderSession session;
+    private final List<Row> rows = new ArrayList<>();
+    private List<Row> batchedRows = List.of(); // the rows of 'batched', in its order
+    private KvCache batched;
+    private long width; // positions per row in 'batched', padding included
+
+    public KvBatch(DecoderSession session) {
+        if (!session.acceptsBatches()) {
+            throw new IllegalArgumentException("the graph's input_ids has a fixed batch of 1");
+        }
+        this.session = session;
+    }
+
+    /** Adds a prefilled sequence; the batch takes ownership of its batch-1 cache. */
+    public Row join(KvCache prefilled) {
+        if (prefilled.batch() != 1) {
+            throw new IllegalArgumentException("a joining cache must hold one sequence; it holds " + prefilled.batch());
+        }
+        Row row = new Row(prefilled);
+        rows.add(row);
+        return row;
+    }
+
+    /** Removes a row; its positions are freed at the next step. */
+    public void leave(Row row) {
+        if (!rows.remove(row)) {
+            throw new IllegalArgumentException("the row is not in this batch");
+        }
+        if (row.joining != null) {
+            row.joining.close();
+            row.joining = null;
+        }
+    }
+
+    /** The rows in the order that {@link #step} takes tokens and returns logits. */
+    public List<Row> rows() {
+        return Collections.unmodifiableList(rows);
+    }
+
+    public int size() {
+        return rows.size();
+    }
+
+    /** Feeds one token per row (in {@link #rows()} order) and returns each row's next-token logits. */
+    public float[][] step(int[] tokens) {
+        if (tokens.length != rows.size() || rows.isEmpty()) {
+            throw new IllegalArgumentException(tokens.length + " tokens for " + rows.size() + " rows");
+        }
+        if (!rows.equals(batchedRows)) {
+            rebuild();
+        }
+        int batch = rows.size();
+        long[][] ids = new long[batch][1];
+        long[][] mask = new long[batch][(int) width + 1];
+        long[][] positions = new long[batch][1];
+        for (int b = 0; b < batch; b++) {
+            Row row = rows.get(b);
+            ids[b][0] = tokens[b];
+            for (long p = width - row.length; p <= width; p++) {
+                mask[b][(int) p] = 1;
+            }
+            positions[b][0] = row.length;
+        }
+        KvCache input = batched;
+        List<Row> inputRows = batchedRows;
+        batched = null; // the run consumes it, even when it fails; a failed batch can only be closed
+        batchedRows = List.of();
+        DecoderSession.Output out = session.run(ids, mask, positions, input);
+        batched = out.cache();
+        batchedRows = inputRows;
+        width++;
+        float[][] logits = new float[batch][];
+        for (int b = 0; b < batch; b++) {
+            rows.get(b).length++;
+            logits[b] = out.logits().last(b);
+        }
+        return logits;
+    }
+
+    /**
+     * Lays the current rows' caches side by side: rows already batched are copied out of the old
+     * batched cache, joining rows out of their own; leading columns that are padding for every row
+     * are dropped.
+     */
+    private void rebuild() {
+        long newWidth = rows.stream().mapToLong(Row::length).max().orElseThrow();
+        List<DecoderSession.CacheSlot> slots = session.slots();
+        List<ByteBuffer> data = new ArrayList<>();
+        for (DecoderSession.CacheSlot slot : slots) {
+            int heads = (int) slot.shape()[1];
+            int rowBytes = (int) slot.shape()[3] * (slot.type() == ai.onnxruntime.OnnxJavaType.FLOAT16 ? 2 : 4);
+            ByteBuffer old = batched == null ? null : bytes(batched, slot);
+            ByteBuffer target = ByteBuffer.allocateDirect(Math.toIntExact(rows.size() * heads * newWidth * rowBytes))
+                    .order(ByteOrder.nativeOrder());
+            for (int r = 0; r < rows.size(); r++) {
+                Row row = rows.get(r);
+                ByteBuffer source;
+                int sourceRow;
+                long sourceWidth;
+                if (row.joining != null) {
+                    source = bytes(row.joining, slot);
+                    sourceRow = 0;
+                    sourceWidth = row.length;
+                } else if (old != null && batchedRows.contains(row)) {
+                    source = old;
+                    sourceRow = batchedRows.indexOf(row);
+                    sourceWidth = width;
+                } else {
+                    throw new IllegalStateException("the batch lost its cache in a failed step; close it");
+                }
+                int span = Math.toIntExact(row.length * rowBytes);
+                for (int h = 0; h < heads; h++) {
+                    long from = ((long) sourceRow * heads + h) * sourceWidth + (sourceWidth - row.length);
+                    long to = ((long) r * heads + h) * newWidth + (newWidth - row.length);
+                    target.put(Math.toIntExact(to * rowBytes), source, Math.toIntExact(from * rowBytes), span);
+                }
+            }
+            data.add(target);
+        }
+        KvCache rebuilt = session.cacheOf(data, rows.size(), newWidth);
+        if (batched != null) {
+            batched.close();
+        }
+        for (Row row : rows) {
+            if (row.joining != null) {
+                row.joining.close();
+                row.joining = null;
+            }
+        }
+        batched = rebuilt;
+        batchedRows = List.copyOf(rows);
+        width = newWidth;
+    }
+
+    private static ByteBuffer bytes(KvCache cache, DecoderSession.CacheSlot slot) {
+        Map<String, OnnxTensor> tensors = cache.tensors();
+        return tensors.get(slot.past()).getByteBuffer().order(ByteOrder.nativeOrder());
+    }
+
+    @Override
+    public void close() {
+        for (Row row : rows) {
+            if (row.joining != null) {
+                row.joining.close();
+                row.joining = null;
+            }
+        }
+        rows.clear();
+        if (batched != null) {
+            batched.close();
+            batched = null;
+        }
+        batchedRows = List.of();
+    }
+}

@@ -1,0 +1,180 @@
+package org.attnskip.serve;
+
+import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.KvBatch;
+import org.attnskip.runtime.KvCache;
+
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One thread that runs the decode steps of many completions together: each step feeds one token
+ * per running completion in a single run of the graph. Completions join after their prefill (done
+ * on their own worker thread) and leave when they end; at most {@code maxBatch} run at once and
+ * the others wait for a free row.
+ */
+final class DecodeBatcher implements AutoCloseable {
+    private record Joining(CompletionProgress progress, KvCache cache, int token, CompletableFuture<Void> done) {
+    }
+
+    /** A completion in the batch and the token it feeds at the next step. */
+    private static final class Running {
+        final Joining joined;
+        int token;
+
+        Running(Joining joined) {
+            this.joined = joined;
+            this.token = joined.token();
+        }
+    }
+
+    private final DecoderSession session;
+    private final int maxBatch;
+    private final ServerMetrics metrics;
+    private final BlockingQueue<Joining> waiting = new LinkedBlockingQueue<>();
+    private final Thread thread;
+    private volatile boolean closed;
+
+    DecodeBatcher(DecoderSession session, int maxBatch, ServerMetrics metrics) {
+        if (maxBatch < 2) {
+            throw new IllegalArgumentException("a batcher needs room for at least 2 rows; it was given " + maxBatch);
+        }
+        this.session = session;
+        this.maxBatch = maxBatch;
+        this.metrics = metrics;
+        this.thread = new Thread(this::loop, "attnskip-decode-batcher");
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    /** Completions waiting for a row. */
+    int waiting() {
+        return waiting.size();
+    }
+
+    /**
+     * Decodes a prefilled completion until its progress ends it, in steps shared with the others;
+     * blocks the calling worker until then. Takes ownership of the cache.
+     */
+    void decode(CompletionProgress progress, KvCache cache, int firstToken) {
+        Joining joining = new Joining(progress, cache, firstToken, new CompletableFuture<>());
+        if (closed) {
+            cache.close();
+            throw new IllegalStateException("the server is shutting down");
+        }
+        waiting.add(joining);
+        if (closed && waiting.remove(joining)) { // the loop may have ended before the add
+            cache.close();
+            throw new IllegalStateException("the server is shutting down");
+        }
+        try {
+            awaitEnd(joining.done());
+        } catch (InterruptedException e) {
+            // The worker is being stopped: end the completion at its next step, and wait for that.
+            progress.abandon();
+            Thread.currentThread().interrupt();
+            try {
+                joining.done().get(10, TimeUnit.SECONDS);
+            } catch (InterruptedException | ExecutionException | java.util.concurrent.TimeoutException ignored) {
+                // Ending it is all that matters here; close() fails whatever is left.
+            }
+        }
+    }
+
+    private static void awaitEnd(CompletableFuture<Void> done) throws InterruptedException {
+        try {
+            done.get();
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            throw cause instanceof RuntimeException r ? r : new IllegalStateException(cause.getMessage(), cause);
+        }
+    }
+
+    private void loop() {
+        KvBatch batch = new KvBatch(session);
+        Map<KvBatch.Row, Running> running = new IdentityHashMap<>();
+        try {
+            while (!closed) {
+                admit(batch, running);
+                if (batch.size() == 0) {
+                    continue;
+                }
+                List<KvBatch.Row> rows = new ArrayList<>(batch.rows());
+                int[] tokens = new int[rows.size()];
+                for (int b = 0; b < rows.size(); b++) {
+                    tokens[b] = running.get(rows.get(b)).token;
+                }
+                float[][] logits;
+                try {
+                    logits = batch.step(tokens);
+                } catch (RuntimeException e) {
+                    // A failed run leaves the shared cache unusable: fail every completion in it, start afresh.
+                    running.values().forEach(r -> r.joined.done().completeExceptionally(e));
+                    running.clear();
+                    batch.close();
+                    batch = new KvBatch(session);
+                    continue;
+                }
+                metrics.decodeBatchSize.observe(rows.size());
+                for (int b = 0; b < rows.size(); b++) {
+                    Running r = running.get(rows.get(b));
+                    int next;
+                    try {
+                        next = r.joined.progress().advance(logits[b]);
+                    } catch (RuntimeException e) {
+                        batch.leave(rows.get(b));
+                        running.remove(rows.get(b));
+                        r.joined.done().completeExceptionally(e);
+                        continue;
+                    }
+                    if (next < 0) {
+                        batch.leave(rows.get(b));
+                        running.remove(rows.get(b));
+                        r.joined.done().complete(null);
+                    } else {
+                        r.token = next;
+                    }
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            IllegalStateException stopped = new IllegalStateException("the server is shutting down");
+            running.values().forEach(r -> r.joined.done().completeExceptionally(stopped));
+            batch.close();
+            for (Joining j; (j = waiting.poll()) != null; ) {
+                j.cache().close();
+                j.done().completeExceptionally(stopped);
+            }
+        }
+    }
+
+    /** Takes waiting completions into free rows; when nothing runs, waits briefly for one. */
+    private void admit(KvBatch batch, Map<KvBatch.Row, Running> running) throws InterruptedException {
+        while (batch.size() < maxBatch) {
+            Joining j = batch.size() == 0 ? waiting.poll(50, TimeUnit.MILLISECONDS) : waiting.poll();
+            if (j == null) {
+                return;
+            }
+            running.put(batch.join(j.cache()), new Running(j));
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        thread.interrupt();
+        try {
+            thread.join(TimeUnit.SECONDS.toMillis(10));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
