@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Load run on loopback: for each model directory and each --max-batch value, starts
+# 'attnskip serve', sends CLIENTS closed-loop clients x REQUESTS greedy completions of
+# MAX_TOKENS tokens (LoadClient), prints one line per configuration, and stops the server.
+# Usage: bench/serve-load.sh "MODEL_DIR..." "MAX_BATCH..." [CLIENTS] [REQUESTS] [MAX_TOKENS] [CONCURRENCY]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+models=$1; batches=$2; clients=${3:-8}; requests=${4:-400}; tokens=${5:-64}; concurrency=${6:-8}
+port=18081
+[ -f "$here/target/attnskip.jar" ] && [ -d "$here/target/test-classes" ] || (cd "$here" && ./mvnw -q -DskipTests package)
+for model in $models; do
+  for batch in $batches; do
+    "$here/attnskip" serve "$model" --port $port --device cpu --max-concurrency "$concurrency" --queue 64 \
+      --max-batch "$batch" 2>/tmp/attnskip-serve.log &
+    server=$!
+    until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
+    java -cp "$here/target/test-classes:$here/target/attnskip.jar" org.attnskip.serve.LoadClient \
+      "http://127.0.0.1:$port" 4 40 "$tokens" >/dev/null   # warm-up
+    line=$(java -cp "$here/target/test-classes:$here/target/attnskip.jar" org.attnskip.serve.LoadClient \
+      "http://127.0.0.1:$port" "$clients" "$requests" "$tokens")
+    rows=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^attnskip_decode_batch_size_sum/{s=$2} /^attnskip_decode_batch_size_count/{c=$2} END{if (c>0) printf "%.2f", s/c; else print "1 (alone)"}')
+    echo "$(basename "$model") max-batch $batch: $line; mean rows per decode step $rows"
+    kill -TERM $server; wait $server || true
+  done
+done
