@@ -1,6 +1,6 @@
 package org.attnskip.export;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.export.TinyHfCheckpoint.HfTensor;
 import org.attnskip.onnx.BadInputException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -10,12 +10,25 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.attnskip.export.TinyHfCheckpoint.DIM;
+import static org.attnskip.export.TinyHfCheckpoint.FFN;
+import static org.attnskip.export.TinyHfCheckpoint.HEADS;
+import static org.attnskip.export.TinyHfCheckpoint.HEAD_DIM;
+import static org.attnskip.export.TinyHfCheckpoint.KV_DIM;
+import static org.attnskip.export.TinyHfCheckpoint.KV_HEADS;
+import static org.attnskip.export.TinyHfCheckpoint.LAYERS;
+import static org.attnskip.export.TinyHfCheckpoint.THETA;
+import static org.attnskip.export.TinyHfCheckpoint.VOCAB;
+import static org.attnskip.export.TinyHfCheckpoint.llamaConfig;
+import static org.attnskip.export.TinyHfCheckpoint.tensors;
+import static org.attnskip.export.TinyHfCheckpoint.writeConfig;
+import static org.attnskip.export.TinyHfCheckpoint.writeSharded;
+import static org.attnskip.export.TinyHfCheckpoint.writeSingle;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -26,122 +39,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Builds tiny random Hugging Face checkpoints, reads them back, and checks where every tensor
+ * Writes tiny random Hugging Face checkpoints ({@link TinyHfCheckpoint}), reads them back, and checks where every tensor
  * lands. The rotary permutation is proven by computing attention scores twice, each with its
  * own small RoPE written here: HF's rotate_half on the original weights, and llama2.c's
  * interleaved pairs on the weights we read.
  */
 class HfCheckpointTest {
-    private static final int DIM = 16;
-    private static final int HEADS = 2;
-    private static final int KV_HEADS = 1;
-    private static final int HEAD_DIM = DIM / HEADS;
-    private static final int KV_DIM = KV_HEADS * HEAD_DIM;
-    private static final int FFN = 24;
-    private static final int VOCAB = 11;
-    private static final int LAYERS = 2;
-    private static final double THETA = 10000;
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     @TempDir
     Path dir;
-
-    // ---------------------------------------------------------------- checkpoint building
-
-    private record HfTensor(float[] values, long[] shape) {
-    }
-
-    /** The tensors of a tiny model in Hugging Face's layout and names. */
-    private static Map<String, HfTensor> hfTensors(boolean qkvBias, boolean withLmHead, long seed) {
-        Random r = new Random(seed);
-        Map<String, HfTensor> t = new LinkedHashMap<>();
-        put(t, r, "model.embed_tokens.weight", VOCAB, DIM);
-        for (int i = 0; i < LAYERS; i++) {
-            String p = "model.layers." + i + ".";
-            put(t, r, p + "input_layernorm.weight", DIM);
-            put(t, r, p + "self_attn.q_proj.weight", DIM, DIM);
-            put(t, r, p + "self_attn.k_proj.weight", KV_DIM, DIM);
-            put(t, r, p + "self_attn.v_proj.weight", KV_DIM, DIM);
-            if (qkvBias) {
-                put(t, r, p + "self_attn.q_proj.bias", DIM);
-                put(t, r, p + "self_attn.k_proj.bias", KV_DIM);
-                put(t, r, p + "self_attn.v_proj.bias", KV_DIM);
-            }
-            put(t, r, p + "self_attn.o_proj.weight", DIM, DIM);
-            put(t, r, p + "post_attention_layernorm.weight", DIM);
-            put(t, r, p + "mlp.gate_proj.weight", FFN, DIM);
-            put(t, r, p + "mlp.up_proj.weight", FFN, DIM);
-            put(t, r, p + "mlp.down_proj.weight", DIM, FFN);
-        }
-        put(t, r, "model.norm.weight", DIM);
-        if (withLmHead) {
-            put(t, r, "lm_head.weight", VOCAB, DIM);
-        }
-        return t;
-    }
-
-    private static void put(Map<String, HfTensor> t, Random r, String name, long... shape) {
-        long n = 1;
-        for (long d : shape) {
-            n *= d;
-        }
-        float[] v = new float[(int) n];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = (float) r.nextGaussian();
-        }
-        t.put(name, new HfTensor(v, shape));
-    }
-
-    private static Map<String, Object> llamaConfig() {
-        Map<String, Object> c = new LinkedHashMap<>();
-        c.put("architectures", List.of("LlamaForCausalLM"));
-        c.put("model_type", "llama");
-        c.put("hidden_size", DIM);
-        c.put("intermediate_size", FFN);
-        c.put("num_hidden_layers", LAYERS);
-        c.put("num_attention_heads", HEADS);
-        c.put("num_key_value_heads", KV_HEADS);
-        c.put("vocab_size", VOCAB);
-        c.put("max_position_embeddings", 64);
-        c.put("rms_norm_eps", 1e-5);
-        c.put("rope_theta", THETA);
-        c.put("hidden_act", "silu");
-        c.put("tie_word_embeddings", false);
-        c.put("bos_token_id", 1);
-        c.put("eos_token_id", 2);
-        c.put("torch_dtype", "float32");
-        return c;
-    }
-
-    private Path writeConfig(Path to, Map<String, Object> config) throws IOException {
-        Files.createDirectories(to);
-        JSON.writeValue(to.resolve("config.json").toFile(), config);
-        return to;
-    }
-
-    private static void writeSingle(Path to, Map<String, HfTensor> tensors, Safetensors.DType dtype) {
-        SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
-        tensors.forEach((name, t) -> w.add(name, dtype, t.values(), t.shape()));
-        w.write(to.resolve("model.safetensors"));
-    }
-
-    /** Two shards, the split falling in the middle of layer 0, plus the index that maps them. */
-    private static void writeSharded(Path to, Map<String, HfTensor> tensors) throws IOException {
-        List<String> names = new ArrayList<>(tensors.keySet());
-        int split = 4;
-        String[] files = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
-        Map<String, String> weightMap = new LinkedHashMap<>();
-        for (int shard = 0; shard < 2; shard++) {
-            SafetensorsWriter w = new SafetensorsWriter();
-            for (String name : shard == 0 ? names.subList(0, split) : names.subList(split, names.size())) {
-                w.add(name, Safetensors.DType.F32, tensors.get(name).values(), tensors.get(name).shape());
-                weightMap.put(name, files[shard]);
-            }
-            w.write(to.resolve(files[shard]));
-        }
-        JSON.writeValue(to.resolve("model.safetensors.index.json").toFile(),
-                Map.of("metadata", Map.of("total_size", 0), "weight_map", weightMap));
-    }
 
     // ---------------------------------------------------------------- the two RoPE conventions
 
@@ -301,7 +206,7 @@ class HfCheckpointTest {
 
     @Test
     void singleFileF32Llama() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, true, 1);
+        Map<String, HfTensor> hf = tensors(false, true, 1);
         Path model = writeConfig(dir.resolve("llama"), llamaConfig());
         writeSingle(model, hf, Safetensors.DType.F32);
 
@@ -318,7 +223,7 @@ class HfCheckpointTest {
 
     @Test
     void shardedCheckpointWithIndex() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, true, 2);
+        Map<String, HfTensor> hf = tensors(false, true, 2);
         Path model = writeConfig(dir.resolve("sharded"), llamaConfig());
         writeSharded(model, hf);
 
@@ -330,7 +235,7 @@ class HfCheckpointTest {
 
     @Test
     void bf16ValuesAreTheTruncatedFloats() throws IOException {
-        Map<String, HfTensor> original = hfTensors(false, true, 3);
+        Map<String, HfTensor> original = tensors(false, true, 3);
         Map<String, HfTensor> truncated = new LinkedHashMap<>();
         original.forEach((name, t) -> {
             float[] v = t.values().clone();
@@ -356,7 +261,7 @@ class HfCheckpointTest {
 
     @Test
     void tiedEmbeddingsShareTheArray() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, false, 4);
+        Map<String, HfTensor> hf = tensors(false, false, 4);
         Map<String, Object> config = llamaConfig();
         config.put("tie_word_embeddings", true);
         config.put("eos_token_id", List.of(9, 2)); // Llama 3 style list: the first one counts
@@ -376,7 +281,7 @@ class HfCheckpointTest {
 
     @Test
     void qwen2BiasesArePermutedLikeTheirRows() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(true, true, 5);
+        Map<String, HfTensor> hf = tensors(true, true, 5);
         Map<String, Object> config = llamaConfig();
         config.put("architectures", List.of("Qwen2ForCausalLM"));
         config.put("model_type", "qwen2");
@@ -402,7 +307,7 @@ class HfCheckpointTest {
 
     @Test
     void llama3RopeScaling() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, true, 6);
+        Map<String, HfTensor> hf = tensors(false, true, 6);
         Map<String, Object> config = llamaConfig();
         // with head size 8 and theta 1e4 the wavelengths are 6.3, 63, 628 and 6283: one kept,
         // one blended, two slowed down
@@ -459,14 +364,14 @@ class HfCheckpointTest {
 
     @Test
     void missingTensorIsNamed() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, true, 8);
+        Map<String, HfTensor> hf = tensors(false, true, 8);
         hf.remove("model.layers.1.mlp.up_proj.weight");
         Path model = writeConfig(dir.resolve("missing"), llamaConfig());
         writeSingle(model, hf, Safetensors.DType.F32);
         BadInputException e = assertThrows(BadInputException.class, () -> HfCheckpoint.read(model));
         assertTrue(e.getMessage().contains("tensor model.layers.1.mlp.up_proj.weight is missing"), e.getMessage());
 
-        Map<String, HfTensor> noHead = hfTensors(false, false, 8);
+        Map<String, HfTensor> noHead = tensors(false, false, 8);
         Path untied = writeConfig(dir.resolve("nohead"), llamaConfig());
         writeSingle(untied, noHead, Safetensors.DType.F32);
         e = assertThrows(BadInputException.class, () -> HfCheckpoint.read(untied));
@@ -475,7 +380,7 @@ class HfCheckpointTest {
 
     @Test
     void wrongShapeIsNamed() throws IOException {
-        Map<String, HfTensor> hf = hfTensors(false, true, 9);
+        Map<String, HfTensor> hf = tensors(false, true, 9);
         hf.put("model.norm.weight", new HfTensor(new float[DIM + 1], new long[]{DIM + 1}));
         Path model = writeConfig(dir.resolve("shape"), llamaConfig());
         writeSingle(model, hf, Safetensors.DType.F32);
@@ -486,7 +391,7 @@ class HfCheckpointTest {
     @Test
     void truncatedShardIsNamed() throws IOException {
         Path model = writeConfig(dir.resolve("cut"), llamaConfig());
-        writeSharded(model, hfTensors(false, true, 10));
+        writeSharded(model, tensors(false, true, 10));
         Path shard = model.resolve("model-00002-of-00002.safetensors");
         try (FileChannel ch = FileChannel.open(shard, StandardOpenOption.WRITE)) {
             ch.truncate(ch.size() / 2);
