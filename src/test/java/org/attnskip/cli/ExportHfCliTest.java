@@ -4,14 +4,19 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
 import org.attnskip.export.HfCheckpoint;
+import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.ModelDirectory;
+import org.attnskip.export.ReferenceMatch;
 import org.attnskip.export.Safetensors;
 import org.attnskip.export.SafetensorsWriter;
+import org.attnskip.export.TinyHfCheckpoint;
 import org.attnskip.reference.ReferenceLlama;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -29,8 +34,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * export --hf on a small Hugging Face Llama folder (random weights, Llama 2's tokenizer.json from the
- * ortgenai fixture), then greedy generate: the ids equal the reference implementation's.
+ * export --hf through the CLI. One small Llama folder with Llama 2's tokenizer.json (from the ortgenai
+ * fixture) is generated from greedily: the ids equal the reference implementation's. Then each kind of
+ * checkpoint the reader supports is exported and its logits compared with the reference's.
  */
 class ExportHfCliTest {
     private static final int DIM = 16;
@@ -79,6 +85,59 @@ class ExportHfCliTest {
         assertArrayEquals(new int[] {1, 15043, 3186}, prompt);
         int[] expected = new ReferenceLlama(HfCheckpoint.read(hf)).generateGreedy(prompt, 12);
         assertArrayEquals(Arrays.copyOfRange(expected, prompt.length, expected.length), ints(json.get("generated_ids")));
+    }
+
+    /** The checkpoint variants the reader supports, each written as HF would write it. */
+    enum Variant {
+        SINGLE_FP32_LLAMA, SHARDED_WITH_INDEX, BF16, MISTRAL, QWEN2_QKV_BIASES, LLAMA3_ROPE_SCALING;
+
+        Path write(Path to) throws IOException {
+            Map<String, Object> config = TinyHfCheckpoint.llamaConfig();
+            Map<String, TinyHfCheckpoint.HfTensor> tensors = TinyHfCheckpoint.tensors(this == QWEN2_QKV_BIASES, true, ordinal());
+            switch (this) {
+                case MISTRAL -> {
+                    config.put("architectures", List.of("MistralForCausalLM"));
+                    config.put("model_type", "mistral");
+                    config.put("sliding_window", 32);
+                }
+                case QWEN2_QKV_BIASES -> {
+                    config.put("architectures", List.of("Qwen2ForCausalLM"));
+                    config.put("model_type", "qwen2");
+                    config.put("use_sliding_window", false);
+                }
+                case LLAMA3_ROPE_SCALING -> config.put("rope_scaling", Map.of("rope_type", "llama3", "factor", 8.0,
+                        "low_freq_factor", 1.0, "high_freq_factor", 4.0, "original_max_position_embeddings", 64));
+                default -> {
+                }
+            }
+            TinyHfCheckpoint.writeConfig(to, config);
+            switch (this) {
+                case SHARDED_WITH_INDEX -> TinyHfCheckpoint.writeSharded(to, tensors);
+                case BF16 -> TinyHfCheckpoint.writeSingle(to, tensors, Safetensors.DType.BF16);
+                default -> TinyHfCheckpoint.writeSingle(to, tensors, Safetensors.DType.F32);
+            }
+            TinyHfCheckpoint.writeTokenizer(to);
+            return to;
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(Variant.class)
+    void exportedLogitsMatchTheReference(Variant variant) throws IOException {
+        Path hf = variant.write(tmp.resolve("hf"));
+        Path dir = tmp.resolve("exported");
+        assertEquals(0, Main.run("export", "--hf", hf.toString(), "-o", dir.toString()), err.toString());
+
+        LlamaWeights weights = HfCheckpoint.read(hf);
+        // the variant really reached the exporter with the feature it is named for
+        assertEquals(variant == Variant.QWEN2_QKV_BIASES, weights.config.qkvBias());
+        assertEquals(variant == Variant.LLAMA3_ROPE_SCALING, weights.config.ropeScaling() != null);
+        assertEquals(variant == Variant.MISTRAL ? 32 : 64, weights.config.seqLen());
+
+        int[] tokens = new Random(11).ints(24, 0, TinyHfCheckpoint.VOCAB).toArray();
+        double delta = ReferenceMatch.assertLogitsMatch(ModelDirectory.read(dir).modelFile(), weights, tokens, 1e-4);
+        savedOut.printf("export --hf %s, %d tokens: max |logit delta| ORT vs ReferenceLlama %.2e%n",
+                variant, tokens.length, delta);
     }
 
     private static Path writeHfFolder(Path to) throws IOException {

@@ -6,11 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
 import org.attnskip.onnx.OnnxModelIO;
-import org.attnskip.reference.ReferenceLlama;
-import org.attnskip.runtime.DecoderSession;
-import org.attnskip.runtime.Device;
-import org.attnskip.runtime.KvCache;
-import org.attnskip.runtime.Logits;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -106,50 +101,6 @@ class LlamaOnnxExporterTest {
     private double assertMatchesReference(LlamaWeights w, int[] tokens, ExportDtype dtype, double tolerance) {
         Path file = tmp.resolve("model-" + dtype.cliName() + ".onnx");
         OnnxModelIO.save(LlamaOnnxExporter.export(w, dtype), null, file, false);
-        ReferenceLlama ref = new ReferenceLlama(w);
-        float[][] expected = new float[TOKENS][];
-        for (int pos = 0; pos < TOKENS; pos++) {
-            expected[pos] = ref.forward(tokens[pos], pos);
-        }
-        double worst = 0;
-        try (DecoderSession session = DecoderSession.open(file, Device.CPU)) {
-            long[][] ids = {new long[TOKENS]};
-            long[][] positions = {new long[TOKENS]};
-            long[][] mask = {new long[TOKENS]};
-            for (int i = 0; i < TOKENS; i++) {
-                ids[0][i] = tokens[i];
-                positions[0][i] = i;
-                mask[0][i] = 1;
-            }
-            DecoderSession.Output prefill = session.run(ids, mask, positions, session.emptyCache(1));
-            prefill.cache().close();
-            for (int pos = 0; pos < TOKENS; pos++) {
-                worst = Math.max(worst, maxAbsDelta(expected[pos], prefill.logits().at(0, pos), tolerance, "prefill pos " + pos));
-            }
-
-            KvCache cache = session.emptyCache(1);
-            for (int pos = 0; pos < TOKENS; pos++) {
-                long[][] stepMask = {new long[pos + 1]};
-                java.util.Arrays.fill(stepMask[0], 1);
-                DecoderSession.Output step = session.run(new long[][] {{tokens[pos]}}, stepMask, new long[][] {{pos}}, cache);
-                cache = step.cache();
-                Logits l = step.logits();
-                assertEquals(1, l.seq());
-                worst = Math.max(worst, maxAbsDelta(expected[pos], l.at(0, 0), tolerance, "decode pos " + pos));
-            }
-            assertEquals(TOKENS, cache.length());
-            cache.close();
-        }
-        return worst;
-    }
-
-    static double maxAbsDelta(float[] expected, float[] actual, double tolerance, String where) {
-        assertEquals(expected.length, actual.length, where);
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
-        }
-        assertTrue(worst <= tolerance, where + ": max |delta| " + worst + " > " + tolerance);
-        return worst;
+        return ReferenceMatch.assertLogitsMatch(file, w, tokens, tolerance);
     }
 }
