@@ -3,6 +3,7 @@ package org.attnskip.cli;
 import ai.onnx.proto.OnnxMl.ModelProto;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.HfCheckpoint;
+import org.attnskip.export.HfConfig;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaConfig;
 import org.attnskip.export.LlamaOnnxExporter;
@@ -69,6 +70,10 @@ public final class ExportCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         ExportDtype type = ExportDtype.parse(dtype);
+        if (source.hf != null) {
+            // An unsupported or broken config.json is the real problem; report it before a missing tokenizer.
+            HfConfig.read(source.hf);
+        }
         Path tokenizerFile = tokenizerFile();
         LlamaWeights weights = readWeights();
         LlamaConfig config = weights.config;

@@ -2,13 +2,20 @@ package org.attnskip.cli;
 
 import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.ModelDirectory;
+import org.attnskip.export.TinyHfCheckpoint;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -90,28 +97,59 @@ class ExportGenerateCliTest {
         assertTrue(stdout().startsWith("Once upon"), stdout());
     }
 
+    /** One bad export command line and a piece of the one line it must print. */
+    private record BadExport(String mustSay, String... args) {
+    }
+
     @Test
     void badExportInputIsExitTwoWithOneLineAndWritesNothing() throws IOException {
         Path folder = Fixtures.model("stories260K");
-        Path target = tmp.resolve("never");
+        Path inputs = Files.createDirectory(tmp.resolve("inputs"));
+        String target = tmp.resolve("never").toString();
         String bin = folder.resolve("stories260K.bin").toString();
         String tok = folder.resolve("tok512.bin").toString();
-        String[][] cases = {
-                {"export", "--llama2c", tmp.resolve("missing.bin").toString(), "--tokenizer", tok, "-o", target.toString()},
-                {"export", "--llama2c", bin, "-o", target.toString()},
-                {"export", "--llama2c", bin, "--tokenizer", tok, "-o", target.toString(), "--dtype", "fp8"},
-                {"export", "--llama2c", bin, "--tokenizer", tmp.resolve("nope.bin").toString(), "-o", target.toString()},
-                {"export", "--llama2c", bin, "--synthetic", "layers=1", "--tokenizer", tok, "-o", target.toString()},
+
+        byte[] full = Files.readAllBytes(folder.resolve("stories260K.bin"));
+        String truncated = Files.write(inputs.resolve("truncated.bin"), Arrays.copyOf(full, full.length / 2)).toString();
+        String wrongMagic = Files.write(inputs.resolve("magic.bin"), llama2cHeader(0x616b3433, 1)).toString(); // "ak43"
+        String wrongVersion = Files.write(inputs.resolve("version.bin"), llama2cHeader(Llama2cCheckpoint.MAGIC, 3)).toString();
+        Map<String, Object> gpt2 = TinyHfCheckpoint.llamaConfig();
+        gpt2.put("architectures", List.of("GPT2LMHeadModel"));
+        String gpt2Folder = TinyHfCheckpoint.writeConfig(inputs.resolve("gpt2"), gpt2).toString(); // and no tokenizer.json
+
+        BadExport[] cases = {
+                new BadExport("checkpoint not found", "export", "--llama2c", tmp.resolve("missing.bin").toString(),
+                        "--tokenizer", tok, "-o", target),
+                new BadExport("needs --tokenizer", "export", "--llama2c", bin, "-o", target),
+                new BadExport("fp8", "export", "--llama2c", bin, "--tokenizer", tok, "-o", target, "--dtype", "fp8"),
+                new BadExport("no such tokenizer file", "export", "--llama2c", bin, "--tokenizer",
+                        tmp.resolve("nope.bin").toString(), "-o", target),
+                new BadExport("mutually exclusive", "export", "--llama2c", bin, "--synthetic", "layers=1",
+                        "--tokenizer", tok, "-o", target),
+                new BadExport("truncated llama2.c checkpoint", "export", "--llama2c", truncated, "--tokenizer", tok, "-o", target),
+                new BadExport("'ak42' magic", "export", "--llama2c", wrongMagic, "--tokenizer", tok, "-o", target),
+                new BadExport("unsupported llama2.c checkpoint version 3", "export", "--llama2c", wrongVersion,
+                        "--tokenizer", tok, "-o", target),
+                new BadExport("unsupported architecture GPT2LMHeadModel", "export", "--hf", gpt2Folder, "-o", target),
         };
-        for (String[] args : cases) {
-            assertEquals(2, run(args), String.join(" ", args));
+        for (BadExport c : cases) {
+            assertEquals(2, run(c.args()), String.join(" ", c.args()));
             assertEquals(1, stderr().strip().split("\n").length, stderr());
             assertTrue(stderr().startsWith("attnskip: "), stderr());
+            assertTrue(stderr().contains(c.mustSay()), c.mustSay() + " not in: " + stderr());
         }
-        try (Stream<Path> left = Files.list(tmp)) {
-            assertEquals(0, left.count(), "nothing was written");
+        try (Stream<Path> left = Files.list(tmp); Stream<Path> inputFiles = Files.list(inputs)) {
+            assertEquals(List.of(inputs), left.toList(), "nothing was written beside the inputs");
+            assertEquals(4, inputFiles.count(), "nothing was written among the inputs");
         }
-        assertFalse(Files.exists(target));
+        assertFalse(Files.exists(Path.of(target)));
+    }
+
+    /** The 256-byte header of a llama2.c v1 file (a 1-layer toy) with the given magic and version. */
+    private static byte[] llama2cHeader(int magic, int version) {
+        ByteBuffer b = ByteBuffer.allocate(256).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(magic).putInt(version).putInt(16).putInt(32).putInt(1).putInt(2).putInt(2).putInt(260).putInt(8);
+        return b.array();
     }
 
     @Test
