@@ -74,22 +74,6 @@ class BadModelInputTest {
         assertOneLineError(cli("inspect", tmp.resolve("nope.onnx").toString()), "no such file");
     }
 
-    @Test
-    void inspectJsonOnStdout() throws Exception {
-        CliRun r = cli("inspect", "--json", Fixtures.model("torch-gpt2-past/gpt2_past.onnx").toString());
-        assertEquals(0, r.code(), r.err());
-        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
-        assertEquals(12, json.get("layers").asInt());
-        assertEquals("past_3", json.get("kv").get(3).get("inputs").get(0).asText());
-        assertEquals("present_11", json.get("kv").get(11).get("outputs").get(0).asText());
-        assertEquals("stacked", json.get("kv").get(0).get("layout").asText());
-        assertEquals(12 * 2 * 2 * 2 * 4, json.get("kv_bytes_per_token").asLong());
-        for (String key : new String[] {"dialect", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "vocab_size",
-                "inputs", "outputs", "attention", "params"}) {
-            assertTrue(json.has(key), key);
-        }
-    }
-
     static ModelProto singleAdd() {
         TypeProto t = TypeProto.newBuilder().setTensorType(TypeProto.Tensor.newBuilder()
                 .setElemType(TensorProto.DataType.FLOAT_VALUE)
