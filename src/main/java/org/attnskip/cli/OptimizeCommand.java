@@ -172,8 +172,7 @@ public final class OptimizeCommand implements Callable<Integer> {
         }
         ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION, extra), output);
         if (json) {
-            System.out.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-                    .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(report));
+            System.out.println(toJson(report));
         } else {
             print(report);
         }
@@ -232,6 +231,21 @@ public final class OptimizeCommand implements Callable<Integer> {
                     + " (or give a fraction: --drop-attn-above F, --freeze-above F, --random-kv-above F)");
         }
         return LayerSelection.fromLayer(fromLayer, numLayers);
+    }
+
+    /**
+     * The report in snake_case. Attention FLOPs per generated token at a context length apply to
+     * drop only (freeze saves prefill work, random saves nothing), so other modes leave both out
+     * rather than claim 0.
+     */
+    static String toJson(ChangeReport r) throws com.fasterxml.jackson.core.JsonProcessingException {
+        ObjectMapper mapper = new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+                .enable(SerializationFeature.INDENT_OUTPUT);
+        com.fasterxml.jackson.databind.node.ObjectNode node = mapper.valueToTree(r);
+        if (r.contextLength() == 0) {
+            node.remove(List.of("context_length", "attention_flops_saved_per_token"));
+        }
+        return mapper.writeValueAsString(node);
     }
 
     private void print(ChangeReport r) {

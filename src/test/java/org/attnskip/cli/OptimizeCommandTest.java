@@ -63,6 +63,13 @@ class OptimizeCommandTest {
         assertEquals(IntStream.range(k, 4).boxed().toList(), layers);
         assertEquals(firstChanged, report.get("first_changed_layer").asInt());
         assertTrue(report.get("threshold").isNull(), "no fraction was given");
+        // attention FLOPs per generated token are drop's saving only; the other modes leave the fields out
+        boolean drop = mode.equals("--drop-attn");
+        assertEquals(drop, report.has("context_length"), r.out());
+        assertEquals(drop, report.has("attention_flops_saved_per_token"), r.out());
+        if (drop && k < 4) {
+            assertTrue(report.get("attention_flops_saved_per_token").asLong() > 0, r.out());
+        }
     }
 
     @Test
