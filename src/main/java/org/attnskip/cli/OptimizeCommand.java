@@ -43,6 +43,7 @@ import java.util.concurrent.Callable;
 @Command(name = "optimize",
         description = {"Rewrite a decoder graph so that attention above a layer is skipped.",
                 "A threshold f in [0,1] touches layers i >= ceil(f * L); f = 1.0 changes nothing.",
+                "Or name k itself: --drop-attn, --freeze or --random-kv with --from-layer K.",
                 "The input is never modified; the output appears only when complete."})
 public final class OptimizeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "MODEL", description = "an .onnx file or a model directory")
@@ -63,13 +64,22 @@ public final class OptimizeCommand implements Callable<Integer> {
         @Option(names = "--drop-attn-layers", paramLabel = "LIST", description = "drop attention in these layers, e.g. 20,21,24")
         String dropLayers;
 
+        @Option(names = "--drop-attn", description = "as --drop-attn-above, from the layer --from-layer names")
+        boolean drop;
+
         @Option(names = "--freeze-above", paramLabel = "F",
                 description = "previous tokens' K/V in layers i > k come from their stream at layer k's input")
         String freezeAbove;
 
+        @Option(names = "--freeze", description = "as --freeze-above, from the layer --from-layer names")
+        boolean freeze;
+
         @Option(names = "--random-kv-above", paramLabel = "F",
                 description = "analysis: replace previous tokens' hidden vectors at layer k's input with seeded noise")
         String randomAbove;
+
+        @Option(names = "--random-kv", description = "as --random-kv-above, from the layer --from-layer names")
+        boolean random;
 
         @Option(names = "--auto", description = {"measure --mode at every k on --text (as probe does) and apply the smallest k",
                 "within --tolerance; for drop, a non-contiguous set when it drops more layers"})
@@ -116,7 +126,8 @@ public final class OptimizeCommand implements Callable<Integer> {
             description = "with --random-kv-above: the seed recorded in the model for whoever feeds the noise")
     long seed;
 
-    @Option(names = "--from-layer", paramLabel = "K", description = "use first layer K instead of a fraction")
+    @Option(names = "--from-layer", paramLabel = "K",
+            description = "first layer K, instead of a fraction: with --drop-attn, --freeze or --random-kv")
     Integer fromLayer;
 
     @Option(names = "--context", defaultValue = "1024", paramLabel = "N",
@@ -133,7 +144,7 @@ public final class OptimizeCommand implements Callable<Integer> {
         DecoderLayout layout = LayoutDiscovery.discover(graph);
         AutoChoice auto = which.auto ? auto(layout.numLayers()) : null;
         LayerSelection selection = auto != null ? auto.selection() : selection(layout.numLayers());
-        boolean freeze = auto != null ? auto.mode() == Manipulation.Kind.FREEZE : which.freezeAbove != null;
+        boolean freeze = auto != null ? auto.mode() == Manipulation.Kind.FREEZE : which.freezeAbove != null || which.freeze;
         ChangeReport report;
         Map<String, String> extra = new LinkedHashMap<>();
         if (freeze) {
@@ -142,7 +153,7 @@ public final class OptimizeCommand implements Callable<Integer> {
                 case "all" -> FreezePass.apply(graph, layout, selection);
                 default -> throw new BadInputException("--freeze-logits " + freezeLogits + ": expected last or all");
             };
-        } else if (which.randomAbove != null) {
+        } else if (which.randomAbove != null || which.random) {
             RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
             report = RandomNoisePass.apply(graph, layout, selection, spec);
             extra.put("noise", spec.toString());
@@ -161,8 +172,7 @@ public final class OptimizeCommand implements Callable<Integer> {
         }
         ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION, extra), output);
         if (json) {
-            System.out.println(new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-                    .enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(report));
+            System.out.println(toJson(report));
         } else {
             print(report);
         }
@@ -206,12 +216,36 @@ public final class OptimizeCommand implements Callable<Integer> {
             }
             return LayerSelection.fromList(which.dropLayers, numLayers);
         }
-        if (fromLayer != null) {
-            return LayerSelection.fromLayer(fromLayer, numLayers);
-        }
         String fraction = which.dropAbove != null ? which.dropAbove
                 : which.freezeAbove != null ? which.freezeAbove : which.randomAbove;
-        return LayerSelection.fromFraction(fraction, numLayers);
+        // A fraction and a first layer would each pick k; refuse rather than silently prefer one.
+        if (fraction != null && fromLayer != null) {
+            throw new BadInputException("--from-layer " + fromLayer + " replaces the fraction " + fraction
+                    + ": use --drop-attn, --freeze or --random-kv with --from-layer, or the fraction alone");
+        }
+        if (fraction != null) {
+            return LayerSelection.fromFraction(fraction, numLayers);
+        }
+        if (fromLayer == null) {
+            throw new BadInputException("--drop-attn, --freeze and --random-kv need --from-layer K"
+                    + " (or give a fraction: --drop-attn-above F, --freeze-above F, --random-kv-above F)");
+        }
+        return LayerSelection.fromLayer(fromLayer, numLayers);
+    }
+
+    /**
+     * The report in snake_case. Attention FLOPs per generated token at a context length apply to
+     * drop only (freeze saves prefill work, random saves nothing), so other modes leave both out
+     * rather than claim 0.
+     */
+    static String toJson(ChangeReport r) throws com.fasterxml.jackson.core.JsonProcessingException {
+        ObjectMapper mapper = new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+                .enable(SerializationFeature.INDENT_OUTPUT);
+        com.fasterxml.jackson.databind.node.ObjectNode node = mapper.valueToTree(r);
+        if (r.contextLength() == 0) {
+            node.remove(List.of("context_length", "attention_flops_saved_per_token"));
+        }
+        return mapper.writeValueAsString(node);
     }
 
     private void print(ChangeReport r) {

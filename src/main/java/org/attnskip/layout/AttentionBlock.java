@@ -18,6 +18,7 @@ import java.util.List;
  * @param residualSum      the stream after the add (the Add output, or output 3 of a Skip*Norm)
  * @param scoresMatMul     for UNFUSED attention, the Q x K^T MatMul; null when an op hides it
  * @param valuesMatMul     for UNFUSED attention, the probabilities x V MatMul; null when an op hides it
+ *                         or a freeze rewrite has split it
  */
 public record AttentionBlock(AttentionKind kind, NodeProto core, NodeProto norm, String normOutput,
                              boolean normSharedWithPreviousAdd, List<NodeProto> nodes,

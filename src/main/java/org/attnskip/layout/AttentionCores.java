@@ -51,14 +51,18 @@ final class AttentionCores {
         return n.getDomain().isEmpty() || n.getDomain().equals("ai.onnx");
     }
 
-    /** The MatMul that multiplies the softmax probabilities with V, or null. */
+    /** The MatMul that multiplies the softmax probabilities with V (or the sum of a split one), or null. */
     private static String probsTimesValues(Graph g, NodeProto softmax) {
         String v = softmax.getOutput(0);
         for (int hop = 0; hop < 3; hop++) {
             String next = null;
             for (NodeProto c : g.consumers(v)) {
-                if (c.getOpType().equals("MatMul") && c.getInput(0).equals(v) && !g.isInitializer(c.getInput(1))) {
+                if (isValuesMatMul(g, c, v)) {
                     return c.getOutput(0);
+                }
+                String split = splitProbsTimesValues(g, c, v);
+                if (split != null) {
+                    return split;
                 }
                 if (c.getOpType().equals("Cast") || c.getOpType().equals("Dropout") || c.getOpType().equals("Identity")) {
                     next = c.getOutput(0);
@@ -70,6 +74,44 @@ final class AttentionCores {
             v = next;
         }
         return null;
+    }
+
+    private static boolean isValuesMatMul(Graph g, NodeProto c, String probs) {
+        return c.getOpType().equals("MatMul") && c.getInput(0).equals(probs) && !g.isInitializer(c.getInput(1));
+    }
+
+    /**
+     * freeze (all positions) splits the probabilities by key column, Where(mask, p, 0) and
+     * Where(mask, 0, p), multiplies each part with its own V and adds the two: that Add is where the
+     * attention's result is, when {@code where} is one of the two parts.
+     */
+    private static String splitProbsTimesValues(Graph g, NodeProto where, String probs) {
+        if (!isMaskedPart(where, probs)) {
+            return null;
+        }
+        for (NodeProto mm : g.consumers(where.getOutput(0))) {
+            if (!isValuesMatMul(g, mm, where.getOutput(0))) {
+                continue;
+            }
+            for (NodeProto add : g.consumers(mm.getOutput(0))) {
+                if (!add.getOpType().equals("Add") || add.getInputCount() != 2) {
+                    continue;
+                }
+                String other = add.getInput(0).equals(mm.getOutput(0)) ? add.getInput(1) : add.getInput(0);
+                NodeProto otherMm = g.producer(other);
+                NodeProto otherWhere = otherMm == null || !otherMm.getOpType().equals("MatMul") ? null
+                        : g.producer(otherMm.getInput(0));
+                if (otherWhere != null && otherWhere != where && isMaskedPart(otherWhere, probs)) {
+                    return add.getOutput(0);
+                }
+            }
+        }
+        return null;
+    }
+
+    private static boolean isMaskedPart(NodeProto n, String probs) {
+        return n.getOpType().equals("Where") && n.getInputCount() == 3
+                && (n.getInput(1).equals(probs) || n.getInput(2).equals(probs));
     }
 
     /** True when the scores come from a MatMul of two computed tensors (Q and K), not a weight. */

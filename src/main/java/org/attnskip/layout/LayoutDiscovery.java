@@ -66,8 +66,8 @@ public final class LayoutDiscovery {
                 readerIndex.put(pv, i);
             }
         }
-        Map<Integer, List<String>> kvInputs = assignKvInputs(cores.size(), readerIndex, io);
-        Map<Integer, List<String>> kvOutputs = assignKvOutputs(cores.size(), coreIndex, io);
+        Map<Integer, List<String>> kvInputs = assignKvInputs(cores, readerIndex, io);
+        Map<Integer, List<String>> kvOutputs = assignKvOutputs(cores.size(), coreIndex, io, kvInputs);
 
         List<LayerLayout> layers = new ArrayList<>();
         for (int i = 0; i < cores.size(); i++) {
@@ -85,7 +85,10 @@ public final class LayoutDiscovery {
 
     /**
      * True when the stream goes from one value to the other directly or through residual adds
-     * only, that is through layers whose attention a rewrite removed (h + MLP(norm(h))).
+     * only, that is through layers whose attention a rewrite removed (h + MLP(norm(h))), or through
+     * the edits attnskip's other passes make between two layers: a slice of positions (freeze's
+     * last-position prefill) and a per-position choice between the stream and a value computed
+     * from it (random's noise).
      */
     private boolean reachesThroughResidualAdds(String from, String to) {
         String v = from;
@@ -96,13 +99,9 @@ public final class LayoutDiscovery {
             String next = null;
             Set<String> downstream = flow.forwardValues(List.of(v));
             for (NodeProto c : g.consumers(v)) {
-                boolean isAdd = c.getOpType().equals("Add") && c.getDomain().isEmpty();
-                if ((isAdd || SKIP_NORMS.contains(c.getOpType())) && c.getInputCount() >= 2) {
-                    String other = c.getInput(0).equals(v) ? c.getInput(1) : c.getInput(0);
-                    if (downstream.contains(other)) {
-                        next = isAdd ? c.getOutput(0) : (c.getOutputCount() > 3 ? c.getOutput(3) : "");
-                        break;
-                    }
+                next = streamStep(c, v, downstream);
+                if (next != null) {
+                    break;
                 }
             }
             if (next == null) {
@@ -111,6 +110,30 @@ public final class LayoutDiscovery {
             v = next;
         }
         return false;
+    }
+
+    /** The stream after consumer c, when c carries the stream v on, else null. */
+    private String streamStep(NodeProto c, String v, Set<String> downstream) {
+        boolean plain = c.getDomain().isEmpty();
+        boolean isAdd = plain && c.getOpType().equals("Add");
+        if ((isAdd || SKIP_NORMS.contains(c.getOpType())) && c.getInputCount() >= 2) {
+            String other = c.getInput(0).equals(v) ? c.getInput(1) : c.getInput(0);
+            if (downstream.contains(other)) {
+                return isAdd ? c.getOutput(0) : (c.getOutputCount() > 3 ? c.getOutput(3) : "");
+            }
+            return null;
+        }
+        // Slice(h, starts, ends, axes) with constant bounds keeps some positions of the stream.
+        if (plain && c.getOpType().equals("Slice") && c.getInput(0).equals(v) && c.getInputCount() >= 3
+                && c.getInputList().subList(1, c.getInputCount()).stream().allMatch(in -> g.isInitializer(in) || isConstant(in))) {
+            return c.getOutput(0);
+        }
+        // Where(mask, h, f(h)) or Where(mask, f(h), h): each position is the stream or computed from it.
+        if (plain && c.getOpType().equals("Where") && c.getInputCount() == 3 && !c.getInput(0).equals(v)) {
+            String other = c.getInput(1).equals(v) ? c.getInput(2) : c.getInput(2).equals(v) ? c.getInput(1) : null;
+            return other != null && downstream.contains(other) ? c.getOutput(0) : null;
+        }
+        return null;
     }
 
     private LayerLayout layer(int i, AttentionCores.Core core, List<String> kvIn, List<String> kvOut) {
@@ -176,9 +199,15 @@ public final class LayoutDiscovery {
         boolean unfused = core.kind() == AttentionKind.UNFUSED;
         AttentionBlock attention = new AttentionBlock(core.kind(), core.node(), norm, normOutput, normShared,
                 List.copyOf(nodes), branchAtAdd, add, residualSum,
-                unfused ? scoresMatMul(core.node()) : null, unfused ? g.producer(core.branchOutput()) : null);
+                unfused ? scoresMatMul(core.node()) : null, unfused ? valuesMatMul(core) : null);
         MlpBlock mlp = mlp(i, add, residualSum);
         return new LayerLayout(i, residualIn, attention, mlp, kvCache(kvIn, kvOut));
+    }
+
+    /** The probabilities x V MatMul; null when freeze has split it in two (see AttentionCores). */
+    private NodeProto valuesMatMul(AttentionCores.Core core) {
+        NodeProto p = g.producer(core.branchOutput());
+        return p != null && p.getOpType().equals("MatMul") ? p : null;
     }
 
     private boolean isConstant(String value) {
@@ -319,15 +348,21 @@ public final class LayoutDiscovery {
         return null;
     }
 
-    /** Floating-point runtime inputs are KV caches; each belongs to the first layer whose attention reads it. */
-    private Map<Integer, List<String>> assignKvInputs(int layers, Map<NodeProto, Integer> coreIndex, ModelInputs io) {
+    /**
+     * Floating-point runtime inputs are KV caches; each belongs to the first layer whose attention
+     * reads it. An input that reaches that attention's queries enters the residual stream instead
+     * (random's noise): it is no cache and belongs to no layer.
+     */
+    private Map<Integer, List<String>> assignKvInputs(List<AttentionCores.Core> cores, Map<NodeProto, Integer> coreIndex,
+                                                      ModelInputs io) {
         Map<Integer, List<String>> result = new HashMap<>();
         for (ValueInfoProto in : g.runtimeInputs()) {
             if (io.isModelInput(in.getName()) || !isFloating(in)) {
                 continue;
             }
             int first = Integer.MAX_VALUE;
-            for (String v : flow.forwardValues(List.of(in.getName()))) {
+            Set<String> reached = flow.forwardValues(List.of(in.getName()));
+            for (String v : reached) {
                 NodeProto p = g.producer(v);
                 Integer idx = p == null ? null : coreIndex.get(p);
                 if (idx != null) {
@@ -337,16 +372,34 @@ public final class LayoutDiscovery {
             if (first == Integer.MAX_VALUE) {
                 throw new BadInputException("input '" + in.getName() + "' looks like a KV cache but no attention reads it");
             }
+            String query = queryInput(cores.get(first));
+            if (query != null && reached.contains(query)) {
+                continue;
+            }
             result.computeIfAbsent(first, k -> new ArrayList<>()).add(in.getName());
         }
         return result;
     }
 
+    /** The attention's query operand: input 0 of a fused op, the left side of an unfused Q.K MatMul. */
+    private String queryInput(AttentionCores.Core core) {
+        if (core.kind() != AttentionKind.UNFUSED) {
+            return core.node().getInput(0);
+        }
+        NodeProto scores = scoresMatMul(core.node());
+        return scores == null ? null : scores.getInput(0);
+    }
+
     /**
-     * A present output made by an attention op belongs to its layer; one computed by plain ops
-     * (concat of past and new K/V) belongs to the layer after the last attention it depends on.
+     * A present output made by an attention op belongs to its layer. One computed by plain ops
+     * (concat of past and new K/V) belongs to the highest layer whose past input it reads, or
+     * without one, to the layer after the last attention it depends on. The past decides first
+     * because freeze computes a layer's present from an earlier layer's stream.
      */
-    private Map<Integer, List<String>> assignKvOutputs(int layers, Map<NodeProto, Integer> coreIndex, ModelInputs io) {
+    private Map<Integer, List<String>> assignKvOutputs(int layers, Map<NodeProto, Integer> coreIndex, ModelInputs io,
+                                                       Map<Integer, List<String>> kvInputs) {
+        Map<String, Integer> pastLayer = new HashMap<>();
+        kvInputs.forEach((layer, names) -> names.forEach(n -> pastLayer.put(n, layer)));
         Map<Integer, List<String>> result = new HashMap<>();
         for (ValueInfoProto out : g.outputs()) {
             String name = out.getName();
@@ -355,6 +408,10 @@ public final class LayoutDiscovery {
             }
             NodeProto direct = g.producer(name);
             Integer layer = direct == null ? null : coreIndex.get(direct);
+            if (layer == null) {
+                layer = flow.backwardValues(List.of(name)).stream().map(pastLayer::get)
+                        .filter(java.util.Objects::nonNull).max(Integer::compare).orElse(null);
+            }
             if (layer == null) {
                 int last = -1;
                 for (NodeProto n : flow.backwardNodes(List.of(name), Set.of())) {

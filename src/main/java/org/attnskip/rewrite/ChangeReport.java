@@ -6,6 +6,8 @@ import java.util.List;
  * What a rewrite pass did, in numbers a user can check.
  *
  * @param firstChangedLayer the first layer whose output differs from the original model's, or -1
+ * @param contextLength the context at which attention FLOPs saved are counted; 0 for modes that save
+ *                      none per generated token (freeze saves prefill work only, random nothing)
  * @param attentionFlopsSavedPerToken multiply-adds x2 saved per generated token at {@code contextLength}
  */
 public record ChangeReport(

@@ -58,6 +58,10 @@ public final class FreezePass {
 
     private static void check(LayerLayout layer) {
         AttentionBlock a = layer.attention();
+        if (a.kind() == AttentionKind.UNFUSED && a.scoresMatMul() != null && a.valuesMatMul() == null) {
+            throw new BadInputException("freeze: layer " + layer.index() + " is already frozen (its probabilities x V"
+                    + " is split in two); rewrite the original model instead");
+        }
         if (a.kind() != AttentionKind.UNFUSED || a.scoresMatMul() == null || a.valuesMatMul() == null) {
             throw new BadInputException("freeze: layer " + layer.index() + " uses " + a.kind().label
                     + ", which hides the attention scores and probabilities; freeze needs unfused attention"

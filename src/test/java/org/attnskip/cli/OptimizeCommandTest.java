@@ -6,10 +6,15 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -44,6 +49,44 @@ class OptimizeCommandTest {
         assertEquals(Main.VERSION, meta.get("version"));
         assertTrue(Files.size(out.resolve("model.onnx.data")) < Files.size(dir.resolve("model.onnx.data")),
                 "dead weights are gone from the data file");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"--drop-attn, 3, 3", "--freeze, 2, 3", "--random-kv, 2, 2", "--drop-attn, 4, -1"})
+    void fromLayerAloneNamesTheFirstLayer(String mode, int k, int firstChanged) throws Exception {
+        Path out = tmp.resolve("out");
+        CliRun r = cli("optimize", "graphs/tiny-llama", "-o", out.toString(), mode, "--from-layer", String.valueOf(k), "--json");
+        assertEquals(0, r.code(), r.err());
+        var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
+        List<Integer> layers = new ArrayList<>();
+        report.get("layers").forEach(n -> layers.add(n.asInt()));
+        assertEquals(IntStream.range(k, 4).boxed().toList(), layers);
+        assertEquals(firstChanged, report.get("first_changed_layer").asInt());
+        assertTrue(report.get("threshold").isNull(), "no fraction was given");
+        // attention FLOPs per generated token are drop's saving only; the other modes leave the fields out
+        boolean drop = mode.equals("--drop-attn");
+        assertEquals(drop, report.has("context_length"), r.out());
+        assertEquals(drop, report.has("attention_flops_saved_per_token"), r.out());
+        if (drop && k < 4) {
+            assertTrue(report.get("attention_flops_saved_per_token").asLong() > 0, r.out());
+        }
+    }
+
+    @Test
+    void fractionWithFromLayerOrModeWithoutItIsRefused() {
+        Path out = tmp.resolve("out");
+        for (String[] mode : new String[][] {{"--drop-attn-above", "0.5", "--from-layer", "1"},
+                {"--freeze-above", "0.5", "--from-layer", "1"}, {"--random-kv-above", "0.5", "--from-layer", "1"},
+                {"--drop-attn"}, {"--freeze"}, {"--drop-attn", "--freeze-above", "0.5", "--from-layer", "1"}}) {
+            List<String> args = new ArrayList<>(List.of("optimize", "graphs/tiny-llama", "-o", out.toString()));
+            args.addAll(List.of(mode));
+            CliRun r = cli(args.toArray(String[]::new));
+            assertEquals(2, r.code(), args + " -> " + r.err());
+            assertEquals(1, r.err().strip().split("\n").length, r.err());
+            assertFalse(Files.exists(out), "nothing written for " + args);
+        }
+        CliRun both = cli("optimize", "graphs/tiny-llama", "-o", out.toString(), "--drop-attn-above", "0.5", "--from-layer", "1");
+        assertTrue(both.err().contains("--from-layer 1 replaces the fraction 0.5"), both.err());
     }
 
     @Test
