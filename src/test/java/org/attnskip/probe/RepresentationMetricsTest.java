@@ -27,13 +27,33 @@ class RepresentationMetricsTest {
     }
 
     @Test
-    void orthonormalSetHasEntropyOne() {
+    void orthonormalSetHasEntropyOneInTheCentredFormTheProbeUses() {
         double[][] h = rotatedOrthonormal(5, 8, 3);
+        // Centred, the rows span N-1 = 4 directions equally (Gram (I - 11^T/N) scaled), and the normaliser is log 4.
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 2.0), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 0.5), EPS);
         assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0, false), EPS);
         assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 2.0, false), EPS);
-        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 0.5, false), EPS);
-        // Centring leaves N-1 equal directions (the Gram matrix becomes I - 11^T/N): log(N-1)/log(N).
-        assertEquals(Math.log(4) / Math.log(5), RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+    }
+
+    @Test
+    void moreSamplesThanDimensionsReachOneWhenEveryDimensionIsUsedEqually() {
+        // Rows +e_j and -e_j for every j: N = 2D, mean 0, Z^T Z = 2 I, so D equal eigenvalues; the normaliser is log D.
+        int d = 4;
+        double[][] h = new double[2 * d][d];
+        for (int j = 0; j < d; j++) {
+            h[2 * j][j] = 1;
+            h[2 * j + 1][j] = -1;
+        }
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+        // Half the dimensions only: log(D/2)/log(D).
+        double[][] half = new double[2 * d][d];
+        for (int j = 0; j < d; j++) {
+            half[2 * j][j % 2] = 1;
+            half[2 * j + 1][j % 2] = -1;
+        }
+        assertEquals(Math.log(2) / Math.log(4), RepresentationMetrics.promptEntropy(half, 1.0), EPS);
     }
 
     @Test
@@ -59,7 +79,11 @@ class RepresentationMetricsTest {
             minus[3] = -1;
             prompts.add(new double[][] {plus, minus});
         }
-        assertEquals(Math.log(2) / Math.log(3), RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
+        // Centred, three pooled vectors span two directions equally: the maximum, 1.
+        assertEquals(1.0, RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
+        // Two prompts with the same pooled vector and a third: centred, one direction only.
+        prompts.set(1, prompts.get(0));
+        assertEquals(0.0, RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
     }
 
     @Test
