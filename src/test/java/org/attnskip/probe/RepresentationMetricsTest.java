@@ -173,6 +173,51 @@ class RepresentationMetricsTest {
         assertTrue(Math.abs(unrelated) < 0.1, "unrelated DiME " + unrelated);
     }
 
+    @Test
+    void dimeSeesSeparableClassesAndNotIdenticalOnes() {
+        // Classes are prompts, the two views two noisy copies of each. Separable: 24 class means at generic
+        // (Gaussian) positions in 4 dims, noise 0.05. Identical: one shared mean, the same noise, so a view
+        // says nothing about which class it came from.
+        int classes = 24;
+        int d = 4;
+        double[][] means = gaussian(classes, d, 21);
+        double[][] shared = new double[classes][];
+        java.util.Arrays.fill(shared, means[0]);
+        for (long seed = 1; seed <= 4; seed++) {
+            double separable = RepresentationMetrics.dime(noisy(means, 0.05, 100 + seed), noisy(means, 0.05, 200 + seed), 1.0, 32, seed);
+            double identical = RepresentationMetrics.dime(noisy(shared, 0.05, 100 + seed), noisy(shared, 0.05, 200 + seed), 1.0, 32, seed);
+            double blurred = RepresentationMetrics.dime(noisy(means, 0.5, 100 + seed), noisy(means, 0.5, 200 + seed), 1.0, 32, seed);
+            System.out.printf("DiME seed %d: separable %.4f blurred %.4f identical %.4f%n", seed, separable, blurred, identical);
+            assertTrue(separable > 0.3, "separable DiME " + separable);
+            assertTrue(Math.abs(identical) < 0.1, "identical DiME " + identical);
+            // Noise half the spread between classes keeps only part of the identity.
+            assertTrue(identical < blurred && blurred < separable, blurred + " between " + identical + " and " + separable);
+        }
+        // Views without any variation at all: zero Gram matrices, DiME exactly 0.
+        assertEquals(0.0, RepresentationMetrics.dime(shared, shared, 1.0, 8, 1), EPS);
+    }
+
+    @Test
+    void dimeIsBlindToAnEquidistantSetWhereLidarIsNot() {
+        // The LiDAR fixture's classes 10 e_c are equidistant: every re-pairing leaves the centred Gram matrix
+        // unchanged, so DiME is ~0 however separated they are. Why the report gives LiDAR next to DiME.
+        int d = 6;
+        int classes = 4;
+        double[][] a = new double[classes][];
+        double[][] b = new double[classes][];
+        List<double[][]> separated = new ArrayList<>();
+        for (int c = 0; c < classes; c++) {
+            double[] mean = new double[d];
+            mean[c] = 10;
+            double[][] views = isotropicViews(mean, 0.1);
+            separated.add(views);
+            a[c] = views[0];
+            b[c] = views[1];
+        }
+        assertEquals(0.0, RepresentationMetrics.dime(a, b, 1.0, 16, 3), 0.01);
+        assertEquals(classes - 1, RepresentationMetrics.lidar(separated), 1e-6);
+    }
+
     // ---------------------------------------------------------------- fixtures
 
     private static double[][] isotropicViews(double[] mean, double step) {
