@@ -11,6 +11,7 @@ import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.probe.Augmentations;
+import org.attnskip.probe.AugmentedViews;
 import org.attnskip.probe.HiddenStateRunner;
 import org.attnskip.probe.RepresentationProbe;
 import org.attnskip.probe.SingleLayerImportance;
@@ -113,9 +114,9 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--alpha", defaultValue = "1.0", description = "Renyi order of the entropies (default ${DEFAULT-VALUE}, Shannon)")
     double alpha;
 
-    @Option(names = "--augmentation", defaultValue = "WORD_DROPOUT",
-            description = "WORD_DROPOUT, ADJACENT_SWAP or CHARACTER_NOISE (default ${DEFAULT-VALUE})")
-    Augmentations.Kind augmentation;
+    @Option(names = "--augmentation", defaultValue = "WORD_DROPOUT,ADJACENT_SWAP,CHARACTER_NOISE", split = ",", paramLabel = "LIST",
+            description = "augmentations, each measured and reported on its own: any of WORD_DROPOUT, ADJACENT_SWAP, CHARACTER_NOISE (default ${DEFAULT-VALUE})")
+    List<Augmentations.Kind> augmentations;
 
     @Option(names = "--augmentation-rate", defaultValue = "0.1", description = "per word/pair/character (default ${DEFAULT-VALUE})")
     double augmentationRate;
@@ -136,6 +137,12 @@ public final class ProbeCommand implements Callable<Integer> {
         }
         Set<String> run = parseExperiments(experiments);
         QualityTolerance tol = QualityTolerance.parse(tolerance);
+        AugmentedViews augmented;
+        try {
+            augmented = new AugmentedViews(augmentations, augmentationRate, seed);
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException("--augmentation: " + e.getMessage());
+        }
         List<Manipulation> manipulations = run.contains("sensitivity") ? Manipulation.parseModes(modes, noise, noiseSeed) : List.of();
         List<String> texts = TextDocuments.read(text);
         texts = texts.subList(0, Math.min(prompts, texts.size()));
@@ -178,17 +185,17 @@ public final class ProbeCommand implements Callable<Integer> {
             Path exposedFile = work.resolve("exposed.onnx");
             OnnxModelIO.save(loaded, g.toModel(), exposedFile);
             List<HiddenStateRunner.Pass> passes = new ArrayList<>();
-            List<HiddenStateRunner.Pass> viewA = new ArrayList<>();
-            List<HiddenStateRunner.Pass> viewB = new ArrayList<>();
             boolean views = run.contains("representations");
+            Map<Augmentations.Kind, RepresentationProbe.Views> copies = new LinkedHashMap<>();
             try (HiddenStateRunner runner = HiddenStateRunner.open(exposedFile, Device.CPU);
                  Progress progress = Progress.start("hidden states", texts.size(), quiet)) {
                 for (int i = 0; i < texts.size(); i++) {
                     String t = texts.get(i);
                     passes.add(runner.run(tokens(tokenizer, t)));
-                    if (views) {
-                        viewA.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i))));
-                        viewB.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i + 1))));
+                    for (Augmentations.Kind kind : views ? augmented.kinds() : List.<Augmentations.Kind>of()) {
+                        var v = copies.computeIfAbsent(kind, k -> new RepresentationProbe.Views(new ArrayList<>(), new ArrayList<>()));
+                        v.a().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 0, t))));
+                        v.b().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 1, t))));
                     }
                     progress.step();
                 }
@@ -197,7 +204,7 @@ public final class ProbeCommand implements Callable<Integer> {
                 importance = SingleLayerImportance.measure(passes);
             }
             if (views) {
-                representations = RepresentationProbe.measure(passes, viewA, viewB, alpha, seed);
+                representations = RepresentationProbe.measure(passes, copies, alpha, seed);
             }
         }
         SwitchExperiment.Result switched = null;
@@ -244,7 +251,7 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("bootstrap_resamples", bootstrap);
         config.put("seed", seed);
         config.put("alpha", alpha);
-        config.put("augmentation", Map.of("kind", augmentation.name(), "rate", augmentationRate, "seed", seed));
+        config.put("augmentation", Map.of("kinds", augmentations.stream().map(AugmentedViews::key).toList(), "rate", augmentationRate, "seed", seed));
         config.put("attention_flops_context", DEFAULT_CONTEXT);
         config.put("version", Main.VERSION);
         ProbeReport result = new ProbeReport(config, representations, importance, switched, sensitivity, notes);
