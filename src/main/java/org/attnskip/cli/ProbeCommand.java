@@ -34,8 +34,8 @@ import org.attnskip.eval.ReportWriter;
 import org.attnskip.eval.TextDocuments;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.OrtSessionFactory;
-import org.attnskip.runtime.Llama2cTokenizer;
 import org.attnskip.runtime.Tokenizer;
+import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -102,7 +102,7 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "sensitivity: where to run (default: ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
+    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin or Hugging Face tokenizer.json (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
     Path tokenizerFile;
 
     @Option(names = "--prompts", defaultValue = "32", description = "how many prompts to use (default ${DEFAULT-VALUE})")
@@ -159,17 +159,17 @@ public final class ProbeCommand implements Callable<Integer> {
             weights = Llama2cCheckpoint.read(model);
             onnx = work.resolve("model.onnx");
             OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
-            tokenizer = Llama2cTokenizer.load(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), weights.config.vocabSize());
+            tokenizer = TokenizerFiles.open(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), null, weights.config.vocabSize());
         } else {
             onnx = OnnxModelIO.resolveModelFile(model);
             Path tok = tokenizerFile;
             if (tok == null && ModelDirectory.isModelDirectory(model)) {
                 tok = ModelDirectory.read(model).tokenizerFile();
             }
-            if (tok == null || tok.toString().endsWith(".json")) {
-                throw new BadInputException("probe needs a llama2.c tokenizer (.bin): pass --tokenizer");
+            if (tok == null) {
+                throw new BadInputException("probe needs the model's tokenizer: pass --tokenizer (llama2.c .bin or tokenizer.json)");
             }
-            tokenizer = Llama2cTokenizer.load(tok);
+            tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
             if (run.contains("switch")) {
                 notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
             }

@@ -53,6 +53,18 @@ class ProbeCommandTest {
     }
 
     @Test
+    void readsAHuggingFaceTokenizerJson() throws Exception {
+        Path model = Fixtures.model("ortgenai-llama-fp16/model.onnx");
+        Path out = tmp.resolve("hf");
+        int code = Main.run("probe", model.toString(), "--tokenizer", model.resolveSibling("tokenizer.json").toString(),
+                "--text", Fixtures.require("data/stories260K-samples.jsonl").toString(), "--report", out.toString(),
+                "--prompts", "3", "--max-tokens", "12", "--experiments", "representations", "--quiet");
+        assertEquals(0, code);
+        JsonNode reps = new ObjectMapper().readTree(out.resolve("report.json").toFile()).get("representations");
+        assertTrue(reps.size() >= 2, "one row per stream: " + reps);
+    }
+
+    @Test
     void repeatedAugmentationIsBadInput() {
         Path model = Fixtures.model("stories260K/stories260K.bin");
         assertEquals(2, Main.run("probe", model.toString(), "--report", tmp.resolve("r").toString(),
