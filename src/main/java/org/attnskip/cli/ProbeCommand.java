@@ -11,6 +11,7 @@ import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.probe.Augmentations;
+import org.attnskip.probe.AugmentedViews;
 import org.attnskip.probe.HiddenStateRunner;
 import org.attnskip.probe.RepresentationProbe;
 import org.attnskip.probe.SingleLayerImportance;
@@ -33,8 +34,8 @@ import org.attnskip.eval.ReportWriter;
 import org.attnskip.eval.TextDocuments;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.OrtSessionFactory;
-import org.attnskip.runtime.Llama2cTokenizer;
 import org.attnskip.runtime.Tokenizer;
+import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -101,7 +102,7 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "sensitivity: where to run (default: ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
+    @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin or Hugging Face tokenizer.json (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
     Path tokenizerFile;
 
     @Option(names = "--prompts", defaultValue = "32", description = "how many prompts to use (default ${DEFAULT-VALUE})")
@@ -113,9 +114,9 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--alpha", defaultValue = "1.0", description = "Renyi order of the entropies (default ${DEFAULT-VALUE}, Shannon)")
     double alpha;
 
-    @Option(names = "--augmentation", defaultValue = "WORD_DROPOUT",
-            description = "WORD_DROPOUT, ADJACENT_SWAP or CHARACTER_NOISE (default ${DEFAULT-VALUE})")
-    Augmentations.Kind augmentation;
+    @Option(names = "--augmentation", defaultValue = "WORD_DROPOUT,ADJACENT_SWAP,CHARACTER_NOISE", split = ",", paramLabel = "LIST",
+            description = "augmentations, each measured and reported on its own: any of WORD_DROPOUT, ADJACENT_SWAP, CHARACTER_NOISE (default ${DEFAULT-VALUE})")
+    List<Augmentations.Kind> augmentations;
 
     @Option(names = "--augmentation-rate", defaultValue = "0.1", description = "per word/pair/character (default ${DEFAULT-VALUE})")
     double augmentationRate;
@@ -136,6 +137,12 @@ public final class ProbeCommand implements Callable<Integer> {
         }
         Set<String> run = parseExperiments(experiments);
         QualityTolerance tol = QualityTolerance.parse(tolerance);
+        AugmentedViews augmented;
+        try {
+            augmented = new AugmentedViews(augmentations, augmentationRate, seed);
+        } catch (IllegalArgumentException e) {
+            throw new BadInputException("--augmentation: " + e.getMessage());
+        }
         List<Manipulation> manipulations = run.contains("sensitivity") ? Manipulation.parseModes(modes, noise, noiseSeed) : List.of();
         List<String> texts = TextDocuments.read(text);
         texts = texts.subList(0, Math.min(prompts, texts.size()));
@@ -152,17 +159,17 @@ public final class ProbeCommand implements Callable<Integer> {
             weights = Llama2cCheckpoint.read(model);
             onnx = work.resolve("model.onnx");
             OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
-            tokenizer = Llama2cTokenizer.load(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), weights.config.vocabSize());
+            tokenizer = TokenizerFiles.open(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), null, weights.config.vocabSize());
         } else {
             onnx = OnnxModelIO.resolveModelFile(model);
             Path tok = tokenizerFile;
             if (tok == null && ModelDirectory.isModelDirectory(model)) {
                 tok = ModelDirectory.read(model).tokenizerFile();
             }
-            if (tok == null || tok.toString().endsWith(".json")) {
-                throw new BadInputException("probe needs a llama2.c tokenizer (.bin): pass --tokenizer");
+            if (tok == null) {
+                throw new BadInputException("probe needs the model's tokenizer: pass --tokenizer (llama2.c .bin or tokenizer.json)");
             }
-            tokenizer = Llama2cTokenizer.load(tok);
+            tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
             if (run.contains("switch")) {
                 notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
             }
@@ -178,17 +185,17 @@ public final class ProbeCommand implements Callable<Integer> {
             Path exposedFile = work.resolve("exposed.onnx");
             OnnxModelIO.save(loaded, g.toModel(), exposedFile);
             List<HiddenStateRunner.Pass> passes = new ArrayList<>();
-            List<HiddenStateRunner.Pass> viewA = new ArrayList<>();
-            List<HiddenStateRunner.Pass> viewB = new ArrayList<>();
             boolean views = run.contains("representations");
+            Map<Augmentations.Kind, RepresentationProbe.Views> copies = new LinkedHashMap<>();
             try (HiddenStateRunner runner = HiddenStateRunner.open(exposedFile, Device.CPU);
                  Progress progress = Progress.start("hidden states", texts.size(), quiet)) {
                 for (int i = 0; i < texts.size(); i++) {
                     String t = texts.get(i);
                     passes.add(runner.run(tokens(tokenizer, t)));
-                    if (views) {
-                        viewA.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i))));
-                        viewB.add(runner.run(tokens(tokenizer, Augmentations.apply(augmentation, t, augmentationRate, seed + 2L * i + 1))));
+                    for (Augmentations.Kind kind : views ? augmented.kinds() : List.<Augmentations.Kind>of()) {
+                        var v = copies.computeIfAbsent(kind, k -> new RepresentationProbe.Views(new ArrayList<>(), new ArrayList<>()));
+                        v.a().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 0, t))));
+                        v.b().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 1, t))));
                     }
                     progress.step();
                 }
@@ -197,7 +204,7 @@ public final class ProbeCommand implements Callable<Integer> {
                 importance = SingleLayerImportance.measure(passes);
             }
             if (views) {
-                representations = RepresentationProbe.measure(passes, viewA, viewB, alpha, seed);
+                representations = RepresentationProbe.measure(passes, copies, alpha, seed);
             }
         }
         SwitchExperiment.Result switched = null;
@@ -244,7 +251,7 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("bootstrap_resamples", bootstrap);
         config.put("seed", seed);
         config.put("alpha", alpha);
-        config.put("augmentation", Map.of("kind", augmentation.name(), "rate", augmentationRate, "seed", seed));
+        config.put("augmentation", Map.of("kinds", augmentations.stream().map(AugmentedViews::key).toList(), "rate", augmentationRate, "seed", seed));
         config.put("attention_flops_context", DEFAULT_CONTEXT);
         config.put("version", Main.VERSION);
         ProbeReport result = new ProbeReport(config, representations, importance, switched, sensitivity, notes);

@@ -60,7 +60,9 @@ public final class ProbeCharts {
             c.addSeries("prompt entropy", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::promptEntropy).toArray());
             c.addSeries("dataset entropy", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::datasetEntropy).toArray());
             c.addSeries("curvature (rad)", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::curvature).toArray());
-            c.addSeries("DiME", x, reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::dime).toArray());
+            for (String kind : reps.get(0).invariance().keySet()) {
+                c.addSeries("DiME, " + kind, x, reps.stream().mapToDouble(m -> m.invariance().get(kind).dime()).toArray());
+            }
             charts.put("representations.png", Charts.png(c));
         }
         if (r.switchExperiment() != null) {
@@ -99,9 +101,11 @@ public final class ProbeCharts {
             rows.put("prompt entropy", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::promptEntropy).toArray());
             rows.put("dataset entropy", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::datasetEntropy).toArray());
             rows.put("curvature", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::curvature).toArray());
-            rows.put("InfoNCE", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::infoNce).toArray());
-            rows.put("LiDAR", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::lidar).toArray());
-            rows.put("DiME", reps.stream().mapToDouble(RepresentationProbe.LayerMetrics::dime).toArray());
+            for (String kind : reps.get(0).invariance().keySet()) {
+                rows.put("InfoNCE, " + kind, reps.stream().mapToDouble(m -> m.invariance().get(kind).infoNce()).toArray());
+                rows.put("LiDAR, " + kind, reps.stream().mapToDouble(m -> m.invariance().get(kind).lidar()).toArray());
+                rows.put("DiME, " + kind, reps.stream().mapToDouble(m -> m.invariance().get(kind).dime()).toArray());
+            }
         }
         if (r.switchExperiment() != null) {
             rows.put("switch: prefers injected", r.switchExperiment().layers().stream()

@@ -30,6 +30,7 @@ public final class ProbeTables {
         }
         if (r.representations() != null) {
             tables.add(representations(r.representations()));
+            tables.add(invariance(r.representations()));
         }
         if (r.switchExperiment() != null) {
             tables.add(switchTable(r.switchExperiment()));
@@ -118,11 +119,23 @@ public final class ProbeTables {
         List<List<String>> rows = new ArrayList<>();
         for (var m : reps) {
             rows.add(List.of(Integer.toString(m.layer()), num(m.promptEntropy(), 4), num(m.datasetEntropy(), 4),
-                    num(m.curvature(), 4), num(m.infoNce(), 4), num(m.lidar(), 3), num(m.dime(), 4)));
+                    num(m.curvature(), 4)));
         }
         return new Table("Representation metrics", "stream l = the residual stream entering layer l; the last row is the "
                 + "last layer's output",
-                List.of("layer", "prompt entropy", "dataset entropy", "curvature (rad)", "InfoNCE", "LiDAR", "DiME"), rows);
+                List.of("layer", "prompt entropy", "dataset entropy", "curvature (rad)"), rows);
+    }
+
+    static Table invariance(List<RepresentationProbe.LayerMetrics> reps) {
+        List<List<String>> rows = new ArrayList<>();
+        for (var m : reps) {
+            m.invariance().forEach((kind, v) -> rows.add(List.of(Integer.toString(m.layer()), kind, num(v.infoNce(), 4),
+                    num(v.lidar(), 3), num(v.dime(), 4))));
+        }
+        return new Table("Augmentation invariance", "between two seeded augmented copies of each prompt, mean-pooled, "
+                + "for each augmentation kind; lower InfoNCE and higher LiDAR and DiME: each prompt's copies stay closer "
+                + "to each other than to other prompts",
+                List.of("layer", "augmentation", "InfoNCE", "LiDAR", "DiME"), rows);
     }
 
     static Table switchTable(SwitchExperiment.Result s) {

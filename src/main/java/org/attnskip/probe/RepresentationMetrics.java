@@ -33,24 +33,30 @@ public final class RepresentationMetrics {
      * Prompt entropy: the matrix-based Renyi entropy of order alpha of the Gram matrix K = Z Z^T,
      * where Z is H mean-centred (column means subtracted) and then with every row L2-normalised:
      * S = 1/(1-alpha) log sum_i p_i^alpha over the eigenvalues p_i of K / tr(K) (alpha = 1:
-     * -sum p_i log p_i), divided by log(min(N, D)). 0 means one direction only, 1 means N
-     * equally used directions. Centring removes one degree of freedom, so N > D samples or
-     * an orthonormal set reach (log(N-1))/log(N), not 1; see {@link #promptEntropy(double[][], double, boolean)}.
+     * -sum p_i log p_i), divided by the log of the largest rank Z can have. 0 means one direction
+     * only, 1 means every available direction used equally (an orthonormal set gives 1).
      */
     public static double promptEntropy(double[][] h, double alpha) {
         return promptEntropy(h, alpha, true);
     }
 
-    /** {@link #promptEntropy(double[][], double)} with the mean-centring step optional. */
+    /**
+     * {@link #promptEntropy(double[][], double)} with the mean-centring step optional. The
+     * normaliser is log of the maximal rank of Z: min(N, D) uncentred, as Skean et al. write it,
+     * but min(N - 1, D) centred, because the centred rows sum to zero and so span at most N - 1
+     * dimensions. Dividing a centred entropy by log min(N, D) would cap an orthonormal set at
+     * log(N-1)/log(N) instead of 1, and the scale would drift with N.
+     */
     public static double promptEntropy(double[][] h, double alpha, boolean centre) {
         checkAlpha(alpha);
         int n = h.length;
         int d = n == 0 ? 0 : h[0].length;
-        if (Math.min(n, d) < 2) {
-            return 0;
+        int maxRank = Math.min(centre ? n - 1 : n, d);
+        if (maxRank < 2) {
+            return 0; // one direction at most: no spread to measure (and log 1 = 0)
         }
         double[][] z = rowNormalised(centre ? centred(h) : h);
-        return renyiEntropy(normalisedSpectrum(gram(z)), alpha) / Math.log(Math.min(n, d));
+        return renyiEntropy(normalisedSpectrum(gram(z)), alpha) / Math.log(maxRank);
     }
 
     /** Dataset entropy: {@link #promptEntropy} over one mean-pooled vector per prompt. */
@@ -83,12 +89,23 @@ public final class RepresentationMetrics {
         return sum == 0 ? 0 : Math.log(sum) / (1 - alpha);
     }
 
-    /** Eigenvalues of a symmetric PSD matrix divided by their sum; round-off negatives become 0. */
+    /** Eigenvalues below this fraction of the largest are taken as round-off of a zero eigenvalue. */
+    static final double ZERO_EIGENVALUE = 1e-12;
+
+    /**
+     * Eigenvalues of a symmetric PSD matrix divided by their sum. Round-off values (negative, or
+     * below {@link #ZERO_EIGENVALUE} of the largest) become 0: with alpha < 1 a 1e-17 eigenvalue
+     * still adds its square root, so a rank-deficient set would otherwise score above 1.
+     */
     static double[] normalisedSpectrum(double[][] symmetric) {
         double[] eig = eigenvalues(symmetric);
+        double max = 0;
+        for (double e : eig) {
+            max = Math.max(max, e);
+        }
         double sum = 0;
         for (int i = 0; i < eig.length; i++) {
-            eig[i] = Math.max(eig[i], 0);
+            eig[i] = eig[i] > ZERO_EIGENVALUE * max ? eig[i] : 0;
             sum += eig[i];
         }
         if (sum == 0) {

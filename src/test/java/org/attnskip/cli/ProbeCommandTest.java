@@ -36,8 +36,40 @@ class ProbeCommandTest {
         for (JsonNode r : report.get("representations")) {
             double e = r.get("prompt_entropy").asDouble();
             assertTrue(e > 0 && e <= 1, "normalised prompt entropy " + e);
+            JsonNode invariance = r.get("invariance");
+            assertEquals(List.of("word_dropout", "adjacent_swap", "character_noise"), List.copyOf(iterable(invariance.fieldNames())),
+                    "by default every augmentation kind is measured");
+            for (JsonNode kind : invariance) {
+                assertTrue(kind.get("info_nce").isNumber() && kind.get("lidar").asDouble() >= 0, kind.toString());
+            }
         }
         assertTrue(Files.readString(out.resolve("report.md")).contains("|layer|attention 1 - cos|block 1 - cos|"));
+    }
+
+    private static <T> List<T> iterable(java.util.Iterator<T> it) {
+        List<T> out = new java.util.ArrayList<>();
+        it.forEachRemaining(out::add);
+        return out;
+    }
+
+    @Test
+    void readsAHuggingFaceTokenizerJson() throws Exception {
+        Path model = Fixtures.model("ortgenai-llama-fp16/model.onnx");
+        Path out = tmp.resolve("hf");
+        int code = Main.run("probe", model.toString(), "--tokenizer", model.resolveSibling("tokenizer.json").toString(),
+                "--text", Fixtures.require("data/stories260K-samples.jsonl").toString(), "--report", out.toString(),
+                "--prompts", "3", "--max-tokens", "12", "--experiments", "representations", "--quiet");
+        assertEquals(0, code);
+        JsonNode reps = new ObjectMapper().readTree(out.resolve("report.json").toFile()).get("representations");
+        assertTrue(reps.size() >= 2, "one row per stream: " + reps);
+    }
+
+    @Test
+    void repeatedAugmentationIsBadInput() {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        assertEquals(2, Main.run("probe", model.toString(), "--report", tmp.resolve("r").toString(),
+                "--text", Fixtures.require("data/stories260K-samples.jsonl").toString(),
+                "--augmentation", "WORD_DROPOUT,WORD_DROPOUT", "--quiet"));
     }
 
     @Test

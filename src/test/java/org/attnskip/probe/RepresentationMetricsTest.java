@@ -27,13 +27,33 @@ class RepresentationMetricsTest {
     }
 
     @Test
-    void orthonormalSetHasEntropyOne() {
+    void orthonormalSetHasEntropyOneInTheCentredFormTheProbeUses() {
         double[][] h = rotatedOrthonormal(5, 8, 3);
+        // Centred, the rows span N-1 = 4 directions equally (Gram (I - 11^T/N) scaled), and the normaliser is log 4.
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 2.0), EPS);
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 0.5), EPS);
         assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0, false), EPS);
         assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 2.0, false), EPS);
-        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 0.5, false), EPS);
-        // Centring leaves N-1 equal directions (the Gram matrix becomes I - 11^T/N): log(N-1)/log(N).
-        assertEquals(Math.log(4) / Math.log(5), RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+    }
+
+    @Test
+    void moreSamplesThanDimensionsReachOneWhenEveryDimensionIsUsedEqually() {
+        // Rows +e_j and -e_j for every j: N = 2D, mean 0, Z^T Z = 2 I, so D equal eigenvalues; the normaliser is log D.
+        int d = 4;
+        double[][] h = new double[2 * d][d];
+        for (int j = 0; j < d; j++) {
+            h[2 * j][j] = 1;
+            h[2 * j + 1][j] = -1;
+        }
+        assertEquals(1.0, RepresentationMetrics.promptEntropy(h, 1.0), EPS);
+        // Half the dimensions only: log(D/2)/log(D).
+        double[][] half = new double[2 * d][d];
+        for (int j = 0; j < d; j++) {
+            half[2 * j][j % 2] = 1;
+            half[2 * j + 1][j % 2] = -1;
+        }
+        assertEquals(Math.log(2) / Math.log(4), RepresentationMetrics.promptEntropy(half, 1.0), EPS);
     }
 
     @Test
@@ -59,7 +79,11 @@ class RepresentationMetricsTest {
             minus[3] = -1;
             prompts.add(new double[][] {plus, minus});
         }
-        assertEquals(Math.log(2) / Math.log(3), RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
+        // Centred, three pooled vectors span two directions equally: the maximum, 1.
+        assertEquals(1.0, RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
+        // Two prompts with the same pooled vector and a third: centred, one direction only.
+        prompts.set(1, prompts.get(0));
+        assertEquals(0.0, RepresentationMetrics.datasetEntropy(prompts, 1.0), EPS);
     }
 
     @Test
@@ -147,6 +171,51 @@ class RepresentationMetricsTest {
         System.out.printf("DiME paired %.4f unrelated %.4f%n", paired, unrelated);
         assertTrue(paired > 0.2, "paired DiME " + paired);
         assertTrue(Math.abs(unrelated) < 0.1, "unrelated DiME " + unrelated);
+    }
+
+    @Test
+    void dimeSeesSeparableClassesAndNotIdenticalOnes() {
+        // Classes are prompts, the two views two noisy copies of each. Separable: 24 class means at generic
+        // (Gaussian) positions in 4 dims, noise 0.05. Identical: one shared mean, the same noise, so a view
+        // says nothing about which class it came from.
+        int classes = 24;
+        int d = 4;
+        double[][] means = gaussian(classes, d, 21);
+        double[][] shared = new double[classes][];
+        java.util.Arrays.fill(shared, means[0]);
+        for (long seed = 1; seed <= 4; seed++) {
+            double separable = RepresentationMetrics.dime(noisy(means, 0.05, 100 + seed), noisy(means, 0.05, 200 + seed), 1.0, 32, seed);
+            double identical = RepresentationMetrics.dime(noisy(shared, 0.05, 100 + seed), noisy(shared, 0.05, 200 + seed), 1.0, 32, seed);
+            double blurred = RepresentationMetrics.dime(noisy(means, 0.5, 100 + seed), noisy(means, 0.5, 200 + seed), 1.0, 32, seed);
+            System.out.printf("DiME seed %d: separable %.4f blurred %.4f identical %.4f%n", seed, separable, blurred, identical);
+            assertTrue(separable > 0.3, "separable DiME " + separable);
+            assertTrue(Math.abs(identical) < 0.1, "identical DiME " + identical);
+            // Noise half the spread between classes keeps only part of the identity.
+            assertTrue(identical < blurred && blurred < separable, blurred + " between " + identical + " and " + separable);
+        }
+        // Views without any variation at all: zero Gram matrices, DiME exactly 0.
+        assertEquals(0.0, RepresentationMetrics.dime(shared, shared, 1.0, 8, 1), EPS);
+    }
+
+    @Test
+    void dimeIsBlindToAnEquidistantSetWhereLidarIsNot() {
+        // The LiDAR fixture's classes 10 e_c are equidistant: every re-pairing leaves the centred Gram matrix
+        // unchanged, so DiME is ~0 however separated they are. Why the report gives LiDAR next to DiME.
+        int d = 6;
+        int classes = 4;
+        double[][] a = new double[classes][];
+        double[][] b = new double[classes][];
+        List<double[][]> separated = new ArrayList<>();
+        for (int c = 0; c < classes; c++) {
+            double[] mean = new double[d];
+            mean[c] = 10;
+            double[][] views = isotropicViews(mean, 0.1);
+            separated.add(views);
+            a[c] = views[0];
+            b[c] = views[1];
+        }
+        assertEquals(0.0, RepresentationMetrics.dime(a, b, 1.0, 16, 3), 0.01);
+        assertEquals(classes - 1, RepresentationMetrics.lidar(separated), 1e-6);
     }
 
     // ---------------------------------------------------------------- fixtures
