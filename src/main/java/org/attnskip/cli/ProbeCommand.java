@@ -1,6 +1,7 @@
 package org.attnskip.cli;
 
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.ExportedWeights;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
@@ -164,7 +165,7 @@ public final class ProbeCommand implements Callable<Integer> {
             }
             tokenizer = Llama2cTokenizer.load(tok);
             if (run.contains("switch")) {
-                notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
+                weights = exportedWeights(notes);
             }
         }
 
@@ -284,6 +285,21 @@ public final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--experiments names no experiment");
         }
         return out;
+    }
+
+    /** The switch runs on the reference implementation: it gets the weights back from a directory export wrote. */
+    private LlamaWeights exportedWeights(List<String> notes) {
+        if (!ModelDirectory.isModelDirectory(model)) {
+            notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c "
+                    + "checkpoint or a model directory written by attnskip export");
+            return null;
+        }
+        try {
+            return ExportedWeights.read(ModelDirectory.read(model));
+        } catch (ExportedWeights.NotExporterGraph e) {
+            notes.add("switch experiment skipped: " + e.getMessage());
+            return null;
+        }
     }
 
     private int[] tokens(Tokenizer tokenizer, String text) {

@@ -38,23 +38,22 @@ public final class ExportedWeights {
     }
 
     private final Map<String, TensorProto> initializers = new HashMap<>();
-    private final Path baseDir;
-    private final Path file;
+    private final LoadedModel model;
 
     private ExportedWeights(LoadedModel model) {
         for (TensorProto t : model.proto().getGraph().getInitializerList()) {
             initializers.put(t.getName(), t);
         }
-        this.baseDir = model.baseDir();
-        this.file = model.file();
+        this.model = model;
     }
 
     public static LlamaWeights read(ModelDirectory dir) {
         LoadedModel model = OnnxModelIO.load(dir.modelFile());
         ModelManifest manifest = dir.manifest();
         ExportDtype dtype = ExportDtype.parse(manifest.dtype() == null ? ExportDtype.FLOAT.cliName() : manifest.dtype());
-        LlamaWeights weights = new ExportedWeights(model).weights(manifest.config());
-        requireSameGraph(model, LlamaOnnxExporter.export(weights, dtype));
+        ExportedWeights reader = new ExportedWeights(model);
+        LlamaWeights weights = reader.weights(manifest.config());
+        reader.requireSameGraph(LlamaOnnxExporter.export(weights, dtype));
         return weights;
     }
 
@@ -103,18 +102,17 @@ public final class ExportedWeights {
     private float[] values(String name, long... dims) {
         TensorProto t = initializers.get(name);
         if (t == null) {
-            throw new NotExporterGraph(file + " has no initializer '" + name + "', so it is not a graph that attnskip "
-                    + "export wrote for its " + ModelDirectory.MANIFEST_FILE);
+            throw refusal("it has no initializer '" + name + "'");
         }
         if (!Arrays.equals(t.getDimsList().stream().mapToLong(Long::longValue).toArray(), dims)) {
-            throw new NotExporterGraph(file + ": initializer '" + name + "' has dims " + t.getDimsList() + ", but "
-                    + ModelDirectory.MANIFEST_FILE + " implies " + Arrays.toString(dims));
+            throw refusal("initializer '" + name + "' has dims " + t.getDimsList() + ", the manifest implies "
+                    + Arrays.toString(dims));
         }
-        return Tensors.floats(t, baseDir);
+        return Tensors.floats(t, model.baseDir());
     }
 
     /** The file must be exactly what the exporter writes from the weights read; else the weights mean something else. */
-    private static void requireSameGraph(LoadedModel model, ModelProto exported) {
+    private void requireSameGraph(ModelProto exported) {
         GraphProto have = model.proto().getGraph();
         GraphProto want = exported.getGraph();
         String difference = firstNodeDifference(have.getNodeList(), want.getNodeList());
@@ -128,10 +126,14 @@ public final class ExportedWeights {
             difference = firstInitializerDifference(model, want.getInitializerList());
         }
         if (difference != null) {
-            throw new NotExporterGraph(model.file() + " is not the graph attnskip export writes for its "
-                    + ModelDirectory.MANIFEST_FILE + " (" + difference + ")" + rewriteHint(model.proto())
-                    + "; probe the directory that export wrote");
+            throw refusal(difference);
         }
+    }
+
+    private NotExporterGraph refusal(String difference) {
+        return new NotExporterGraph(model.file() + " is not the graph attnskip export writes for its "
+                + ModelDirectory.MANIFEST_FILE + " (" + difference + ")" + rewriteHint(model.proto())
+                + "; use the directory that export wrote");
     }
 
     private static String firstNodeDifference(List<NodeProto> have, List<NodeProto> want) {
