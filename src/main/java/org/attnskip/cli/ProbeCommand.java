@@ -295,7 +295,12 @@ public final class ProbeCommand implements Callable<Integer> {
             return null;
         }
         try {
-            return ExportedWeights.read(ModelDirectory.read(model));
+            ModelDirectory dir = ModelDirectory.read(model);
+            LlamaWeights read = ExportedWeights.read(dir);
+            if (ExportDtype.FLOAT16.cliName().equals(dir.manifest().dtype())) {
+                notes.add("switch experiment: the reference implementation runs in fp32 on the directory's fp16 weights");
+            }
+            return read;
         } catch (ExportedWeights.NotExporterGraph e) {
             notes.add("switch experiment skipped: " + e.getMessage());
             return null;
