@@ -1,6 +1,7 @@
 package org.attnskip.cli;
 
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.ExportedWeights;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
@@ -171,7 +172,7 @@ public final class ProbeCommand implements Callable<Integer> {
             }
             tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
             if (run.contains("switch")) {
-                notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c checkpoint");
+                weights = exportedWeights(notes);
             }
         }
 
@@ -291,6 +292,26 @@ public final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--experiments names no experiment");
         }
         return out;
+    }
+
+    /** The switch runs on the reference implementation: it gets the weights back from a directory export wrote. */
+    private LlamaWeights exportedWeights(List<String> notes) {
+        if (!ModelDirectory.isModelDirectory(model)) {
+            notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c "
+                    + "checkpoint or a model directory written by attnskip export");
+            return null;
+        }
+        try {
+            ModelDirectory dir = ModelDirectory.read(model);
+            LlamaWeights read = ExportedWeights.read(dir);
+            if (ExportDtype.FLOAT16.cliName().equals(dir.manifest().dtype())) {
+                notes.add("switch experiment: the reference implementation runs in fp32 on the directory's fp16 weights");
+            }
+            return read;
+        } catch (ExportedWeights.NotExporterGraph e) {
+            notes.add("switch experiment skipped: " + e.getMessage());
+            return null;
+        }
     }
 
     private int[] tokens(Tokenizer tokenizer, String text) {

@@ -1,0 +1,186 @@
+package org.attnskip.export;
+
+import ai.onnx.proto.OnnxMl.GraphProto;
+import ai.onnx.proto.OnnxMl.ModelProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+import ai.onnx.proto.OnnxMl.TensorProto.DataType;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.LoadedModel;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.onnx.Tensors;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * Reads {@link LlamaWeights} back from a model directory that {@code attnskip export} wrote: the
+ * inverse of {@link LlamaOnnxExporter}. Weights are found by the exporter's initializer names,
+ * widened from fp16 when the export was fp16, and the [in][out] MatMul matrices are transposed back
+ * to [out][in]; the shape, rope and norm settings come from {@code attnskip.json}.
+ * <p>
+ * The inverse is only valid for the exporter's own graph, so the weights are exported again and the
+ * result must equal the file's graph (nodes, inputs, outputs and every initializer). A graph that
+ * was rewritten since (optimize) or whose manifest disagrees with it is refused with
+ * {@link NotExporterGraph}.
+ */
+public final class ExportedWeights {
+
+    /** The directory's model.onnx is not what the exporter writes for its attnskip.json. */
+    public static final class NotExporterGraph extends BadInputException {
+        NotExporterGraph(String message) {
+            super(message);
+        }
+    }
+
+    private final Map<String, TensorProto> initializers = new HashMap<>();
+    private final LoadedModel model;
+
+    private ExportedWeights(LoadedModel model) {
+        for (TensorProto t : model.proto().getGraph().getInitializerList()) {
+            initializers.put(t.getName(), t);
+        }
+        this.model = model;
+    }
+
+    public static LlamaWeights read(ModelDirectory dir) {
+        LoadedModel model = OnnxModelIO.load(dir.modelFile());
+        ModelManifest manifest = dir.manifest();
+        ExportDtype dtype = ExportDtype.parse(manifest.dtype() == null ? ExportDtype.FLOAT.cliName() : manifest.dtype());
+        ExportedWeights reader = new ExportedWeights(model);
+        LlamaWeights weights = reader.weights(manifest.config());
+        reader.requireSameGraph(LlamaOnnxExporter.export(weights, dtype));
+        return weights;
+    }
+
+    private LlamaWeights weights(LlamaConfig c) {
+        int d = c.dim(), kv = c.kvDim(), hid = c.hiddenDim();
+        float[] embedding = values("model.embed_tokens.weight", c.vocabSize(), d);
+        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "model.layers." + i + ".";
+            layers[i] = new LlamaWeights.Layer(
+                    values(p + "input_layernorm.weight", d),
+                    matrix(p + "self_attn.q_proj.weight", d, d),
+                    matrix(p + "self_attn.k_proj.weight", kv, d),
+                    matrix(p + "self_attn.v_proj.weight", kv, d),
+                    matrix(p + "self_attn.o_proj.weight", d, d),
+                    optional(p + "self_attn.q_proj.bias", d),
+                    optional(p + "self_attn.k_proj.bias", kv),
+                    optional(p + "self_attn.v_proj.bias", kv),
+                    values(p + "post_attention_layernorm.weight", d),
+                    matrix(p + "mlp.gate_proj.weight", hid, d),
+                    matrix(p + "mlp.down_proj.weight", d, hid),
+                    matrix(p + "mlp.up_proj.weight", hid, d));
+        }
+        float[] finalNorm = values("model.norm.weight", d);
+        // The exporter stores a shared classifier once (as the embedding) and a separate one as lm_head.
+        float[] classifier = initializers.containsKey("lm_head.weight") ? matrix("lm_head.weight", c.vocabSize(), d) : embedding;
+        return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
+    }
+
+    /** A matrix the exporter stored transposed, [in][out], returned [out][in]. */
+    private float[] matrix(String name, int out, int in) {
+        float[] inOut = values(name, in, out);
+        float[] outIn = new float[inOut.length];
+        for (int i = 0; i < in; i++) {
+            for (int o = 0; o < out; o++) {
+                outIn[o * in + i] = inOut[i * out + o];
+            }
+        }
+        return outIn;
+    }
+
+    private float[] optional(String name, int size) {
+        return initializers.containsKey(name) ? values(name, size) : null;
+    }
+
+    private float[] values(String name, long... dims) {
+        TensorProto t = initializers.get(name);
+        if (t == null) {
+            throw refusal("it has no initializer '" + name + "'");
+        }
+        if (!Arrays.equals(t.getDimsList().stream().mapToLong(Long::longValue).toArray(), dims)) {
+            throw refusal("initializer '" + name + "' has dims " + t.getDimsList() + ", the manifest implies "
+                    + Arrays.toString(dims));
+        }
+        return Tensors.floats(t, model.baseDir());
+    }
+
+    /** The file must be exactly what the exporter writes from the weights read; else the weights mean something else. */
+    private void requireSameGraph(ModelProto exported) {
+        GraphProto have = model.proto().getGraph();
+        GraphProto want = exported.getGraph();
+        String difference = firstNodeDifference(have.getNodeList(), want.getNodeList());
+        if (difference == null && !have.getInputList().equals(want.getInputList())) {
+            difference = "its inputs differ";
+        }
+        if (difference == null && !have.getOutputList().equals(want.getOutputList())) {
+            difference = "its outputs differ";
+        }
+        if (difference == null) {
+            difference = firstInitializerDifference(model, want.getInitializerList());
+        }
+        if (difference != null) {
+            throw refusal(difference);
+        }
+    }
+
+    private NotExporterGraph refusal(String difference) {
+        return new NotExporterGraph(model.file() + " is not the graph attnskip export writes for its "
+                + ModelDirectory.MANIFEST_FILE + " (" + difference + ")" + rewriteHint(model.proto())
+                + "; use the directory that export wrote");
+    }
+
+    private static String firstNodeDifference(List<NodeProto> have, List<NodeProto> want) {
+        for (int i = 0; i < Math.min(have.size(), want.size()); i++) {
+            if (!have.get(i).equals(want.get(i))) {
+                return "node " + i + " is " + have.get(i).getOpType() + " '" + have.get(i).getName() + "', the exporter's is "
+                        + want.get(i).getOpType() + " '" + want.get(i).getName() + "'";
+            }
+        }
+        return have.size() == want.size() ? null
+                : "it has " + have.size() + " nodes, the exporter's graph " + want.size();
+    }
+
+    private static String firstInitializerDifference(LoadedModel model, List<TensorProto> want) {
+        Map<String, TensorProto> have = new HashMap<>();
+        for (TensorProto t : model.proto().getGraph().getInitializerList()) {
+            have.put(t.getName(), t);
+        }
+        if (have.size() != want.size()) {
+            return "it has " + have.size() + " initializers, the exporter's graph " + want.size();
+        }
+        for (TensorProto w : want) {
+            TensorProto h = have.get(w.getName());
+            if (h == null) {
+                return "initializer '" + w.getName() + "' is missing";
+            }
+            if (h.getDataType() != w.getDataType() || !h.getDimsList().equals(w.getDimsList())
+                    || !sameValues(h, model.baseDir(), w)) {
+                return "initializer '" + w.getName() + "' differs";
+            }
+        }
+        return null;
+    }
+
+    private static boolean sameValues(TensorProto have, Path baseDir, TensorProto want) {
+        if (want.getDataType() == DataType.INT64_VALUE) {
+            return Arrays.equals(Tensors.longs(have, baseDir), Tensors.longs(want, null));
+        }
+        return Arrays.equals(Tensors.floats(have, baseDir), Tensors.floats(want, null));
+    }
+
+    /** optimize stamps attnskip.mode and attnskip.layers on what it rewrites; naming them tells the user why. */
+    private static String rewriteHint(ModelProto proto) {
+        String props = proto.getMetadataPropsList().stream()
+                .filter(e -> e.getKey().equals("attnskip.mode") || e.getKey().equals("attnskip.layers"))
+                .map(e -> e.getKey() + "=" + e.getValue())
+                .collect(Collectors.joining(", "));
+        return props.isEmpty() ? "" : "; it was rewritten: " + props;
+    }
+}
