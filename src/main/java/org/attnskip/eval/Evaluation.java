@@ -12,6 +12,8 @@ import java.util.Map;
 /** Baseline against variant on the same inputs: text quality, task accuracy and latency. */
 public final class Evaluation {
     private final EvalSettings settings;
+    /** The fallback is the same for every session of a command: say it once, not once per session. */
+    private boolean fallbackSaid;
 
     public Evaluation(EvalSettings settings) {
         this.settings = settings;
@@ -72,8 +74,9 @@ public final class Evaluation {
 
     DecoderSession open(Path model) {
         DecoderSession s = DecoderSession.open(model, settings.session());
-        if (s.opened().fallbackNote() != null && !settings.quiet()) {
+        if (s.opened().fallbackNote() != null && !settings.quiet() && !fallbackSaid) {
             System.err.println("attnskip: " + s.opened().fallbackNote());
+            fallbackSaid = true;
         }
         return s;
     }
