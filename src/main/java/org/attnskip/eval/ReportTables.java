@@ -46,10 +46,15 @@ public final class ReportTables {
         List<Table> tables = new ArrayList<>();
         tables.add(provenance(r.provenance(), r.baseline(), null));
         List<String> header = new ArrayList<>(List.of("threshold", "layers changed", "ppl baseline", "ppl variant",
-                "ppl diff [95% CI]", "top-1 agree", "mean KL"));
+                "ppl diff [95% CI]", "top-1 agree [95% CI]", "mean KL [95% CI]"));
         SweepPoint first = r.points().get(0);
         for (TaskResult task : first.tasks()) {
             header.add(task.task() + " acc (diff)");
+        }
+        boolean generation = r.points().stream().anyMatch(p -> p.generation() != null);
+        if (generation) {
+            header.add("greedy identical lead tokens");
+            header.add("greedy ROUGE-L");
         }
         if (first.latency() != null) {
             header.add("prefill ratio");
@@ -66,13 +71,17 @@ public final class ReportTables {
                 row.add(num(p.text().baselinePerplexity().value(), 3));
                 row.add(num(p.text().variantPerplexity().value(), 3));
                 row.add(est(p.text().perplexityDifference()));
-                row.add(num(p.text().top1Agreement().value(), 3));
-                row.add(num(p.text().meanKl().value(), 4));
+                row.add(est(p.text().top1Agreement()));
+                row.add(est(p.text().meanKl()));
             } else {
                 row.addAll(List.of("", "", "", "", ""));
             }
             for (TaskResult task : p.tasks()) {
                 row.add(num(task.variantAccuracy().value(), 3) + " (" + signed(task.accuracyDifference().value()) + ")");
+            }
+            if (generation) {
+                row.add(p.generation() == null ? "" : est(p.generation().exactPrefixTokens()));
+                row.add(p.generation() == null ? "" : est(p.generation().rougeL()));
             }
             if (p.latency() != null) {
                 row.add(num(p.prefillRatio(), 3));
@@ -83,6 +92,12 @@ public final class ReportTables {
         String note = "mode " + r.mode() + "; recommended: " + (r.recommendedThreshold() == null ? "none"
                 : num(r.recommendedThreshold(), 2)) + " = the fastest Pareto point (by " + r.latencyAxis()
                 + " latency) whose perplexity is within " + num(100 * r.perplexityTolerance(), 1) + "% of the baseline's";
+        GenerationAgreement g = r.points().stream().map(SweepPoint::generation).filter(java.util.Objects::nonNull)
+                .findFirst().orElse(null);
+        if (g != null) {
+            note += "; greedy generation: " + g.prompts() + " prompts of " + g.promptTokens() + " tokens, " + g.newTokens()
+                    + " new tokens each, against the baseline's continuations";
+        }
         if (first.latency() != null) {
             note += "; prefill ratio at " + first.latency().prefill().get(first.latency().prefill().size() - 1).tokens()
                     + " tokens, decode ratio at context " + first.latency().decode().get(first.latency().decode().size() - 1).tokens();

@@ -50,10 +50,17 @@ class SweepAndEvalCommandTest {
                 > 2 * all.get("text").get("baseline_perplexity").get("value").asDouble());
         assertTrue(all.get("text").get("top1_agreement").get("value").asDouble() < 0.5);
         assertEquals(3, all.get("tasks").size());
+        // greedy generation per point: the unchanged variant continues exactly as the baseline, the changed one does not
+        assertEquals(1.0, same.at("/generation/rouge_l/value").asDouble(), 0);
+        assertTrue(all.at("/generation/rouge_l/value").asDouble() < 1, all.get("generation").toString());
+        assertTrue(all.at("/generation/exact_prefix_tokens/value").asDouble()
+                < same.at("/generation/exact_prefix_tokens/value").asDouble(), all.get("generation").toString());
         assertEquals("cpu", json.get("provenance").get("provider_used").asText());
         assertTrue(json.get("provenance").get("fallback_note").asText().contains("CUDA"));
         assertTrue(Files.readString(out.resolve("report.html")).contains("data:image/png;base64,"));
-        assertTrue(Files.readString(out.resolve("report.md")).contains("|threshold|layers changed|"));
+        String md = Files.readString(out.resolve("report.md"));
+        assertTrue(md.contains("|threshold|layers changed|"));
+        assertTrue(md.contains("|greedy identical lead tokens|greedy ROUGE-L|"), md);
     }
 
     @Test
