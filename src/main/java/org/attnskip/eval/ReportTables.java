@@ -126,11 +126,12 @@ public final class ReportTables {
         List<List<String>> rows = new ArrayList<>();
         for (TaskResult t : tasks) {
             rows.add(List.of(t.task(), t.kind(), Integer.toString(t.items()), est(t.baselineAccuracy()), est(t.variantAccuracy()),
-                    est(t.accuracyDifference()), num(t.agreement(), 3)));
+                    est(t.accuracyDifference()), est(t.logLikelihoodDifference()), num(t.agreement(), 3)));
         }
-        return new Table("Tasks (log-likelihood accuracy)", "95% bootstrap intervals over items; cloze = every "
-                + "continuation token is the top-1", List.of("task", "kind", "items", "baseline acc", "variant acc",
-                "variant - baseline", "same answer"), rows);
+        return new Table("Tasks (log-likelihood accuracy)", "95% bootstrap intervals over items, paired for the differences; "
+                + "cloze = every continuation token is the top-1; log-likelihood of the gold answer in nats",
+                List.of("task", "kind", "items", "baseline acc", "variant acc", "acc variant - baseline",
+                        "gold log-likelihood variant - baseline", "same answer"), rows);
     }
 
     private static List<Table> latency(LatencyResult l) {
