@@ -144,7 +144,8 @@ public final class ReportTables {
                 + " timed steps per repetition after an untimed prefill of the context", header, latencyRows(l.decode())));
         tables.add(new Table("Memory", null, List.of("", "baseline", "variant"), List.of(
                 List.of("KV cache at " + l.largestContext() + " positions (one sequence)", bytes(l.baselineKvBytes()), bytes(l.variantKvBytes())),
-                List.of("peak process memory (both sessions, " + l.peakMemory().source() + ")", bytes(l.peakMemory().bytes()), ""))));
+                List.of("peak memory of the whole process: baseline and variant together, not per variant ("
+                        + l.processPeakMemory().source() + ")", bytes(l.processPeakMemory().bytes()), "(same process)"))));
         return tables;
     }
 

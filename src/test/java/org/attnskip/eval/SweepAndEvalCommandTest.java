@@ -76,17 +76,20 @@ class SweepAndEvalCommandTest {
     }
 
     @Test
-    void evalTaskTableShowsThePairedLogLikelihoodDifference() throws Exception {
+    void evalReportShowsThePairedLogLikelihoodDifferenceAndProcessWidePeakMemory() throws Exception {
         Path model = Fixtures.model("stories260K/stories260K.bin");
         Path out = tmp.resolve("eval");
         int code = Main.run("eval", "--baseline", model.toString(), "--variant", model.toString(), "--tasks",
-                "eval/tasks/recall-object.jsonl", "--max-items", "5", "--bootstrap", "20", "--no-latency", "--device", "cpu",
+                "eval/tasks/recall-object.jsonl", "--max-items", "5", "--bootstrap", "20", "--prefill-lengths", "8",
+                "--decode-contexts", "8", "--warmup", "0", "--repeats", "1", "--decode-steps", "1", "--device", "cpu",
                 "--report", out.toString(), "--quiet");
         assertEquals(0, code);
         String md = Files.readString(out.resolve("report.md"));
         assertTrue(md.contains("|acc variant - baseline|gold log-likelihood variant - baseline|same answer|"), md);
-        JsonNode task = new ObjectMapper().readTree(out.resolve("report.json").toFile()).at("/tasks/0");
-        assertEquals(0.0, task.at("/log_likelihood_difference/value").asDouble(), 0, task.toString());
+        assertTrue(md.contains("|peak memory of the whole process: baseline and variant together, not per variant"), md);
+        JsonNode json = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+        assertEquals(0.0, json.at("/tasks/0/log_likelihood_difference/value").asDouble(), 0, json.at("/tasks/0").toString());
+        assertTrue(json.at("/latency/process_peak_memory/bytes").asLong() > 0, json.at("/latency").toString());
     }
 
     @Test
