@@ -7,8 +7,9 @@
                             follow, and the story ends where only the introduced name fits.
 - tasks/recall-object.jsonl cloze: a character finds an object, filler follows, and the story asks
                             for the object again; correct when every continuation token is top-1.
-- tasks/capitals.jsonl      multiple choice, the paper's style: "Q: What is the capital of X?\nA:"
-                            with four capitals as choices (for general-purpose models).
+- tasks/capitals.jsonl      multiple choice, the paper's one-shot template: "Q: What is the capital of
+                            Spain?\nA: Madrid\nQ: What is the capital of X?\nA:" (France as the example
+                            when X is Spain), four capitals as choices (for general-purpose models).
 - stories.txt               short TinyStories-style stories, one per paragraph, for perplexity.
 The models are small, so the vocabulary stays within TinyStories' simple words.
 """
@@ -90,6 +91,15 @@ CAPITALS = {
 }
 
 
+# The one-shot example before each question (the paper's); France stands in when Spain is asked.
+SHOT = ("Spain", "France")
+
+
+def one_shot(country):
+    example = SHOT[0] if country != SHOT[0] else SHOT[1]
+    return f"Q: What is the capital of {example}?\nA: {CAPITALS[example]}\n"
+
+
 def capitals():
     items = []
     countries = sorted(CAPITALS)
@@ -98,7 +108,9 @@ def capitals():
         others = rng.sample([CAPITALS[c] for c in countries if c != country], 3)
         choices = [" " + gold] + [" " + o for o in others]
         rng.shuffle(choices)
-        items.append({"context": f"Q: What is the capital of {country}?\nA:", "choices": choices,
+        # choices are drawn as before the one-shot prefix (same seed stream), so the example's capital
+        # can be a distractor: copying the example is then wrong, as it should be
+        items.append({"context": one_shot(country) + f"Q: What is the capital of {country}?\nA:", "choices": choices,
                       "gold": choices.index(" " + gold)})
     return items
 

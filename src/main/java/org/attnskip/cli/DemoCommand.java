@@ -6,6 +6,7 @@ import org.attnskip.eval.Evaluation;
 import org.attnskip.eval.ModelSource;
 import org.attnskip.eval.ReportTables;
 import org.attnskip.eval.ReportWriter;
+import org.attnskip.eval.ShippedEvalData;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.SyntheticWeights;
@@ -32,7 +33,8 @@ import java.util.concurrent.Callable;
 @Command(name = "demo",
         description = {"The whole pipeline, offline: build the embedded default model (synthetic weights at a fixed seed,",
                 "12 layers, 1024+ positions), rewrite it with --drop-attn-above 0.6, evaluate both and write the report.",
-                "Uses eval/stories.txt and eval/tasks/ when run from the project folder. --model uses a model of yours."})
+                "Uses eval/stories.txt and eval/tasks/ of the project folder when run there, else the copy packed into the jar.",
+                "--model uses a model of yours."})
 public final class DemoCommand implements Callable<Integer> {
     /** Large enough that skipped attention shows on 2 CPU cores, small enough for a few minutes in all. */
     static final String DEFAULT_SPEC = "layers=12,hidden=256,heads=4,ffn=768,vocab=512,seq=1280";
@@ -47,11 +49,15 @@ public final class DemoCommand implements Callable<Integer> {
     @Mixin
     EvalOptions options;
 
+    /** Which copy of the shipped data was used, for the report (null when the user gave it all). */
+    private String dataOrigin;
+
     @Override
     public Integer call() {
         applyDemoDefaults();
         var settings = options.settings();
         try (ScratchDir scratch = new ScratchDir("attnskip-demo")) {
+            useShippedData(scratch.path());
             Files.createDirectories(options.report);
             ModelSource source;
             if (model == null) {
@@ -73,6 +79,9 @@ public final class DemoCommand implements Callable<Integer> {
             Map<String, Object> config = options.config();
             config.put("baseline", source.described());
             config.put("variant", "drop-attn-above " + dropAbove);
+            if (dataOrigin != null) {
+                config.put("shipped_data", dataOrigin);
+            }
             System.out.println("3/3 evaluating both (quality, then interleaved latency)");
             EvalReport report = new Evaluation(settings).compare(source.onnx(), fast, tokenizer, options.documents(),
                     options.loadTasks(), config, Main.VERSION);
@@ -94,14 +103,30 @@ public final class DemoCommand implements Callable<Integer> {
         return change;
     }
 
-    /** The demo's own defaults where the user gave none: shipped data if present, long contexts, few items. */
+    /** The shipped stories and tasks where the user gave none: from the project folder, else from the jar. */
+    private void useShippedData(Path scratch) {
+        if (!options.text.isEmpty() && !options.tasks.isEmpty()) {
+            return;
+        }
+        ShippedEvalData.Located data = ShippedEvalData.find(Path.of(""), scratch);
+        if (data == null) {
+            // without data the report would silently hold latency only
+            System.err.println("attnskip: no eval/stories.txt or eval/tasks here nor in the jar: the report will have "
+                    + "latency only (give --text and --tasks)");
+            return;
+        }
+        System.out.println("data: " + data.origin());
+        dataOrigin = data.origin();
+        if (options.text.isEmpty()) {
+            options.text = List.of(data.stories());
+        }
+        if (options.tasks.isEmpty()) {
+            options.tasks = List.of(data.tasks());
+        }
+    }
+
+    /** The demo's own defaults where the user gave none: long contexts, few items. */
     private void applyDemoDefaults() {
-        if (options.text.isEmpty() && Files.isRegularFile(Path.of("eval/stories.txt"))) {
-            options.text = List.of(Path.of("eval/stories.txt"));
-        }
-        if (options.tasks.isEmpty() && Files.isDirectory(Path.of("eval/tasks"))) {
-            options.tasks = List.of(Path.of("eval/tasks"));
-        }
         if (options.maxItems == 0) {
             options.maxItems = 20;
         }

@@ -1,7 +1,6 @@
 package org.attnskip.eval;
 
 import org.attnskip.runtime.DecoderSession;
-import org.attnskip.runtime.Generator;
 import org.attnskip.runtime.OpenedSession;
 import org.attnskip.runtime.Tokenizer;
 
@@ -12,6 +11,8 @@ import java.util.Map;
 /** Baseline against variant on the same inputs: text quality, task accuracy and latency. */
 public final class Evaluation {
     private final EvalSettings settings;
+    /** The fallback is the same for every session of a command: say it once, not once per session. */
+    private boolean fallbackSaid;
 
     public Evaluation(EvalSettings settings) {
         this.settings = settings;
@@ -30,21 +31,27 @@ public final class Evaluation {
         }
     }
 
-    /** Greedy continuations of this many documents' openings are compared. */
+    /** Greedy continuations of this many documents' openings are compared (eval; the sweep uses fewer, per point). */
     static final int GENERATION_PROMPTS = 16;
+    static final int SWEEP_GENERATION_PROMPTS = 8;
     static final int GENERATION_PROMPT_TOKENS = 16;
     static final int GENERATION_NEW_TOKENS = 32;
 
     private GenerationAgreement generation(DecoderSession b, DecoderSession v, ScoringModel var, Tokenizer tokenizer,
                                            List<String> documents) {
         // the generation loop feeds no noise, so a random graph cannot generate
-        if (tokenizer == null || documents.isEmpty() || var.needsNoise()) {
+        GreedyBaseline greedy = greedyBaseline(b, tokenizer, documents, GENERATION_PROMPTS);
+        return greedy == null || var.needsNoise() ? null : greedy.against(v);
+    }
+
+    /** Null when there is nothing to generate from (no tokenizer or no documents). */
+    GreedyBaseline greedyBaseline(DecoderSession b, Tokenizer tokenizer, List<String> documents, int prompts) {
+        if (tokenizer == null || documents.isEmpty()) {
             return null;
         }
-        List<String> prompts = documents.subList(0, Math.min(GENERATION_PROMPTS, documents.size()));
-        return new GreedyAgreement(tokenizer, GENERATION_PROMPT_TOKENS, GENERATION_NEW_TOKENS,
-                new Bootstrap(settings.bootstrapResamples(), settings.seed()))
-                .measure(new Generator(b, tokenizer), new Generator(v, tokenizer), prompts);
+        return new GreedyBaseline(new GreedyAgreement(tokenizer, GENERATION_PROMPT_TOKENS, GENERATION_NEW_TOKENS,
+                new Bootstrap(settings.bootstrapResamples(), settings.seed())), b, tokenizer,
+                documents.subList(0, Math.min(prompts, documents.size())));
     }
 
     /** The measurements of one variant against an open baseline. */
@@ -72,8 +79,9 @@ public final class Evaluation {
 
     DecoderSession open(Path model) {
         DecoderSession s = DecoderSession.open(model, settings.session());
-        if (s.opened().fallbackNote() != null && !settings.quiet()) {
+        if (s.opened().fallbackNote() != null && !settings.quiet() && !fallbackSaid) {
             System.err.println("attnskip: " + s.opened().fallbackNote());
+            fallbackSaid = true;
         }
         return s;
     }

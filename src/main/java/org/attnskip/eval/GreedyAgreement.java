@@ -24,17 +24,26 @@ final class GreedyAgreement {
         this.bootstrap = bootstrap;
     }
 
-    GenerationAgreement measure(Generator baseline, Generator variant, List<String> documents) {
-        double[] prefix = new double[documents.size()];
-        double[] rouge = new double[documents.size()];
+    /** Each document's greedy continuation by {@code model}; a sweep makes the baseline's once for all points. */
+    int[][] continuations(Generator model, List<String> documents) {
+        int[][] out = new int[documents.size()][];
         for (int d = 0; d < documents.size(); d++) {
             int[] ids = tokenizer.encode(documents.get(d));
             int[] prompt = Arrays.copyOf(ids, Math.min(ids.length, promptTokens));
-            Generator.Options options = Generator.Options.greedy(prompt.length - 1 + newTokens);
-            int[] a = baseline.generate(prompt, options, piece -> { }).generatedIds();
-            int[] b = variant.generate(prompt, options, piece -> { }).generatedIds();
-            prefix[d] = commonPrefix(a, b);
-            rouge[d] = rougeL(a, b);
+            out[d] = model.generate(prompt, Generator.Options.greedy(prompt.length - 1 + newTokens), piece -> { })
+                    .generatedIds();
+        }
+        return out;
+    }
+
+    /** The variant's continuations against the baseline's, made earlier from the same documents. */
+    GenerationAgreement compare(int[][] baseline, Generator variant, List<String> documents) {
+        int[][] variantIds = continuations(variant, documents);
+        double[] prefix = new double[documents.size()];
+        double[] rouge = new double[documents.size()];
+        for (int d = 0; d < documents.size(); d++) {
+            prefix[d] = commonPrefix(baseline[d], variantIds[d]);
+            rouge[d] = rougeL(baseline[d], variantIds[d]);
         }
         return new GenerationAgreement(documents.size(), promptTokens, newTokens, bootstrap.mean(prefix), bootstrap.mean(rouge));
     }

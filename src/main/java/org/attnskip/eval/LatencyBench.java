@@ -90,7 +90,9 @@ public final class LatencyBench {
         }
         return new LatencyResult(config.warmup(), config.repeats(), config.decodeSteps(), prefillPoints, decodePoints,
                 largest, baseline.session().kvBytesPerPosition() * largest,
-                variant.session().kvBytesPerPosition() * largest, PeakMemory.read());
+                variant.session().kvBytesPerPosition() * largest,
+                // one reading: both sessions share this process, so it cannot be split by variant
+                PeakMemory.read());
     }
 
     private static List<List<List<Long>>> table(int points) {

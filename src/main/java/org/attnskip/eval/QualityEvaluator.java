@@ -72,7 +72,7 @@ public final class QualityEvaluator {
             }
             results.add(new TaskResult(task.name(), cloze ? "cloze" : "multiple_choice", n,
                     bootstrap.mean(correctB), bootstrap.mean(correctV), bootstrap.meanDifference(correctB, correctV),
-                    bootstrap.mean(llB), bootstrap.mean(llV), (double) same / n));
+                    bootstrap.mean(llB), bootstrap.mean(llV), bootstrap.meanDifference(llB, llV), (double) same / n));
         }
         return results;
     }

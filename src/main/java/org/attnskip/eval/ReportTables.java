@@ -46,10 +46,15 @@ public final class ReportTables {
         List<Table> tables = new ArrayList<>();
         tables.add(provenance(r.provenance(), r.baseline(), null));
         List<String> header = new ArrayList<>(List.of("threshold", "layers changed", "ppl baseline", "ppl variant",
-                "ppl diff [95% CI]", "top-1 agree", "mean KL"));
+                "ppl diff [95% CI]", "top-1 agree [95% CI]", "mean KL [95% CI]"));
         SweepPoint first = r.points().get(0);
         for (TaskResult task : first.tasks()) {
             header.add(task.task() + " acc (diff)");
+        }
+        boolean generation = r.points().stream().anyMatch(p -> p.generation() != null);
+        if (generation) {
+            header.add("greedy identical lead tokens");
+            header.add("greedy ROUGE-L");
         }
         if (first.latency() != null) {
             header.add("prefill ratio");
@@ -66,13 +71,17 @@ public final class ReportTables {
                 row.add(num(p.text().baselinePerplexity().value(), 3));
                 row.add(num(p.text().variantPerplexity().value(), 3));
                 row.add(est(p.text().perplexityDifference()));
-                row.add(num(p.text().top1Agreement().value(), 3));
-                row.add(num(p.text().meanKl().value(), 4));
+                row.add(est(p.text().top1Agreement()));
+                row.add(est(p.text().meanKl()));
             } else {
                 row.addAll(List.of("", "", "", "", ""));
             }
             for (TaskResult task : p.tasks()) {
                 row.add(num(task.variantAccuracy().value(), 3) + " (" + signed(task.accuracyDifference().value()) + ")");
+            }
+            if (generation) {
+                row.add(p.generation() == null ? "" : est(p.generation().exactPrefixTokens()));
+                row.add(p.generation() == null ? "" : est(p.generation().rougeL()));
             }
             if (p.latency() != null) {
                 row.add(num(p.prefillRatio(), 3));
@@ -83,6 +92,12 @@ public final class ReportTables {
         String note = "mode " + r.mode() + "; recommended: " + (r.recommendedThreshold() == null ? "none"
                 : num(r.recommendedThreshold(), 2)) + " = the fastest Pareto point (by " + r.latencyAxis()
                 + " latency) whose perplexity is within " + num(100 * r.perplexityTolerance(), 1) + "% of the baseline's";
+        GenerationAgreement g = r.points().stream().map(SweepPoint::generation).filter(java.util.Objects::nonNull)
+                .findFirst().orElse(null);
+        if (g != null) {
+            note += "; greedy generation: " + g.prompts() + " prompts of " + g.promptTokens() + " tokens, " + g.newTokens()
+                    + " new tokens each, against the baseline's continuations";
+        }
         if (first.latency() != null) {
             note += "; prefill ratio at " + first.latency().prefill().get(first.latency().prefill().size() - 1).tokens()
                     + " tokens, decode ratio at context " + first.latency().decode().get(first.latency().decode().size() - 1).tokens();
@@ -111,11 +126,12 @@ public final class ReportTables {
         List<List<String>> rows = new ArrayList<>();
         for (TaskResult t : tasks) {
             rows.add(List.of(t.task(), t.kind(), Integer.toString(t.items()), est(t.baselineAccuracy()), est(t.variantAccuracy()),
-                    est(t.accuracyDifference()), num(t.agreement(), 3)));
+                    est(t.accuracyDifference()), est(t.logLikelihoodDifference()), num(t.agreement(), 3)));
         }
-        return new Table("Tasks (log-likelihood accuracy)", "95% bootstrap intervals over items; cloze = every "
-                + "continuation token is the top-1", List.of("task", "kind", "items", "baseline acc", "variant acc",
-                "variant - baseline", "same answer"), rows);
+        return new Table("Tasks (log-likelihood accuracy)", "95% bootstrap intervals over items, paired for the differences; "
+                + "cloze = every continuation token is the top-1; log-likelihood of the gold answer in nats",
+                List.of("task", "kind", "items", "baseline acc", "variant acc", "acc variant - baseline",
+                        "gold log-likelihood variant - baseline", "same answer"), rows);
     }
 
     private static List<Table> latency(LatencyResult l) {
@@ -128,7 +144,8 @@ public final class ReportTables {
                 + " timed steps per repetition after an untimed prefill of the context", header, latencyRows(l.decode())));
         tables.add(new Table("Memory", null, List.of("", "baseline", "variant"), List.of(
                 List.of("KV cache at " + l.largestContext() + " positions (one sequence)", bytes(l.baselineKvBytes()), bytes(l.variantKvBytes())),
-                List.of("peak process memory (both sessions, " + l.peakMemory().source() + ")", bytes(l.peakMemory().bytes()), ""))));
+                List.of("peak memory of the whole process: baseline and variant together, not per variant ("
+                        + l.processPeakMemory().source() + ")", bytes(l.processPeakMemory().bytes()), "(same process)"))));
         return tables;
     }
 

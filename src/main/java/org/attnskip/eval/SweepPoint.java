@@ -2,10 +2,13 @@ package org.attnskip.eval;
 
 import java.util.List;
 
-/** One threshold of a sweep: which layers changed and how the variant compares with the baseline. */
+/**
+ * One threshold of a sweep: which layers changed and how the variant compares with the baseline;
+ * {@code generation} is null for random (it cannot run the generation loop) and without documents.
+ */
 public record SweepPoint(double threshold, List<Integer> layers, TextQuality text, List<TaskResult> tasks,
-                         LatencyResult latency) {
-    /** Variant/baseline median ratio of the first decode point (1 when none was measured). */
+                         GenerationAgreement generation, LatencyResult latency) {
+    /** Variant/baseline median ratio of the largest decode context (1 when none was measured). */
     public double decodeRatio() {
         return latency == null || latency.decode().isEmpty() ? 1 : latency.decode().get(latency.decode().size() - 1).ratio();
     }

@@ -53,6 +53,9 @@ public final class ThresholdSweep {
         try (DecoderSession b = evaluation.open(baseline)) {
             ScoringModel base = new ScoringModel(b);
             Provenance provenance = evaluation.provenance(b.opened(), toolVersion);
+            // random graphs are defined only for full-sequence passes: the generation loop cannot run them
+            GreedyBaseline greedy = mode == Mode.RANDOM ? null
+                    : evaluation.greedyBaseline(b, tokenizer, documents, Evaluation.SWEEP_GENERATION_PROMPTS);
             for (String threshold : thresholds) {
                 Path variantFile = scratch.resolve("variant-" + threshold + ".onnx");
                 ChangeReport change = rewrite(baseline, threshold, variantFile, toolVersion, false);
@@ -68,7 +71,10 @@ public final class ThresholdSweep {
                     ScoringModel scored = new ScoringModel(v);
                     Evaluation.PointResult r = evaluation.measure(base, scored, timed == null ? scored : new ScoringModel(timed),
                             tokenizer, documents, tasks, "f=" + threshold);
-                    points.add(new SweepPoint(Double.parseDouble(threshold), change.layers(), r.text(), r.tasks(), r.latency()));
+                    // freeze generates with the deployable graph, the one a user would run
+                    GenerationAgreement generation = greedy == null ? null : greedy.against(timed == null ? v : timed);
+                    points.add(new SweepPoint(Double.parseDouble(threshold), change.layers(), r.text(), r.tasks(), generation,
+                            r.latency()));
                 } finally {
                     delete(variantFile);
                     delete(timedFile);

@@ -101,6 +101,6 @@ class MetricsTest {
     /** A point whose "layers" carry (cost, loss) scaled by 1000 so the test needs no latency or text. */
     private static SweepPoint point(double threshold, double cost, double loss) {
         return new SweepPoint(threshold, java.util.List.of((int) Math.round(cost * 1000), (int) Math.round(loss * 1000)),
-                null, java.util.List.of(), null);
+                null, java.util.List.of(), null, null);
     }
 }

@@ -50,10 +50,46 @@ class SweepAndEvalCommandTest {
                 > 2 * all.get("text").get("baseline_perplexity").get("value").asDouble());
         assertTrue(all.get("text").get("top1_agreement").get("value").asDouble() < 0.5);
         assertEquals(3, all.get("tasks").size());
+        // the paired log-likelihood difference is the difference of the means, and zero when nothing changed
+        for (JsonNode task : all.get("tasks")) {
+            JsonNode d = task.get("log_likelihood_difference");
+            assertEquals(task.at("/variant_log_likelihood/value").asDouble() - task.at("/baseline_log_likelihood/value").asDouble(),
+                    d.get("value").asDouble(), 1e-9, task.toString());
+            assertTrue(d.get("low").asDouble() <= d.get("value").asDouble() && d.get("value").asDouble() <= d.get("high").asDouble());
+        }
+        assertTrue(all.at("/tasks/1/log_likelihood_difference/value").asDouble() < 0, "recall-name without attention");
+        for (JsonNode task : same.get("tasks")) {
+            assertEquals(0.0, task.at("/log_likelihood_difference/high").asDouble(), 0, task.toString());
+            assertEquals(0.0, task.at("/log_likelihood_difference/low").asDouble(), 0, task.toString());
+        }
+        // greedy generation per point: the unchanged variant continues exactly as the baseline, the changed one does not
+        assertEquals(1.0, same.at("/generation/rouge_l/value").asDouble(), 0);
+        assertTrue(all.at("/generation/rouge_l/value").asDouble() < 1, all.get("generation").toString());
+        assertTrue(all.at("/generation/exact_prefix_tokens/value").asDouble()
+                < same.at("/generation/exact_prefix_tokens/value").asDouble(), all.get("generation").toString());
         assertEquals("cpu", json.get("provenance").get("provider_used").asText());
         assertTrue(json.get("provenance").get("fallback_note").asText().contains("CUDA"));
         assertTrue(Files.readString(out.resolve("report.html")).contains("data:image/png;base64,"));
-        assertTrue(Files.readString(out.resolve("report.md")).contains("|threshold|layers changed|"));
+        String md = Files.readString(out.resolve("report.md"));
+        assertTrue(md.contains("|threshold|layers changed|"));
+        assertTrue(md.contains("|greedy identical lead tokens|greedy ROUGE-L|"), md);
+    }
+
+    @Test
+    void evalReportShowsThePairedLogLikelihoodDifferenceAndProcessWidePeakMemory() throws Exception {
+        Path model = Fixtures.model("stories260K/stories260K.bin");
+        Path out = tmp.resolve("eval");
+        int code = Main.run("eval", "--baseline", model.toString(), "--variant", model.toString(), "--tasks",
+                "eval/tasks/recall-object.jsonl", "--max-items", "5", "--bootstrap", "20", "--prefill-lengths", "8",
+                "--decode-contexts", "8", "--warmup", "0", "--repeats", "1", "--decode-steps", "1", "--device", "cpu",
+                "--report", out.toString(), "--quiet");
+        assertEquals(0, code);
+        String md = Files.readString(out.resolve("report.md"));
+        assertTrue(md.contains("|acc variant - baseline|gold log-likelihood variant - baseline|same answer|"), md);
+        assertTrue(md.contains("|peak memory of the whole process: baseline and variant together, not per variant"), md);
+        JsonNode json = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+        assertEquals(0.0, json.at("/tasks/0/log_likelihood_difference/value").asDouble(), 0, json.at("/tasks/0").toString());
+        assertTrue(json.at("/latency/process_peak_memory/bytes").asLong() > 0, json.at("/latency").toString());
     }
 
     @Test
