@@ -87,7 +87,7 @@ public final class OptimizeCommand implements Callable<Integer> {
     }
 
     @Option(names = "--tolerance", defaultValue = "top1=0.9", paramLabel = "BOUNDS",
-            description = "with --auto: top1=A, kl=K and/or ppl=+P% (default: ${DEFAULT-VALUE})")
+            description = "with --auto: top1=A, kl=K and/or ppl=+P%% (default: ${DEFAULT-VALUE})")
     String tolerance;
 
     @Option(names = "--mode", defaultValue = "drop", paramLabel = "drop|freeze", description = "with --auto (default: ${DEFAULT-VALUE})")

@@ -83,7 +83,7 @@ public final class ProbeCommand implements Callable<Integer> {
 
     @Option(names = "--tolerance", defaultValue = "top1=0.9", paramLabel = "BOUNDS",
             description = {"quality the recommendation may give up, all must hold: top1=A (top-1 agreement >= A),",
-                    "kl=K (mean KL <= K nats), ppl=+P% (perplexity at most P% above the baseline) (default: ${DEFAULT-VALUE})"})
+                    "kl=K (mean KL <= K nats), ppl=+P%% (perplexity at most P%% above the baseline) (default: ${DEFAULT-VALUE})"})
     String tolerance;
 
     @Option(names = "--modes", defaultValue = "drop,freeze,random", paramLabel = "LIST",
