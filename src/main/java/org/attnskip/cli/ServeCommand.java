@@ -33,7 +33,7 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "(default: ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--max-concurrency", defaultValue = "4", paramLabel = "N",
+    @Option(names = "--max-concurrency", defaultValue = "8", paramLabel = "N",
             description = "requests generated at once, one worker each (default: ${DEFAULT-VALUE})")
     int maxConcurrency;
 
