@@ -68,7 +68,7 @@ public final class DecoderSession implements AutoCloseable {
             }
             TensorInfo ids = tensorInfo(inputs.get("input_ids"));
             idType = ids.type;
-            batchable = ids.getShape().length == 2 && (ids.getShape()[0] < 0 || ids.getShape()[0] > 1);
+            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0; // a fixed batch fits one row count only
             hasMask = inputs.containsKey("attention_mask");
             hasPositions = inputs.containsKey("position_ids");
             logitsName = outputs.containsKey("logits") ? "logits" : null;
@@ -149,7 +149,7 @@ public final class DecoderSession implements AutoCloseable {
         return Collections.unmodifiableList(layers);
     }
 
-    /** Whether input_ids leaves the batch dimension open (or fixes it above 1), so sequences can share a run. */
+    /** Whether input_ids leaves the batch dimension open, so that any number of sequences can share a run. */
     public boolean acceptsBatches() {
         return batchable;
     }

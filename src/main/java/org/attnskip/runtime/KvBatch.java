@@ -42,7 +42,7 @@ public final class KvBatch implements AutoCloseable {
 
     public KvBatch(DecoderSession session) {
         if (!session.acceptsBatches()) {
-            throw new IllegalArgumentException("the graph's input_ids has a fixed batch of 1");
+            throw new IllegalArgumentException("the graph's input_ids has a fixed batch size");
         }
         this.session = session;
     }
