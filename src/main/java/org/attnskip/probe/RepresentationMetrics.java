@@ -1,7 +1,7 @@
 package org.attnskip.probe;
 
 import org.apache.commons.math3.linear.Array2DRowRealMatrix;
-import org.apache.commons.math3.linear.EigenDecomposition;
+import org.apache.commons.math3.linear.SingularValueDecomposition;
 import org.apache.commons.math3.linear.RealMatrix;
 
 import java.util.ArrayList;
@@ -11,8 +11,8 @@ import java.util.SplittableRandom;
 /**
  * The per-layer representation metrics of Skean et al. ("Does Representation Matter?"), as
  * /work/shared/docs/MANIPULATIONS.md states them, on plain arrays: rows are samples (tokens or
- * prompts), columns are hidden dimensions. Eigenvalues come from commons-math3's
- * {@link EigenDecomposition} of a symmetric matrix. Every method is pure and thread-safe.
+ * prompts), columns are hidden dimensions. Eigenvalues come from commons-math3 (see
+ * {@link #decompose}). Every method is pure and thread-safe.
  */
 public final class RepresentationMetrics {
     /** Shannon entropy (the limit of Renyi entropy at alpha = 1). */
@@ -347,14 +347,14 @@ public final class RepresentationMetrics {
         return k;
     }
 
-    private static double[] eigenvalues(double[][] symmetric) {
-        return new EigenDecomposition(new Array2DRowRealMatrix(symmetric, false)).getRealEigenvalues();
+    private static double[] eigenvalues(double[][] psd) {
+        return decompose(psd).values();
     }
 
     private static RealMatrix inverseSquareRoot(double[][] spd) {
-        EigenDecomposition e = new EigenDecomposition(new Array2DRowRealMatrix(spd, false));
-        RealMatrix v = e.getV();
-        double[] lambda = e.getRealEigenvalues();
+        Eigen e = decompose(spd);
+        RealMatrix v = e.vectors();
+        double[] lambda = e.values();
         int d = lambda.length;
         double[][] scaled = new double[d][d];
         for (int i = 0; i < d; i++) {
@@ -363,6 +363,21 @@ public final class RepresentationMetrics {
             }
         }
         return new Array2DRowRealMatrix(scaled, false).multiply(v.transpose());
+    }
+
+    private record Eigen(double[] values, RealMatrix vectors) {
+    }
+
+    /**
+     * Eigenvalues and eigenvectors of a symmetric positive semi-definite matrix (every matrix here
+     * is a Gram, scatter or LDA matrix), taken from commons-math3's singular value decomposition:
+     * for such a matrix they are its singular values and vectors. Its EigenDecomposition fails to
+     * converge on ridge-regularised within-class scatters, whose many equal eigenvalues (the
+     * ridge) sit next to a few tiny ones; that happened on stories-deep12's hidden states.
+     */
+    private static Eigen decompose(double[][] psd) {
+        SingularValueDecomposition svd = new SingularValueDecomposition(new Array2DRowRealMatrix(psd, false));
+        return new Eigen(svd.getSingularValues(), svd.getV());
     }
 
     private static double[][] symmetrised(double[][] m) {
