@@ -58,7 +58,7 @@ public record AutoChoice(Manipulation.Kind mode, LayerSelection selection, Sensi
         notes.add("auto (tolerance " + tolerance + "): " + how);
         notes.add("measured on " + (evidence == null ? 0 : evidence.quality().documents()) + " documents: " + quality);
         if (contiguous.note() != null) {
-            notes.add(contiguous.note());
+            notes.add((useList ? "contiguous k: " : "") + contiguous.note());
         }
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("auto_tolerance", tolerance.toString());
