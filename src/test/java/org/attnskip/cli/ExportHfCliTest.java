@@ -25,7 +25,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -39,11 +38,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * checkpoint the reader supports is exported and its logits compared with the reference's.
  */
 class ExportHfCliTest {
-    private static final int DIM = 16;
+    private static final int DIM = TinyHfCheckpoint.DIM;
     private static final int FFN = 32;
-    private static final int LAYERS = 2;
-    private static final int HEADS = 2;
-    private static final int KV_HEADS = 1;
+    private static final int LAYERS = TinyHfCheckpoint.LAYERS;
+    private static final int HEADS = TinyHfCheckpoint.HEADS;
+    private static final int KV_HEADS = TinyHfCheckpoint.KV_HEADS;
     private static final int VOCAB = 32000;
 
     @TempDir
@@ -142,24 +141,11 @@ class ExportHfCliTest {
 
     private static Path writeHfFolder(Path to) throws IOException {
         Files.createDirectories(to);
-        Map<String, Object> c = new LinkedHashMap<>();
-        c.put("architectures", List.of("LlamaForCausalLM"));
-        c.put("model_type", "llama");
-        c.put("hidden_size", DIM);
+        // The tiny shape, but with Llama 2's real tokenizer, whose 32000 ids need the matching vocabulary.
+        Map<String, Object> c = TinyHfCheckpoint.llamaConfig();
         c.put("intermediate_size", FFN);
-        c.put("num_hidden_layers", LAYERS);
-        c.put("num_attention_heads", HEADS);
-        c.put("num_key_value_heads", KV_HEADS);
         c.put("vocab_size", VOCAB);
-        c.put("max_position_embeddings", 64);
-        c.put("rms_norm_eps", 1e-5);
-        c.put("rope_theta", 10000.0);
-        c.put("hidden_act", "silu");
-        c.put("tie_word_embeddings", false);
-        c.put("bos_token_id", 1);
-        c.put("eos_token_id", 2);
-        c.put("torch_dtype", "float32");
-        new ObjectMapper().writeValue(to.resolve("config.json").toFile(), c);
+        TinyHfCheckpoint.writeConfig(to, c);
 
         Random r = new Random(3);
         int kvDim = KV_HEADS * DIM / HEADS;
