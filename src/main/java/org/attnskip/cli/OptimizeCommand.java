@@ -158,7 +158,7 @@ public final class OptimizeCommand implements Callable<Integer> {
             report = RandomNoisePass.apply(graph, layout, selection, spec);
             extra.put("noise", spec.toString());
             extra.put("seed", Long.toString(seed));
-        } else {
+        } else { // --drop-attn-above, --drop-attn-layers, --drop-attn or --auto --mode drop: the group allows one mode
             report = DropAttentionPass.apply(graph, layout, selection, context);
         }
         if (auto != null) {

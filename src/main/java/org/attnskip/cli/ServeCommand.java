@@ -76,6 +76,7 @@ public final class ServeCommand implements Callable<Integer> {
         try {
             bound = server.start(host, port);
         } catch (RuntimeException e) {
+            server.close();
             served.close();
             throw new BadInputException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
         }
@@ -88,8 +89,8 @@ public final class ServeCommand implements Callable<Integer> {
         }, "attnskip-drain"));
         System.err.println("attnskip: serving " + served.id() + " on http://" + host + ":" + bound
                 + " (" + served.session().opened().device().cliName() + ", " + maxConcurrency + " workers, "
-                + (server.decodeBatchRows() > 1 ? "decode steps shared by up to " + server.decodeBatchRows() + " requests)"
-                : "each request decodes alone)"));
+                + (server.batchingNote() == null ? "decode steps shared by up to " + server.decodeBatchRows() + " requests)"
+                : server.batchingNote() + ")"));
         stopped.await();
         return 0;
     }

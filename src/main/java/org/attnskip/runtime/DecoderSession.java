@@ -68,9 +68,11 @@ public final class DecoderSession implements AutoCloseable {
             }
             TensorInfo ids = tensorInfo(inputs.get("input_ids"));
             idType = ids.type;
-            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0; // a fixed batch fits one row count only
             hasMask = inputs.containsKey("attention_mask");
             hasPositions = inputs.containsKey("position_ids");
+            // Rows of different lengths share a run only through left padding, which needs the mask to
+            // hide it and explicit positions; a fixed batch dimension fits one row count only.
+            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions;
             logitsName = outputs.containsKey("logits") ? "logits" : null;
             if (logitsName == null) {
                 throw new BadInputException("the graph has no 'logits' output; outputs are " + outputs.keySet());
@@ -149,7 +151,11 @@ public final class DecoderSession implements AutoCloseable {
         return Collections.unmodifiableList(layers);
     }
 
-    /** Whether input_ids leaves the batch dimension open, so that any number of sequences can share a run. */
+    /**
+     * Whether sequences of different lengths can share a run: the batch dimension is open and the
+     * graph takes attention_mask and position_ids. Whether the graph honours them for left padding
+     * is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
+     */
     public boolean acceptsBatches() {
         return batchable;
     }

@@ -47,7 +47,65 @@ public final class KvBatch implements AutoCloseable {
         this.session = session;
     }
 
-    /** Adds a prefilled sequence; the batch takes ownership of its batch-1 cache. */
+    /**
+     * How far a shared decode strays from decoding alone on this graph: the largest logit
+     * difference over two sequences of different lengths decoded three steps together and alone,
+     * divided by the largest logit (at least 1). Near 0 (float rounding) when the graph honours the
+     * mask and positions of left-padded rows; fused attention ops that assume every row's past
+     * starts at position 0 give differences of the order of the logits themselves.
+     */
+    public static double disagreementWithDecodingAlone(DecoderSession session) {
+        int[][] prompts = {{1, 2, 3, 4, 5}, {1, 6}};
+        int[][] steps = {{2, 3, 4}, {5, 4, 3}};
+        float[][][] alone = new float[2][][];
+        for (int q = 0; q < 2; q++) {
+            alone[q] = decodeAlone(session, prompts[q], steps[q]);
+        }
+        double worst = 0;
+        double scale = 1;
+        try (KvBatch batch = new KvBatch(session)) {
+            for (int[] prompt : prompts) {
+                batch.join(prefill(session, prompt).cache());
+            }
+            for (int t = 0; t < steps[0].length; t++) {
+                float[][] logits = batch.step(new int[] {steps[0][t], steps[1][t]});
+                for (int q = 0; q < 2; q++) {
+                    for (int v = 0; v < logits[q].length; v++) {
+                        worst = Math.max(worst, Math.abs(logits[q][v] - alone[q][t][v]));
+                        scale = Math.max(scale, Math.abs(alone[q][t][v]));
+                    }
+                }
+            }
+        }
+        return worst / scale;
+    }
+
+    private static DecoderSession.Output prefill(DecoderSession session, int[] prompt) {
+        LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
+        return session.run(in.inputIds(), in.attentionMask(), in.positionIds(), session.emptyCache(1));
+    }
+
+    /** The logits after each of {@code steps}, fed one at a time after the prompt, at batch 1. */
+    private static float[][] decodeAlone(DecoderSession session, int[] prompt, int[] steps) {
+        DecoderSession.Output out = prefill(session, prompt);
+        KvCache cache = out.cache();
+        long[][] mask = LeftPadding.prefill(new int[][] {prompt}, 0).attentionMask();
+        float[][] logits = new float[steps.length][];
+        for (int t = 0; t < steps.length; t++) {
+            LeftPadding.Inputs next = LeftPadding.step(new int[] {steps[t]}, mask);
+            out = session.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache);
+            cache = out.cache();
+            mask = next.attentionMask();
+            logits[t] = out.logits().last(0);
+        }
+        cache.close();
+        return logits;
+    }
+
+    /**
+     * Adds a prefilled sequence; the batch takes ownership of its batch-1 cache, every position of
+     * which must be a real token (a prefill without padding).
+     */
     public Row join(KvCache prefilled) {
         if (prefilled.batch() != 1) {
             throw new IllegalArgumentException("a joining cache must hold one sequence; it holds " + prefilled.batch());
@@ -168,6 +226,7 @@ public final class KvBatch implements AutoCloseable {
         width = newWidth;
     }
 
+    /** A heap copy of one slot's tensor (ONNX Runtime hands out copies), taken per slot to bound the peak. */
     private static ByteBuffer bytes(KvCache cache, DecoderSession.CacheSlot slot) {
         Map<String, OnnxTensor> tensors = cache.tensors();
         return tensors.get(slot.past()).getByteBuffer().order(ByteOrder.nativeOrder());

@@ -44,9 +44,9 @@ final class CompletionEngine {
      */
     Completion complete(int[] promptIds, CompletionRequest request, Consumer<String> sink, BooleanSupplier clientGone,
                         long arrivalNano) {
+        KvCache cache = session.emptyCache(1);
         CompletionProgress progress = new CompletionProgress(promptIds, request, sink, clientGone, arrivalNano, tokenizer,
                 pieces, metrics, session.kvBytesPerPosition());
-        KvCache cache = session.emptyCache(1);
         try {
             DecoderSession.Output out = session.run(new long[][] {longs(promptIds)}, new long[][] {ones(promptIds.length)},
                     new long[][] {range(promptIds.length)}, cache);

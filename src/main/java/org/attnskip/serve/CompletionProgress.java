@@ -70,9 +70,9 @@ final class CompletionProgress {
         }
         lastTokenNano = now;
         count++;
-        String released = stops.add(pieces.piece(previous, next));
-        if (!released.isEmpty()) {
-            sink.accept(released);
+        String text = stops.add(pieces.piece(previous, next));
+        if (!text.isEmpty()) {
+            sink.accept(text);
         }
         if (stops.stopped()) {
             finish = "stop";

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.Javalin;
 import io.javalin.compression.CompressionStrategy;
 import io.javalin.http.Context;
+import org.attnskip.runtime.KvBatch;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -38,6 +39,7 @@ public final class CompletionServer implements AutoCloseable {
     private final ServerMetrics metrics = new ServerMetrics();
     private final CompletionEngine engine;
     private final DecodeBatcher batcher;
+    private final String batchingNote;
     private final ThreadPoolExecutor workers;
     private final ObjectMapper json = new ObjectMapper();
     private final AtomicBoolean draining = new AtomicBoolean();
@@ -48,8 +50,8 @@ public final class CompletionServer implements AutoCloseable {
     public CompletionServer(ServedModel model, ServeLimits limits) {
         this.model = model;
         this.limits = limits;
-        this.batcher = limits.maxBatch() > 1 && model.session().acceptsBatches()
-                ? new DecodeBatcher(model.session(), limits.maxBatch(), metrics) : null;
+        this.batchingNote = batchingNote(model, limits);
+        this.batcher = batchingNote == null ? new DecodeBatcher(model.session(), limits.maxBatch(), metrics) : null;
         this.engine = new CompletionEngine(model.session(), model.tokenizer(), metrics, batcher);
         this.workers = new ThreadPoolExecutor(limits.maxConcurrency(), limits.maxConcurrency(), 0, TimeUnit.SECONDS,
                 limits.queueCapacity() == 0 ? new java.util.concurrent.SynchronousQueue<>()
@@ -89,9 +91,35 @@ public final class CompletionServer implements AutoCloseable {
         return app.port();
     }
 
+    /** Largest tolerated disagreement of a shared decode step with decoding alone, relative to the logits. */
+    static final double BATCH_TOLERANCE = 1e-2;
+
+    /** Why requests decode alone, or null when their decode steps are shared. */
+    private static String batchingNote(ServedModel model, ServeLimits limits) {
+        if (limits.maxBatch() < 2 || limits.maxConcurrency() < 2) {
+            return "each request decodes alone (--max-batch " + limits.maxBatch() + ", --max-concurrency "
+                    + limits.maxConcurrency() + ")";
+        }
+        if (!model.session().acceptsBatches()) {
+            return "each request decodes alone: the graph has a fixed batch size, or no attention_mask or position_ids";
+        }
+        // Checked on the graph itself: fused attention ops may ignore left padding.
+        double disagreement = KvBatch.disagreementWithDecodingAlone(model.session());
+        if (disagreement > BATCH_TOLERANCE) {
+            return String.format(java.util.Locale.ROOT, "each request decodes alone: on this graph a shared decode step "
+                    + "differs from decoding alone by %.3g of the logits (it does not honour left padding)", disagreement);
+        }
+        return null;
+    }
+
+    /** Why requests decode alone, or null when their decode steps are shared. */
+    public String batchingNote() {
+        return batchingNote;
+    }
+
     /** How many requests may share one decode step: 1 when each decodes alone. */
     public int decodeBatchRows() {
-        return batcher == null ? 1 : limits.maxBatch();
+        return batcher == null ? 1 : Math.min(limits.maxBatch(), limits.maxConcurrency());
     }
 
     public ServerMetrics metrics() {

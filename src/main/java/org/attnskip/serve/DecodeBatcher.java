@@ -74,27 +74,31 @@ final class DecodeBatcher implements AutoCloseable {
             cache.close();
             throw new IllegalStateException("the server is shutting down");
         }
+        boolean interrupted = false;
         try {
-            awaitEnd(joining.done());
+            joining.done().get();
         } catch (InterruptedException e) {
-            // The worker is being stopped: end the completion at its next step, and wait for that.
+            // The worker is being stopped: end the completion at its next step. Until the loop lets go
+            // of it, the progress is the loop's, so wait (the loop completes every future it holds,
+            // also when it stops).
+            interrupted = true;
             progress.abandon();
-            Thread.currentThread().interrupt();
+        } catch (ExecutionException e) {
+            throw failure(e.getCause());
+        }
+        if (interrupted) {
             try {
-                joining.done().get(10, TimeUnit.SECONDS);
-            } catch (InterruptedException | ExecutionException | java.util.concurrent.TimeoutException ignored) {
-                // Ending it is all that matters here; close() fails whatever is left.
+                joining.done().join();
+            } catch (java.util.concurrent.CompletionException e) {
+                throw failure(e.getCause());
+            } finally {
+                Thread.currentThread().interrupt();
             }
         }
     }
 
-    private static void awaitEnd(CompletableFuture<Void> done) throws InterruptedException {
-        try {
-            done.get();
-        } catch (ExecutionException e) {
-            Throwable cause = e.getCause();
-            throw cause instanceof RuntimeException r ? r : new IllegalStateException(cause.getMessage(), cause);
-        }
+    private static RuntimeException failure(Throwable cause) {
+        return cause instanceof RuntimeException r ? r : new IllegalStateException(String.valueOf(cause.getMessage()), cause);
     }
 
     private void loop() {
@@ -114,7 +118,7 @@ final class DecodeBatcher implements AutoCloseable {
                 float[][] logits;
                 try {
                     logits = batch.step(tokens);
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | OutOfMemoryError e) {
                     // A failed run leaves the shared cache unusable: fail every completion in it, start afresh.
                     running.values().forEach(r -> r.joined.done().completeExceptionally(e));
                     running.clear();
@@ -128,7 +132,7 @@ final class DecodeBatcher implements AutoCloseable {
                     int next;
                     try {
                         next = r.joined.progress().advance(logits[b]);
-                    } catch (RuntimeException e) {
+                    } catch (RuntimeException | OutOfMemoryError e) {
                         batch.leave(rows.get(b));
                         running.remove(rows.get(b));
                         r.joined.done().completeExceptionally(e);
@@ -146,7 +150,8 @@ final class DecodeBatcher implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {
-            IllegalStateException stopped = new IllegalStateException("the server is shutting down");
+            closed = true; // also when the loop died of an unexpected error: decode() then refuses new work
+            IllegalStateException stopped = new IllegalStateException("the decode loop stopped");
             running.values().forEach(r -> r.joined.done().completeExceptionally(stopped));
             batch.close();
             for (Joining j; (j = waiting.poll()) != null; ) {

@@ -24,7 +24,7 @@ public final class ServerMetrics {
     final Histogram requestDuration = new Histogram("attnskip_request_duration_seconds",
             "Of completion requests, from arrival to the last byte.", LATENCY);
     final Histogram decodeBatchSize = new Histogram("attnskip_decode_batch_size",
-            "Completions that shared one decode step (1 when requests decode alone).", 1, 2, 4, 8, 16, 32, 64);
+            "Completions that shared one decode step (not observed when requests decode alone).", 1, 2, 4, 8, 16, 32, 64);
     private volatile IntSupplier queueDepth = () -> 0;
 
     void queueDepth(IntSupplier supplier) {
@@ -69,7 +69,7 @@ public final class ServerMetrics {
         counter(out, "attnskip_prompt_tokens_total", "Prompt tokens (BOS included) of accepted requests.", promptTokens.sum());
         counter(out, "attnskip_completion_tokens_total", "Tokens generated.", completionTokens.sum());
         counter(out, "attnskip_requests_cancelled_total", "Streams whose client went away before the end.", cancelled.sum());
-        gauge(out, "attnskip_queue_depth", "Requests waiting for a worker or for a row in the shared decode step.", queueDepth.getAsInt());
+        gauge(out, "attnskip_queue_depth", "Requests waiting for a worker, or prefilled and waiting for a row in the shared decode step (these count as running too).", queueDepth.getAsInt());
         gauge(out, "attnskip_requests_running", "Requests a worker is generating for.", running.get());
         gauge(out, "attnskip_kv_cache_bytes", "Bytes of KV cache held by running requests.", kvBytes.get());
         timeToFirstToken.render(out);

@@ -4,6 +4,7 @@ import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.TestLlamaWeights;
+import org.attnskip.layout.ThirdPartyGraphs;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -107,6 +108,42 @@ class KvBatchTest {
         try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
             assertFalse(s.acceptsBatches());
             assertThrows(IllegalArgumentException.class, () -> new KvBatch(s));
+        }
+    }
+
+    @Test
+    void theSelfCheckPassesOnAttnskipsExport() {
+        Path file = tmp.resolve("check.onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT), null, file, false);
+        try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
+            double d = KvBatch.disagreementWithDecodingAlone(s);
+            System.out.printf("KvBatch self-check on attnskip's export: %.2e%n", d);
+            assertTrue(d < 1e-5, "disagreement " + d);
+        }
+    }
+
+    /**
+     * The check tells which graphs honour left padding: the ONNX Attention operator does (its mask
+     * hides the padding, positions come from position_ids); GroupQueryAttention does not (it takes
+     * each row's past as starting at position 0), so a server must not share its decode steps.
+     */
+    @Test
+    void theSelfCheckTellsWhichThirdPartyGraphsHonourLeftPadding() {
+        assertEquals(0.0, disagreement(ThirdPartyGraphs.Dialect.ONNX_ATTENTION), 1e-5);
+        double gqa = disagreement(ThirdPartyGraphs.Dialect.GQA_SEPARATE);
+        System.out.printf("KvBatch self-check on GroupQueryAttention: %.3f of the logits%n", gqa);
+        assertTrue(gqa > 0.1, "GroupQueryAttention with left padding: " + gqa);
+        Path packed = ThirdPartyGraphs.write(ThirdPartyGraphs.Dialect.GQA_PACKED, 2, 5, tmp.resolve("packed.onnx"));
+        try (DecoderSession s = DecoderSession.open(packed, Device.CPU)) {
+            assertFalse(s.acceptsBatches(), "no position_ids: rows could not keep their own positions");
+        }
+    }
+
+    private double disagreement(ThirdPartyGraphs.Dialect dialect) {
+        Path file = ThirdPartyGraphs.write(dialect, 2, 5, tmp.resolve(dialect + ".onnx"));
+        try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
+            assertTrue(s.acceptsBatches(), dialect.toString());
+            return KvBatch.disagreementWithDecodingAlone(s);
         }
     }
 }

@@ -249,32 +249,46 @@ class CompletionServerTest {
     }
 
     @Test
-    void aFullQueueGets429AndADisconnectedStreamFreesItsCache() throws Exception {
-        try (CompletionServer small = new CompletionServer(served, new ServeLimits(4096, 64, 500, 1, 0, 2))) {
+    void aFullQueueGets429AndDisconnectedStreamsFreeTheirCache() throws Exception {
+        // Two workers whose two streams share decode steps, and no queue.
+        try (CompletionServer small = new CompletionServer(served, new ServeLimits(4096, 64, 500, 2, 0, 2))) {
+            assertEquals(null, small.batchingNote());
             int port = small.start("127.0.0.1", 0);
-            try (Socket socket = new Socket("127.0.0.1", port)) {
-                String body = "{\"prompt\": \"Once\", \"max_tokens\": 500, \"stream\": true}";
-                OutputStream out = socket.getOutputStream();
-                out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
-                out.flush();
-                InputStream in = socket.getInputStream();
-                String seen = "";
-                while (!seen.contains("data: ")) { // the one worker is now generating
-                    seen += (char) in.read();
+            List<Socket> streams = new ArrayList<>();
+            try {
+                for (String prompt : List.of("Once", "The dog")) {
+                    Socket socket = new Socket("127.0.0.1", port);
+                    streams.add(socket);
+                    String body = "{\"prompt\": \"" + prompt + "\", \"max_tokens\": 500, \"stream\": true}";
+                    OutputStream out = socket.getOutputStream();
+                    out.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+                    out.flush();
+                    InputStream in = socket.getInputStream();
+                    String seen = "";
+                    while (!seen.contains("data: ")) { // this stream's worker is now generating
+                        seen += (char) in.read();
+                    }
                 }
                 HttpResponse<String> busy = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
                         + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(completionBody("Hi", 3, false)))
                         .build(), HttpResponse.BodyHandlers.ofString());
                 assertEquals(429, busy.statusCode(), busy.body());
                 assertEquals("queue_full", JSON.readTree(busy.body()).at("/error/code").asText());
+            } finally {
+                for (Socket socket : streams) {
+                    socket.close();
+                }
             }
-            // The socket is closed: the stream's next write fails, the worker stops and frees its cache.
-            for (int i = 0; i < 500 && (small.metrics().cancelledCount() == 0 || small.metrics().kvBytesInUse() != 0); i++) {
+            // The sockets are closed: each stream's next write fails, its completion leaves the shared
+            // decode step and its cache is freed.
+            for (int i = 0; i < 500 && (small.metrics().cancelledCount() < 2 || small.metrics().kvBytesInUse() != 0); i++) {
                 Thread.sleep(10);
             }
-            assertEquals(1, small.metrics().cancelledCount());
+            assertEquals(2, small.metrics().cancelledCount());
             assertEquals(0, small.metrics().kvBytesInUse());
+            assertTrue(small.metrics().decodeBatchSize.sum() > small.metrics().decodeBatchSize.count(),
+                    "the two streams shared decode steps");
         }
     }
 }
