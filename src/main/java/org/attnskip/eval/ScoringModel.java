@@ -49,7 +49,7 @@ public final class ScoringModel {
             rewrite = Map.copyOf(props);
             Map<String, NodeInfo> inputs = ort.getInputInfo();
             // A deployable freeze graph declares logits [batch, 1, vocab]: the last position only.
-            long[] logitsShape = ((TensorInfo) ort.getOutputInfo().get("logits").getInfo()).getShape();
+            long[] logitsShape = ((TensorInfo) ort.getOutputInfo().get(session.io().logits()).getInfo()).getShape();
             boolean slicedLogits = logitsShape.length == 3 && logitsShape[1] == 1;
             String input = inputs.containsKey(RandomNoisePass.NOISE_INPUT) ? RandomNoisePass.NOISE_INPUT
                     : inputs.containsKey(RandomNoisePass.PERMUTATION_INPUT) ? RandomNoisePass.PERMUTATION_INPUT : null;

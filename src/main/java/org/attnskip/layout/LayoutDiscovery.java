@@ -44,11 +44,26 @@ public final class LayoutDiscovery {
     /** Discovers the layout. Sorts the graph's nodes topologically as a side effect. */
     public static DecoderLayout discover(Graph graph) {
         graph.toposort();
-        return new LayoutDiscovery(graph).run();
+        return new LayoutDiscovery(graph).run(false);
     }
 
-    private DecoderLayout run() {
+    /**
+     * As {@link #discover}, but a graph without any attention (a rewrite dropped it in every
+     * layer) is a decoder with no attending layers, whose token inputs and logits a runtime still
+     * feeds and reads, rather than an error.
+     */
+    public static DecoderLayout discoverToRun(Graph graph) {
+        graph.toposort();
+        return new LayoutDiscovery(graph).run(true);
+    }
+
+    private DecoderLayout run(boolean attentionOptional) {
         List<AttentionCores.Core> cores = AttentionCores.find(g);
+        if (cores.isEmpty() && attentionOptional) {
+            ModelInputs io = ModelInputs.find(g, flow);
+            return new DecoderLayout("no-attention", io.hiddenSize(), 0, 0, 0, io.vocabSize(), io.inputIds(),
+                    io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.of(), parameterCount());
+        }
         if (cores.isEmpty()) {
             throw new BadInputException("not a decoder LLM: no attention found (looked for Attention, MultiHeadAttention,"
                     + " GroupQueryAttention and MatMul->Softmax->MatMul)");
@@ -403,8 +418,8 @@ public final class LayoutDiscovery {
         Map<Integer, List<String>> result = new HashMap<>();
         for (ValueInfoProto out : g.outputs()) {
             String name = out.getName();
-            if (name.equals(io.logits())) {
-                continue;
+            if (name.equals(io.logits()) || declaredRankBelowFour(out)) {
+                continue; // a cache is [B, H, P, D] or stacked [2, B, H, P, D]; [B, S, D] is an exposed hidden state
             }
             NodeProto direct = g.producer(name);
             Integer layer = direct == null ? null : coreIndex.get(direct);
@@ -428,6 +443,10 @@ public final class LayoutDiscovery {
             result.computeIfAbsent(layer, k -> new ArrayList<>()).add(name);
         }
         return result;
+    }
+
+    private static boolean declaredRankBelowFour(ValueInfoProto v) {
+        return v.getType().getTensorType().hasShape() && v.getType().getTensorType().getShape().getDimCount() < 4;
     }
 
     private KvCache kvCache(List<String> in, List<String> out) {
@@ -533,12 +552,17 @@ public final class LayoutDiscovery {
         if (kvHeads == 0) {
             kvHeads = numHeads;
         }
+        return new DecoderLayout(dialect(cores.get(0).kind()), hidden, numHeads, kvHeads, headDim, io.vocabSize(),
+                io.inputIds(), io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.copyOf(layers),
+                parameterCount());
+    }
+
+    private long parameterCount() {
         long params = 0;
         for (TensorProto t : g.initializers().values()) {
             params += Tensors.elementCount(t);
         }
-        return new DecoderLayout(dialect(cores.get(0).kind()), hidden, numHeads, kvHeads, headDim, io.vocabSize(),
-                io.inputIds(), io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.copyOf(layers), params);
+        return params;
     }
 
     private String dialect(AttentionKind kind) {

@@ -10,6 +10,7 @@ import ai.onnxruntime.TensorInfo;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Half;
 import org.attnskip.rewrite.ExposeResidualStreamPass;
+import org.attnskip.runtime.DecoderIo;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.OpenedSession;
 import org.attnskip.runtime.OrtSessionFactory;
@@ -24,8 +25,8 @@ import java.util.Map;
 
 /**
  * Runs a graph that {@link ExposeResidualStreamPass} rewrote on one prompt (a single prefill with
- * an empty past, batch 1) and returns its logits and residual streams. Inputs follow the optimum
- * names: input_ids, attention_mask, position_ids and past_key_values.* (fed empty, length 0).
+ * an empty past, batch 1) and returns its logits and residual streams. The token inputs, caches
+ * (fed empty, length 0) and logits are those layout discovery found ({@link DecoderIo}).
  */
 public final class HiddenStateRunner implements AutoCloseable {
     /**
@@ -41,15 +42,18 @@ public final class HiddenStateRunner implements AutoCloseable {
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OpenedSession opened;
+    private final DecoderIo io;
     private final int layers;
 
-    private HiddenStateRunner(OpenedSession opened, int layers) {
+    private HiddenStateRunner(OpenedSession opened, DecoderIo io, int layers) {
         this.opened = opened;
+        this.io = io;
         this.layers = layers;
     }
 
     /** Opens an exposed graph; the layer count is read from its attnskip.attn_out.* outputs. */
     public static HiddenStateRunner open(Path exposedModel, Device device) {
+        DecoderIo io = DecoderIo.discover(exposedModel);
         OpenedSession opened = OrtSessionFactory.open(exposedModel, device);
         try {
             int layers = 0;
@@ -61,7 +65,7 @@ public final class HiddenStateRunner implements AutoCloseable {
             if (layers == 0) {
                 throw new BadInputException("the graph exposes no residual stream (no '" + ExposeResidualStreamPass.HIDDEN_PREFIX + "*' outputs)");
             }
-            return new HiddenStateRunner(opened, layers);
+            return new HiddenStateRunner(opened, io, layers);
         } catch (RuntimeException e) {
             opened.close();
             throw e;
@@ -80,19 +84,19 @@ public final class HiddenStateRunner implements AutoCloseable {
             for (Map.Entry<String, NodeInfo> e : session.getInputInfo().entrySet()) {
                 String name = e.getKey();
                 TensorInfo info = (TensorInfo) e.getValue().getInfo();
-                switch (name) {
-                    case "input_ids" -> feed.put(name, ids(tokens, info.type));
-                    case "attention_mask" -> feed.put(name, longs(filled(s, i -> 1)));
-                    case "position_ids" -> feed.put(name, longs(filled(s, i -> i)));
-                    default -> {
-                        if (!name.startsWith("past_key_values.")) {
-                            throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
-                        }
-                        long[] shape = info.getShape().clone();
-                        shape[0] = 1;
-                        shape[2] = 0;
-                        feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
-                    }
+                if (name.equals(io.inputIds())) {
+                    feed.put(name, ids(tokens, info.type));
+                } else if (name.equals(io.attentionMask())) {
+                    feed.put(name, longs(filled(s, i -> 1)));
+                } else if (name.equals(io.positionIds())) {
+                    feed.put(name, longs(filled(s, i -> i)));
+                } else if (io.caches().stream().anyMatch(c -> c.past().equals(name))) {
+                    long[] shape = info.getShape().clone();
+                    shape[0] = 1;
+                    shape[2] = 0;
+                    feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
+                } else {
+                    throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
                 }
             }
             try (OrtSession.Result result = session.run(feed)) {
@@ -104,7 +108,7 @@ public final class HiddenStateRunner implements AutoCloseable {
                         attention[l] = read(result, ExposeResidualStreamPass.attentionOutName(l));
                     }
                 }
-                return new Pass(hidden, attention, read(result, "logits"));
+                return new Pass(hidden, attention, read(result, io.logits()));
             }
         } catch (OrtException e) {
             throw new BadInputException("ONNX Runtime failed to run the graph: " + e.getMessage().lines().findFirst().orElse(""), e);

@@ -23,20 +23,14 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
- * Runs a decoder graph with optimum's I/O convention: {@code input_ids}, {@code attention_mask},
- * {@code position_ids} and {@code past_key_values.{i}.key/value} in; {@code logits} and
- * {@code present.{i}.key/value} out. The KV inputs are discovered from the session's metadata by
- * name, so a graph from which a rewriter removed some layers' cache still runs: only the inputs
- * that exist are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
+ * Runs a decoder graph: token ids, attention mask and position ids (where the graph takes them)
+ * and the KV caches in; logits and the next caches out, under the names layout discovery found
+ * ({@link DecoderIo}). A graph from which a rewriter removed some layers' cache still runs: only
+ * the caches it keeps are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
  */
 public final class DecoderSession implements AutoCloseable {
-    private static final Pattern PAST = Pattern.compile("past_key_values\\.(\\d+)\\.(key|value)");
-
     /** One cache input, the output that refills it, and its shape with batch and length left open. */
     record CacheSlot(int layer, String past, String present, long[] shape, OnnxJavaType type) {
     }
@@ -44,42 +38,35 @@ public final class DecoderSession implements AutoCloseable {
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OrtSession session;
     private final OpenedSession owned;
+    private final DecoderIo io;
     private final List<CacheSlot> slots;
     private final boolean hasMask;
     private final boolean hasPositions;
     private final OnnxJavaType idType;
     private final boolean batchable;
-    private final String logitsName;
     private final int vocabSize;
 
-    /** Wraps a session the caller keeps ownership of. */
-    public DecoderSession(OrtSession session) {
-        this(session, null);
-    }
-
-    private DecoderSession(OrtSession session, OpenedSession owned) {
+    private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
         this.session = session;
+        this.io = io;
         this.owned = owned;
         try {
             Map<String, NodeInfo> inputs = session.getInputInfo();
             Map<String, NodeInfo> outputs = session.getOutputInfo();
-            if (!inputs.containsKey("input_ids")) {
-                throw new BadInputException("the graph has no 'input_ids' input; inputs are " + inputs.keySet());
+            if (!inputs.containsKey(io.inputIds()) || !outputs.containsKey(io.logits())) {
+                throw new BadInputException("the session lacks the graph's token input '" + io.inputIds()
+                        + "' or logits output '" + io.logits() + "'");
             }
-            TensorInfo ids = tensorInfo(inputs.get("input_ids"));
+            TensorInfo ids = tensorInfo(inputs.get(io.inputIds()));
             idType = ids.type;
-            hasMask = inputs.containsKey("attention_mask");
-            hasPositions = inputs.containsKey("position_ids");
+            hasMask = io.attentionMask() != null && inputs.containsKey(io.attentionMask());
+            hasPositions = io.positionIds() != null && inputs.containsKey(io.positionIds());
             // Rows of different lengths share a run only through left padding, which needs the mask to
             // hide it and explicit positions; a fixed batch dimension fits one row count only.
             batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions;
-            logitsName = outputs.containsKey("logits") ? "logits" : null;
-            if (logitsName == null) {
-                throw new BadInputException("the graph has no 'logits' output; outputs are " + outputs.keySet());
-            }
-            long[] logitsShape = tensorInfo(outputs.get(logitsName)).getShape();
+            long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
-            slots = discoverCache(inputs, outputs);
+            slots = cacheSlots(io, inputs, outputs);
         } catch (OrtException e) {
             throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
         }
@@ -92,26 +79,23 @@ public final class DecoderSession implements AutoCloseable {
 
     /** As above with explicit session options (threads, graph optimisation level). */
     public static DecoderSession open(Path modelFile, OrtSessionFactory.Settings settings) {
+        DecoderIo io = DecoderIo.discover(modelFile);
         OpenedSession opened = OrtSessionFactory.open(modelFile, settings);
         try {
-            return new DecoderSession(opened.session(), opened);
+            return new DecoderSession(opened.session(), io, opened);
         } catch (RuntimeException e) {
             opened.close();
             throw e;
         }
     }
 
-    private static List<CacheSlot> discoverCache(Map<String, NodeInfo> inputs, Map<String, NodeInfo> outputs) {
-        TreeMap<String, CacheSlot> byName = new TreeMap<>();
-        for (NodeInfo in : inputs.values()) {
-            Matcher m = PAST.matcher(in.getName());
-            if (!m.matches()) {
-                continue;
-            }
-            int layer = Integer.parseInt(m.group(1));
-            String present = "present." + layer + "." + m.group(2);
-            if (!outputs.containsKey(present)) {
-                throw new BadInputException("cache input '" + in.getName() + "' has no matching output '" + present + "'");
+    private static List<CacheSlot> cacheSlots(DecoderIo io, Map<String, NodeInfo> inputs, Map<String, NodeInfo> outputs) {
+        List<CacheSlot> slots = new ArrayList<>();
+        for (DecoderIo.CachePair pair : io.caches()) {
+            NodeInfo in = inputs.get(pair.past());
+            if (in == null || !outputs.containsKey(pair.present())) {
+                throw new BadInputException("the session lacks cache input '" + pair.past() + "' or output '"
+                        + pair.present() + "'");
             }
             TensorInfo info = tensorInfo(in);
             long[] shape = info.getShape();
@@ -122,10 +106,14 @@ public final class DecoderSession implements AutoCloseable {
             if (info.type != OnnxJavaType.FLOAT && info.type != OnnxJavaType.FLOAT16) {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
-            byName.put(String.format("%06d.%s", layer, m.group(2)),
-                    new CacheSlot(layer, in.getName(), present, shape, info.type));
+            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), shape, info.type));
         }
-        return List.copyOf(byName.values());
+        return List.copyOf(slots);
+    }
+
+    /** The graph's input and output names. */
+    public DecoderIo io() {
+        return io;
     }
 
     private static TensorInfo tensorInfo(NodeInfo node) {
@@ -234,12 +222,12 @@ public final class DecoderSession implements AutoCloseable {
         List<OnnxTensor> made = new ArrayList<>();
         OrtSession.Result result = null;
         try {
-            made.add(put(feed, "input_ids", ids(inputIds)));
+            made.add(put(feed, io.inputIds(), ids(inputIds)));
             if (hasMask) {
-                made.add(put(feed, "attention_mask", longs(attentionMask)));
+                made.add(put(feed, io.attentionMask(), longs(attentionMask)));
             }
             if (hasPositions) {
-                made.add(put(feed, "position_ids", longs(positionIds)));
+                made.add(put(feed, io.positionIds(), longs(positionIds)));
             }
             result = session.run(feed);
             Logits logits = readLogits(result);
@@ -268,7 +256,7 @@ public final class DecoderSession implements AutoCloseable {
     }
 
     private Logits readLogits(OrtSession.Result result) {
-        OnnxValue value = result.get(logitsName).orElseThrow();
+        OnnxValue value = result.get(io.logits()).orElseThrow();
         OnnxTensor t = (OnnxTensor) value;
         long[] shape = t.getInfo().getShape();
         if (shape.length != 3) {

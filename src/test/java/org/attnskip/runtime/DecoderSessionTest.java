@@ -101,7 +101,11 @@ class DecoderSessionTest {
         for (String kv : List.of("key", "value")) {
             g.removeInput("past_key_values.1." + kv);
         }
-        try (DecoderSession s = DecoderSession.open(save(g.toModel()), Device.CPU)) {
+        // As DropAttentionPass does, the metadata names the dropped layer: discovery sees only layers that attend.
+        ModelProto dropped = g.toModel().toBuilder().addMetadataProps(ai.onnx.proto.OnnxMl.StringStringEntryProto.newBuilder()
+                .setKey("attnskip.mode").setValue("drop")).addMetadataProps(ai.onnx.proto.OnnxMl.StringStringEntryProto
+                .newBuilder().setKey("attnskip.layers").setValue("1")).build();
+        try (DecoderSession s = DecoderSession.open(save(dropped), Device.CPU)) {
             assertEquals(List.of(0, 2), s.cachedLayers());
             assertEquals(2L * 2 * 2 * 8 * 4, s.kvBytesPerPosition());
             LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {{3, 4, 5}}, 0);
@@ -146,6 +150,52 @@ class DecoderSessionTest {
             System.out.printf("ortgenai-llama-fp16: logits differ between first and last position by up to %.3f%n", spread);
             assertTrue(spread > 0.01, "the comparison is not trivial: positions have different logits");
             assertTrue(worst <= 1e-2, "prefill vs decode " + worst);
+        }
+    }
+
+    /**
+     * The runtime takes its names from layout discovery, not from optimum's convention: the same
+     * graph with every input and output renamed gives the same logits, prefill and cached decode.
+     */
+    @Test
+    void runsAGraphWhoseInputsAndOutputsHaveOtherNames() {
+        ModelProto original = LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT);
+        java.util.Map<String, String> names = new java.util.HashMap<>();
+        names.put("input_ids", "tokens");
+        names.put("attention_mask", "keep_mask");
+        names.put("position_ids", "token_position");
+        names.put("logits", "next_token_scores");
+        for (int layer = 0; layer < 3; layer++) {
+            for (String kv : List.of("key", "value")) {
+                names.put("past_key_values." + layer + "." + kv, "cache_in_" + kv + "_" + layer);
+                names.put("present." + layer + "." + kv, "cache_out_" + kv + "_" + layer);
+            }
+        }
+        ModelProto.Builder renamed = original.toBuilder();
+        var graph = renamed.getGraphBuilder();
+        graph.getInputBuilderList().forEach(v -> v.setName(names.getOrDefault(v.getName(), v.getName())));
+        graph.getOutputBuilderList().forEach(v -> v.setName(names.getOrDefault(v.getName(), v.getName())));
+        for (NodeProto.Builder n : graph.getNodeBuilderList()) {
+            for (int k = 0; k < n.getInputCount(); k++) {
+                n.setInput(k, names.getOrDefault(n.getInput(k), n.getInput(k)));
+            }
+            for (int k = 0; k < n.getOutputCount(); k++) {
+                n.setOutput(k, names.getOrDefault(n.getOutput(k), n.getOutput(k)));
+            }
+        }
+        int[] prompt = {5, 9, 13, 2};
+        int[] continuation = {11, 12};
+        try (DecoderSession a = DecoderSession.open(save(original), Device.CPU);
+             DecoderSession b = DecoderSession.open(save(renamed.build()), Device.CPU)) {
+            assertEquals("tokens", b.io().inputIds());
+            assertEquals("next_token_scores", b.io().logits());
+            assertEquals(6, b.io().caches().size());
+            assertEquals(List.of(0, 1, 2), b.cachedLayers());
+            float[][] expected = runAlone(a, prompt, continuation);
+            float[][] actual = runAlone(b, prompt, continuation);
+            for (int t = 0; t < expected.length; t++) {
+                assertEquals(0.0, maxAbsDelta(expected[t], actual[t]), 0.0, "position " + t);
+            }
         }
     }
 

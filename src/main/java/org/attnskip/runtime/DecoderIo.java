@@ -1,0 +1,80 @@
+package org.attnskip.runtime;
+
+import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.KvCache;
+import org.attnskip.layout.LayerLayout;
+import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.LoadedModel;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.RewriteMetadata;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The names under which a decoder graph takes its token inputs and KV caches and gives its logits
+ * and next caches, as layout discovery found them: the runtime never guesses an exporter's names.
+ *
+ * @param attentionMask null when the graph takes none (so for positionIds)
+ * @param caches        one entry per cache input, layer by layer, key before value
+ */
+public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
+                        List<CachePair> caches) {
+    /** A cache input and the output that holds its next value. */
+    public record CachePair(int layer, String past, String present) {
+    }
+
+    /**
+     * Discovers the layout of a model file (or model directory) and takes its names. Discovery
+     * sees only the layers that still attend; where attnskip dropped some, its metadata names them,
+     * so the caches keep the model's own layer numbers.
+     */
+    public static DecoderIo discover(Path model) {
+        LoadedModel loaded = OnnxModelIO.load(model);
+        Set<Integer> dropped = new TreeSet<>();
+        Map<String, String> props = new HashMap<>();
+        loaded.proto().getMetadataPropsList().forEach(p -> props.put(p.getKey(), p.getValue()));
+        String layers = props.getOrDefault(RewriteMetadata.PREFIX + "layers", "");
+        if ("drop".equals(props.get(RewriteMetadata.PREFIX + "mode")) && !layers.isBlank()) {
+            for (String layer : layers.split(",")) {
+                dropped.add(Integer.parseInt(layer.trim()));
+            }
+        }
+        return of(LayoutDiscovery.discoverToRun(loaded.graph()), dropped);
+    }
+
+    /** @param dropped the model's layers whose attention is gone (discovery numbers only the others) */
+    public static DecoderIo of(DecoderLayout layout, Set<Integer> dropped) {
+        List<CachePair> caches = new ArrayList<>();
+        int number = -1;
+        for (LayerLayout layer : layout.layers()) {
+            number++;
+            while (dropped.contains(number)) {
+                number++;
+            }
+            KvCache kv = layer.kv();
+            if (kv.isEmpty()) {
+                continue;
+            }
+            if (kv.layout() == KvCache.Layout.STACKED) {
+                throw new BadInputException("layer " + layer.index() + " keeps its cache stacked as one [2, ...] tensor ('"
+                        + kv.inputs().get(0) + "'); attnskip runs graphs with separate key and value caches");
+            }
+            if (kv.inputs().size() != kv.outputs().size()) {
+                throw new BadInputException("layer " + layer.index() + " has cache inputs " + kv.inputs()
+                        + " but outputs " + kv.outputs());
+            }
+            for (int i = 0; i < kv.inputs().size(); i++) {
+                caches.add(new CachePair(number, kv.inputs().get(i), kv.outputs().get(i)));
+            }
+        }
+        return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),
+                List.copyOf(caches));
+    }
+}
