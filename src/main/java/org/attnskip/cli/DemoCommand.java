@@ -26,6 +26,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -110,19 +111,29 @@ public final class DemoCommand implements Callable<Integer> {
         }
         ShippedEvalData.Located data = ShippedEvalData.find(Path.of(""), scratch);
         if (data == null) {
-            // without data the report would silently hold latency only
-            System.err.println("attnskip: no eval/stories.txt or eval/tasks here nor in the jar: the report will have "
-                    + "latency only (give --text and --tasks)");
+            // without data the report would silently lack those sections
+            List<String> missing = new ArrayList<>();
+            if (options.text.isEmpty()) {
+                missing.add("text quality");
+            }
+            if (options.tasks.isEmpty()) {
+                missing.add("task accuracy");
+            }
+            System.err.println("attnskip: no eval/stories.txt or eval/tasks here nor in the jar: the report will have no "
+                    + String.join(" and no ", missing) + " (give --text and --tasks)");
             return;
         }
-        System.out.println("data: " + data.origin());
-        dataOrigin = data.origin();
+        List<String> parts = new ArrayList<>();
         if (options.text.isEmpty()) {
             options.text = List.of(data.stories());
+            parts.add("stories");
         }
         if (options.tasks.isEmpty()) {
             options.tasks = List.of(data.tasks());
+            parts.add("tasks");
         }
+        dataOrigin = String.join(" and ", parts) + ": " + data.origin();
+        System.out.println("data: " + dataOrigin);
     }
 
     /** The demo's own defaults where the user gave none: long contexts, few items. */
