@@ -26,8 +26,11 @@ import java.util.TreeSet;
  */
 public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
                         List<CachePair> caches) {
-    /** A cache input and the output that holds its next value. */
-    public record CachePair(int layer, String past, String present) {
+    /**
+     * A cache input and the output that holds its next value; {@code stacked} when one tensor
+     * holds key and value along a leading axis of 2.
+     */
+    public record CachePair(int layer, String past, String present, boolean stacked) {
     }
 
     /**
@@ -51,6 +54,10 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
 
     /** @param dropped the model's layers whose attention is gone (discovery numbers only the others) */
     public static DecoderIo of(DecoderLayout layout, Set<Integer> dropped) {
+        if (!layout.hasLmHead()) {
+            throw new BadInputException("the graph ends in a hidden state ('" + layout.logits() + "'), not in logits: "
+                    + "without an LM head there is nothing to sample or score");
+        }
         List<CachePair> caches = new ArrayList<>();
         int number = -1;
         for (LayerLayout layer : layout.layers()) {
@@ -62,16 +69,13 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             if (kv.isEmpty()) {
                 continue;
             }
-            if (kv.layout() == KvCache.Layout.STACKED) {
-                throw new BadInputException("layer " + layer.index() + " keeps its cache stacked as one [2, ...] tensor ('"
-                        + kv.inputs().get(0) + "'); attnskip runs graphs with separate key and value caches");
-            }
             if (kv.inputs().size() != kv.outputs().size()) {
                 throw new BadInputException("layer " + layer.index() + " has cache inputs " + kv.inputs()
                         + " but outputs " + kv.outputs());
             }
             for (int i = 0; i < kv.inputs().size(); i++) {
-                caches.add(new CachePair(number, kv.inputs().get(i), kv.outputs().get(i)));
+                caches.add(new CachePair(number, kv.inputs().get(i), kv.outputs().get(i),
+                        kv.layout() == KvCache.Layout.STACKED));
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),

@@ -31,8 +31,16 @@ import java.util.Map;
  * the caches it keeps are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
  */
 public final class DecoderSession implements AutoCloseable {
-    /** One cache input, the output that refills it, and its shape with batch and length left open. */
-    record CacheSlot(int layer, String past, String present, long[] shape, OnnxJavaType type) {
+    /** One cache input, the output that refills it, and its fixed dimensions. */
+    record CacheSlot(int layer, String past, String present, boolean stacked, long heads, long headDim, OnnxJavaType type) {
+        /** [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked. */
+        long[] shape(int batch, long length) {
+            return stacked ? new long[] {2, batch, heads, length, headDim} : new long[] {batch, heads, length, headDim};
+        }
+
+        long bytesPerPosition() {
+            return (stacked ? 2 : 1) * heads * headDim * (type == OnnxJavaType.FLOAT16 ? 2 : 4);
+        }
     }
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
@@ -43,6 +51,8 @@ public final class DecoderSession implements AutoCloseable {
     private final boolean hasMask;
     private final boolean hasPositions;
     private final OnnxJavaType idType;
+    private final OnnxJavaType maskType;
+    private final OnnxJavaType positionType;
     private final boolean batchable;
     private final int vocabSize;
 
@@ -61,12 +71,16 @@ public final class DecoderSession implements AutoCloseable {
             idType = ids.type;
             hasMask = io.attentionMask() != null && inputs.containsKey(io.attentionMask());
             hasPositions = io.positionIds() != null && inputs.containsKey(io.positionIds());
+            maskType = hasMask ? tensorInfo(inputs.get(io.attentionMask())).type : null;
+            positionType = hasPositions ? tensorInfo(inputs.get(io.positionIds())).type : null;
+            slots = cacheSlots(io, inputs, outputs);
             // Rows of different lengths share a run only through left padding, which needs the mask to
-            // hide it and explicit positions; a fixed batch dimension fits one row count only.
-            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions;
+            // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
+            // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
+            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions
+                    && slots.stream().noneMatch(CacheSlot::stacked);
             long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
-            slots = cacheSlots(io, inputs, outputs);
         } catch (OrtException e) {
             throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
         }
@@ -99,14 +113,18 @@ public final class DecoderSession implements AutoCloseable {
             }
             TensorInfo info = tensorInfo(in);
             long[] shape = info.getShape();
-            if (shape.length != 4 || shape[1] <= 0 || shape[3] <= 0) {
-                throw new BadInputException("cache input '" + in.getName() + "' must be [batch, kv_heads, past, head_dim]"
-                        + " with fixed kv_heads and head_dim; it is " + java.util.Arrays.toString(shape));
+            // A stacked cache has a leading axis of 2 (key, value) before [batch, kv_heads, past, head_dim].
+            int at = pair.stacked() ? 1 : 0;
+            if (shape.length != 4 + at || (pair.stacked() && shape[0] != 2) || shape[at + 1] <= 0 || shape[at + 3] <= 0) {
+                throw new BadInputException("cache input '" + in.getName() + "' must be " + (pair.stacked() ? "[2, " : "[")
+                        + "batch, kv_heads, past, head_dim] with fixed kv_heads and head_dim; it is "
+                        + java.util.Arrays.toString(shape));
             }
             if (info.type != OnnxJavaType.FLOAT && info.type != OnnxJavaType.FLOAT16) {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
-            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), shape, info.type));
+            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), shape[at + 1], shape[at + 3],
+                    info.type));
         }
         return List.copyOf(slots);
     }
@@ -158,8 +176,7 @@ public final class DecoderSession implements AutoCloseable {
         try {
             for (int i = 0; i < slots.size(); i++) {
                 CacheSlot s = slots.get(i);
-                long[] shape = {batch, s.shape()[1], length, s.shape()[3]};
-                past.put(s.past(), OnnxTensor.createTensor(env, data.get(i), shape, s.type()));
+                past.put(s.past(), OnnxTensor.createTensor(env, data.get(i), s.shape(batch, length), s.type()));
             }
         } catch (OrtException e) {
             past.values().forEach(OnnxTensor::close);
@@ -172,7 +189,7 @@ public final class DecoderSession implements AutoCloseable {
     public long kvBytesPerPosition() {
         long total = 0;
         for (CacheSlot s : slots) {
-            total += s.shape()[1] * s.shape()[3] * (s.type() == OnnxJavaType.FLOAT16 ? 2 : 4);
+            total += s.bytesPerPosition();
         }
         return total;
     }
@@ -217,17 +234,18 @@ public final class DecoderSession implements AutoCloseable {
             throw new IllegalArgumentException("attention_mask length " + attentionMask[0].length
                     + " != past " + cache.length() + " + seq " + seq);
         }
+        checkVocabulary(inputIds);
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
         feed.putAll(extraInputs);
         List<OnnxTensor> made = new ArrayList<>();
         OrtSession.Result result = null;
         try {
-            made.add(put(feed, io.inputIds(), ids(inputIds)));
+            made.add(put(feed, io.inputIds(), integers(inputIds, idType)));
             if (hasMask) {
-                made.add(put(feed, io.attentionMask(), longs(attentionMask)));
+                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType)));
             }
             if (hasPositions) {
-                made.add(put(feed, io.positionIds(), longs(positionIds)));
+                made.add(put(feed, io.positionIds(), integers(positionIds, positionType)));
             }
             result = session.run(feed);
             Logits logits = readLogits(result);
@@ -247,6 +265,21 @@ public final class DecoderSession implements AutoCloseable {
                 result.close();
             }
             cache.close();
+        }
+    }
+
+    /** A clear error instead of ONNX Runtime's "index out of range" from deep inside the embedding. */
+    private void checkVocabulary(long[][] inputIds) {
+        if (vocabSize <= 0) {
+            return;
+        }
+        for (long[] row : inputIds) {
+            for (long id : row) {
+                if (id < 0 || id >= vocabSize) {
+                    throw new BadInputException("token id " + id + " is outside the model's vocabulary of " + vocabSize
+                            + " (is the tokenizer the model's own?)");
+                }
+            }
         }
     }
 
@@ -275,30 +308,27 @@ public final class DecoderSession implements AutoCloseable {
         return new Logits(values, (int) shape[0], (int) shape[1], (int) shape[2]);
     }
 
-    private OnnxTensor ids(long[][] rows) throws OrtException {
-        if (idType == OnnxJavaType.INT32) {
-            int b = rows.length;
-            int s = rows[0].length;
+    /** Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's masks). */
+    private OnnxTensor integers(long[][] rows, OnnxJavaType type) throws OrtException {
+        int b = rows.length;
+        int s = rows[0].length;
+        for (long[] row : rows) {
+            if (row.length != s) {
+                throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
+            }
+        }
+        if (type == OnnxJavaType.INT32) {
             IntBuffer buf = ByteBuffer.allocateDirect(4 * b * s).order(ByteOrder.nativeOrder()).asIntBuffer();
             for (long[] row : rows) {
                 for (long v : row) {
-                    buf.put((int) v);
+                    buf.put(Math.toIntExact(v));
                 }
             }
             buf.rewind();
             return OnnxTensor.createTensor(env, buf, new long[] {b, s});
         }
-        return longs(rows);
-    }
-
-    private OnnxTensor longs(long[][] rows) throws OrtException {
-        int b = rows.length;
-        int s = rows[0].length;
         LongBuffer buf = ByteBuffer.allocateDirect(8 * b * s).order(ByteOrder.nativeOrder()).asLongBuffer();
         for (long[] row : rows) {
-            if (row.length != s) {
-                throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
-            }
             buf.put(row);
         }
         buf.rewind();

@@ -181,8 +181,8 @@ public final class KvBatch implements AutoCloseable {
         List<DecoderSession.CacheSlot> slots = session.slots();
         List<ByteBuffer> data = new ArrayList<>();
         for (DecoderSession.CacheSlot slot : slots) {
-            int heads = (int) slot.shape()[1];
-            int rowBytes = (int) slot.shape()[3] * (slot.type() == ai.onnxruntime.OnnxJavaType.FLOAT16 ? 2 : 4);
+            int heads = (int) slot.heads();
+            int rowBytes = (int) slot.headDim() * (slot.type() == ai.onnxruntime.OnnxJavaType.FLOAT16 ? 2 : 4);
             ByteBuffer old = batched == null ? null : bytes(batched, slot);
             ByteBuffer target = ByteBuffer.allocateDirect(Math.toIntExact(rows.size() * heads * newWidth * rowBytes))
                     .order(ByteOrder.nativeOrder());

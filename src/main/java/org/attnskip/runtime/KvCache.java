@@ -15,6 +15,7 @@ public final class KvCache implements AutoCloseable {
     private final int batch;
     private final long length;
     private final OrtSession.Result owner;
+    private boolean closed;
 
     KvCache(Map<String, OnnxTensor> past, int batch, long length, OrtSession.Result owner) {
         this.past = past;
@@ -38,6 +39,10 @@ public final class KvCache implements AutoCloseable {
 
     @Override
     public void close() {
+        if (closed) {
+            return; // a run consumes its cache, and callers may close it again on their way out
+        }
+        closed = true;
         if (owner != null) {
             owner.close();
         } else {

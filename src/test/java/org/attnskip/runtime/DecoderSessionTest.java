@@ -7,6 +7,7 @@ import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.TestLlamaWeights;
+import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Test;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class DecoderSessionTest {
@@ -151,6 +153,45 @@ class DecoderSessionTest {
             assertTrue(spread > 0.01, "the comparison is not trivial: positions have different logits");
             assertTrue(worst <= 1e-2, "prefill vs decode " + worst);
         }
+    }
+
+    /**
+     * ORT's fused Attention with one stacked [2, B, H, P, D] cache per layer and int32 ids and mask
+     * (onnxruntime's transformers tools): prefill and token-by-token decode through the cache agree.
+     */
+    @Test
+    void stackedCacheGraphAgreesBetweenPrefillAndCachedDecode() {
+        Path model = Fixtures.model("ortgenai-gpt2-fp32/past.onnx");
+        int[] tokens = {262, 290, 286, 11, 13, 464, 257, 318};
+        try (DecoderSession s = DecoderSession.open(model, Device.CPU)) {
+            assertEquals(List.of(0, 1, 2, 3, 4), s.cachedLayers());
+            assertEquals(1280, s.kvBytesPerPosition()); // 5 layers x 2 x 4 heads x 8 dims x 4 bytes, as inspect says
+            assertFalse(s.acceptsBatches(), "KvBatch lays out unstacked rows only");
+            float[][] alone = runAlone(s, new int[] {tokens[0]}, java.util.Arrays.copyOfRange(tokens, 1, tokens.length));
+            LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {tokens}, 0);
+            DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
+            assertEquals(tokens.length, out.cache().length());
+            out.cache().close();
+            double worst = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                worst = Math.max(worst, maxAbsDelta(alone[i], out.logits().at(0, i)));
+            }
+            System.out.printf("ortgenai-gpt2-fp32 (stacked cache): prefill vs cached decode, max |logit delta| %.2e%n", worst);
+            assertTrue(maxAbsDelta(out.logits().at(0, 0), out.logits().at(0, tokens.length - 1)) > 0.01,
+                    "positions have different logits");
+            assertTrue(worst <= 1e-4, "prefill vs decode " + worst);
+            BadInputException e = org.junit.jupiter.api.Assertions.assertThrows(BadInputException.class,
+                    () -> s.run(new long[][] {{15496}}, new long[][] {{1}}, new long[][] {{0}}, s.emptyCache(1)));
+            assertTrue(e.getMessage().contains("outside the model's vocabulary of 1000"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aGraphWithoutAnLmHeadIsRefusedWithTheReason() {
+        Path model = Fixtures.model("torch-gpt2-past/gpt2_past.onnx"); // ends in last_state [B, S, 4]
+        BadInputException e = org.junit.jupiter.api.Assertions.assertThrows(BadInputException.class,
+                () -> DecoderSession.open(model, Device.CPU).close());
+        assertTrue(e.getMessage().contains("'last_state'), not in logits"), e.getMessage());
     }
 
     /**
