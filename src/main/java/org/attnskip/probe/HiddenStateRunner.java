@@ -85,15 +85,17 @@ public final class HiddenStateRunner implements AutoCloseable {
                 String name = e.getKey();
                 TensorInfo info = (TensorInfo) e.getValue().getInfo();
                 if (name.equals(io.inputIds())) {
-                    feed.put(name, ids(tokens, info.type));
+                    feed.put(name, row(java.util.Arrays.stream(tokens).asLongStream().toArray(), info.type));
                 } else if (name.equals(io.attentionMask())) {
-                    feed.put(name, longs(filled(s, i -> 1)));
+                    feed.put(name, row(filled(s, i -> 1), info.type));
                 } else if (name.equals(io.positionIds())) {
-                    feed.put(name, longs(filled(s, i -> i)));
+                    feed.put(name, row(filled(s, i -> i), info.type));
                 } else if (io.caches().stream().anyMatch(c -> c.past().equals(name))) {
+                    // batch 1 and no past positions; a stacked cache has its [2] axis in front
+                    int at = io.caches().stream().anyMatch(c -> c.past().equals(name) && c.stacked()) ? 1 : 0;
                     long[] shape = info.getShape().clone();
-                    shape[0] = 1;
-                    shape[2] = 0;
+                    shape[at] = 1;
+                    shape[at + 2] = 0;
                     feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
                 } else {
                     throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
@@ -152,18 +154,15 @@ public final class HiddenStateRunner implements AutoCloseable {
         return v;
     }
 
-    private OnnxTensor ids(int[] tokens, OnnxJavaType type) throws OrtException {
+    /** One row as int64, or int32 where the graph declares it (ORT GenAI's ids and masks). */
+    private OnnxTensor row(long[] v, OnnxJavaType type) throws OrtException {
         if (type == OnnxJavaType.INT32) {
-            return OnnxTensor.createTensor(env, java.nio.IntBuffer.wrap(tokens.clone()), new long[] {1, tokens.length});
+            int[] ints = new int[v.length];
+            for (int i = 0; i < v.length; i++) {
+                ints[i] = Math.toIntExact(v[i]);
+            }
+            return OnnxTensor.createTensor(env, java.nio.IntBuffer.wrap(ints), new long[] {1, v.length});
         }
-        long[] v = new long[tokens.length];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = tokens[i];
-        }
-        return longs(v);
-    }
-
-    private OnnxTensor longs(long[] v) throws OrtException {
         LongBuffer buf = ByteBuffer.allocateDirect(8 * v.length).order(ByteOrder.nativeOrder()).asLongBuffer();
         buf.put(v).rewind();
         return OnnxTensor.createTensor(env, buf, new long[] {1, v.length});
