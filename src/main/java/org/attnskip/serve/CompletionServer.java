@@ -104,7 +104,12 @@ public final class CompletionServer implements AutoCloseable {
             return "each request decodes alone: the graph has a fixed batch size, or no attention_mask or position_ids";
         }
         // Checked on the graph itself: fused attention ops may ignore left padding.
-        double disagreement = KvBatch.disagreementWithDecodingAlone(model.session());
+        double disagreement;
+        try {
+            disagreement = KvBatch.disagreementWithDecodingAlone(model.session());
+        } catch (RuntimeException e) {
+            return "each request decodes alone: the check of shared decode steps failed (" + e.getMessage() + ")";
+        }
         if (disagreement > BATCH_TOLERANCE) {
             return String.format(java.util.Locale.ROOT, "each request decodes alone: on this graph a shared decode step "
                     + "differs from decoding alone by %.3g of the logits (it does not honour left padding)", disagreement);
