@@ -123,7 +123,7 @@ public final class ExportedWeights {
             difference = "its outputs differ";
         }
         if (difference == null) {
-            difference = firstInitializerDifference(model, want.getInitializerList());
+            difference = firstInitializerDifference(want.getInitializerList());
         }
         if (difference != null) {
             throw refusal(difference);
@@ -147,16 +147,12 @@ public final class ExportedWeights {
                 : "it has " + have.size() + " nodes, the exporter's graph " + want.size();
     }
 
-    private static String firstInitializerDifference(LoadedModel model, List<TensorProto> want) {
-        Map<String, TensorProto> have = new HashMap<>();
-        for (TensorProto t : model.proto().getGraph().getInitializerList()) {
-            have.put(t.getName(), t);
-        }
-        if (have.size() != want.size()) {
-            return "it has " + have.size() + " initializers, the exporter's graph " + want.size();
+    private String firstInitializerDifference(List<TensorProto> want) {
+        if (initializers.size() != want.size()) {
+            return "it has " + initializers.size() + " initializers, the exporter's graph " + want.size();
         }
         for (TensorProto w : want) {
-            TensorProto h = have.get(w.getName());
+            TensorProto h = initializers.get(w.getName());
             if (h == null) {
                 return "initializer '" + w.getName() + "' is missing";
             }

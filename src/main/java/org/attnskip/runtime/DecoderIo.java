@@ -70,7 +70,7 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
                 continue;
             }
             if (kv.inputs().size() != kv.outputs().size()) {
-                throw new BadInputException("layer " + layer.index() + " has cache inputs " + kv.inputs()
+                throw new BadInputException("layer " + number + " has cache inputs " + kv.inputs()
                         + " but outputs " + kv.outputs());
             }
             for (int i = 0; i < kv.inputs().size(); i++) {
