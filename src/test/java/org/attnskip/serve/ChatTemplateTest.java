@@ -31,6 +31,12 @@ class ChatTemplateTest {
             + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}\n"
             + "{% endfor %}";
 
+    /** SmolLM2 Instruct's ChatML template: a default system turn when the conversation has none. */
+    static final String SMOLLM2 = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+            + "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
+            + "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+            + "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
     @TempDir
     Path tmp;
 
@@ -52,6 +58,17 @@ class ChatTemplateTest {
         assertEquals(expected, t.render(messages, true));
         assertEquals(expected.substring(0, expected.lastIndexOf("<|start_header_id|>")), t.render(messages, false));
         assertEquals("<|eot_id|>", t.eosToken());
+    }
+
+    @Test
+    void chatMlTemplateAddsItsDefaultSystemTurnOnlyWhenNoneIsGiven() throws Exception {
+        ChatTemplate t = ChatTemplate.find(writeConfig(tmp, SMOLLM2));
+        assertEquals("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+                + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+                t.render(List.of(Map.of("role", "user", "content", "Hi")), true));
+        assertEquals("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n",
+                t.render(List.of(Map.of("role", "system", "content", "Be brief."), Map.of("role", "user", "content", "Hi")),
+                        false));
     }
 
     @Test
