@@ -29,9 +29,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * An OpenAI-compatible HTTP server over one {@link ServedModel}: /v1/completions and
  * /v1/chat/completions (plain and server-sent events; the chat rendered with the model's own
- * template, see {@link RequestPlanner}), /v1/models, /health and /metrics. A fixed pool of workers generates; requests beyond the workers wait in a bounded queue
- * and are turned away with 429 when it is full. Each worker prefills its request's prompts with
- * their own KV caches; the decode steps of running requests are shared in one batched run when
+ * template, see {@link RequestPlanner}), /v1/models, /health and /metrics. A fixed pool of
+ * workers generates; requests beyond the workers wait in a bounded queue and are turned away with
+ * 429 when it is full. Each worker prefills its request's prompts with their own KV caches; the
+ * decode steps of running requests (and of their choices) are shared in one batched run when
  * the graph accepts a batch and the limits allow more than one row, and run alone otherwise.
  */
 public final class CompletionServer implements AutoCloseable {
