@@ -38,6 +38,7 @@ public final class ChatTemplate {
         this.jinjava = new Jinjava(JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
+                .withNestedInterpretationEnabled(false) // a message that looks like a template stays text
                 .withLegacyOverrides(LegacyOverrides.newBuilder().withUseNaturalOperatorPrecedence(true)
                         .withParseWhitespaceControlStrictly(true).withKeepNullableLoopValues(true).build())
                 .build());

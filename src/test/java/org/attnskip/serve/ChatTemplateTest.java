@@ -83,6 +83,14 @@ class ChatTemplateTest {
     }
 
     @Test
+    void messagesAreTextNotTemplates() throws Exception {
+        ChatTemplate t = ChatTemplate.find(writeConfig(tmp, SMOLLM2));
+        assertEquals("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n{{ 6 * 7 }}{% raise_exception('x') %}<|im_end|>\n",
+                t.render(List.of(Map.of("role", "system", "content", "S"),
+                        Map.of("role", "user", "content", "{{ 6 * 7 }}{% raise_exception('x') %}")), false));
+    }
+
+    @Test
     void aConfigWithoutTemplateHasNone() throws Exception {
         new ObjectMapper().writeValue(tmp.resolve(ChatTemplate.CONFIG_FILE).toFile(), Map.of("bos_token", "<s>"));
         assertNull(ChatTemplate.find(tmp));
