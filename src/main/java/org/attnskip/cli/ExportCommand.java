@@ -14,6 +14,7 @@ import org.attnskip.export.SyntheticWeights;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
+import org.attnskip.serve.ChatTemplate;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -21,6 +22,7 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
@@ -84,11 +86,19 @@ public final class ExportCommand implements Callable<Integer> {
         }
         ModelProto model = LlamaOnnxExporter.export(weights, type);
         ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
-        ModelDirectory written = ModelDirectory.write(output, model, manifest, tokenizerFile, externalData);
+        ModelDirectory written = ModelDirectory.write(output, model, manifest, tokenizerFile, externalData, companions());
         System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s%n", written.dir(),
                 config.layers(), config.dim(), config.heads(), config.kvHeads(), config.vocabSize(), type.cliName(),
                 humanBytes(directoryBytes(written.dir())));
         return 0;
+    }
+
+    /** A Hugging Face checkpoint's tokenizer_config.json goes along: it holds the chat template that serve renders. */
+    private List<Path> companions() {
+        if (source.hf == null || !Files.isRegularFile(source.hf.resolve(ChatTemplate.CONFIG_FILE))) {
+            return List.of();
+        }
+        return List.of(source.hf.resolve(ChatTemplate.CONFIG_FILE));
     }
 
     private Path tokenizerFile() {

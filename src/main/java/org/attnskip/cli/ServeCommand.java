@@ -14,7 +14,8 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 @Command(name = "serve",
-        description = {"Serve a graph over an OpenAI-compatible HTTP API: POST /v1/completions (stream or not),",
+        description = {"Serve a graph over an OpenAI-compatible HTTP API: POST /v1/completions and /v1/chat/completions",
+                "(stream or not; chat through the tokenizer_config.json chat template beside the graph),",
                 "GET /v1/models, /health and /metrics (Prometheus). SIGTERM lets running requests finish, then exits."})
 public final class ServeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "MODEL",

@@ -93,6 +93,15 @@ public final class ModelDirectory {
      */
     public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
                                        boolean externalData) {
+        return write(target, model, manifest, tokenizer, externalData, java.util.List.of());
+    }
+
+    /**
+     * As above, also copying {@code companions} in under their own names (a Hugging Face
+     * checkpoint's tokenizer_config.json, whose chat template {@code serve} renders).
+     */
+    public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
+                                       boolean externalData, java.util.List<Path> companions) {
         Path out = target.toAbsolutePath().normalize();
         checkReplaceable(out);
         if ((tokenizer == null) != (manifest.tokenizer() == null)) {
@@ -109,6 +118,9 @@ public final class ModelDirectory {
             OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData);
             if (tokenizer != null) {
                 Files.copy(tokenizer, staging.resolve(manifest.tokenizer().file()));
+            }
+            for (Path companion : companions) {
+                Files.copy(companion, staging.resolve(companion.getFileName().toString()));
             }
             Files.writeString(staging.resolve(MANIFEST_FILE), JSON.writeValueAsString(manifest) + "\n");
             makeReadable(staging);

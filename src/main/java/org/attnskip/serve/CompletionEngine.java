@@ -2,23 +2,34 @@ package org.attnskip.serve;
 
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.KvCache;
+import org.attnskip.runtime.KvCacheCopy;
 import org.attnskip.runtime.TextPieces;
 import org.attnskip.runtime.Tokenizer;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 
 /**
- * Generates one completion the way {@code attnskip generate} does (prefill the prompt, then one
- * token per run, stop at EOS or BOS), with OpenAI's limits: at most max_tokens new tokens, cut at
- * the first stop sequence. The caller's thread runs the prefill with the request's own KV cache;
- * the decode steps then run either on that thread (batch 1) or, when a {@link DecodeBatcher} is
- * given, in runs shared with other requests. Either way no request ever reads another's cache.
+ * Generates the choices of one request the way {@code attnskip generate} does (prefill the prompt,
+ * then one token per run, stop at EOS or BOS), with OpenAI's limits: at most max_tokens new tokens,
+ * cut at the first stop sequence. The caller's thread prefills each prompt once with its own KV
+ * cache, and each of the prompt's n choices continues from its own copy of that cache. The decode
+ * steps then run either on that thread, one choice after the other, or, when a {@link DecodeBatcher}
+ * is given, in runs shared with the other choices and requests. Either way no choice ever reads
+ * another's cache.
  */
 final class CompletionEngine {
-    /** What a completion produced; finishReason is "stop", "length" or "cancelled". */
-    record Completion(String text, String finishReason, int promptTokens, int completionTokens) {
+    /**
+     * What a choice produced; finishReason is "stop", "length" or "cancelled". The text starts with
+     * the prompt's when the choice echoes it; the trace is null unless log-probabilities were asked.
+     */
+    record Completion(String text, String finishReason, int promptTokens, int completionTokens, Choice choice,
+                      TokenTrace trace) {
     }
 
     private final DecoderSession session;
@@ -37,44 +48,100 @@ final class CompletionEngine {
     }
 
     /**
-     * @param promptIds   BOS first
-     * @param sink        receives the completion's text as it becomes final
-     * @param clientGone  polled between steps; true stops generation and frees the cache
+     * @param choices     grouped by prompt, in order; see {@link Choice#expand}
+     * @param sinks       for each choice index, receives the choice's text as it becomes final
+     * @param clientGone  polled between steps; true stops generation and frees the caches
      * @param arrivalNano when the request arrived, for the time-to-first-token histogram
+     * @return one completion per choice, in the order given
      */
-    Completion complete(int[] promptIds, CompletionRequest request, Consumer<String> sink, BooleanSupplier clientGone,
-                        long arrivalNano) {
-        KvCache cache = session.emptyCache(1);
-        CompletionProgress progress = new CompletionProgress(promptIds, request, sink, clientGone, arrivalNano, tokenizer,
-                pieces, metrics, session.kvBytesPerPosition());
+    List<Completion> complete(List<Choice> choices, CompletionRequest request, IntFunction<Consumer<String>> sinks,
+                              BooleanSupplier clientGone, long arrivalNano) {
+        List<CompletionProgress> progresses = new ArrayList<>();
+        List<CompletionProgress> shared = new ArrayList<>();
+        List<CompletableFuture<Void>> decoding = new ArrayList<>();
         try {
-            DecoderSession.Output out = session.run(new long[][] {longs(promptIds)}, new long[][] {ones(promptIds.length)},
-                    new long[][] {range(promptIds.length)}, cache);
-            cache = out.cache();
-            int next = progress.advance(out.logits().last(0));
-            if (next >= 0 && batcher != null) {
-                KvCache handedOver = cache;
-                cache = null; // the batcher owns it now
-                batcher.decode(progress, handedOver, next);
-            } else {
-                int position = promptIds.length;
-                while (next >= 0) {
-                    out = session.run(new long[][] {{next}}, new long[][] {ones(position + 1)}, new long[][] {{position}},
-                            cache);
-                    cache = out.cache();
-                    next = progress.advance(out.logits().last(0));
-                    position++;
+            for (int from = 0; from < choices.size(); ) {
+                int to = from;
+                while (to < choices.size() && choices.get(to).promptIndex() == choices.get(from).promptIndex()) {
+                    to++;
                 }
+                List<Choice> group = choices.subList(from, to);
+                for (Choice c : group) {
+                    progresses.add(new CompletionProgress(c, request, sinks.apply(c.index()), clientGone, arrivalNano,
+                            tokenizer, pieces, metrics, session.kvBytesPerPosition()));
+                }
+                continuePrompt(group, progresses.subList(from, to), request, shared, decoding);
+                from = to;
+            }
+            if (batcher != null) {
+                batcher.awaitAll(shared, decoding);
             }
         } catch (RuntimeException | Error e) {
-            progress.release();
+            if (batcher != null) {
+                batcher.abandonAll(shared, decoding); // the batcher lets go of them before they are released
+            }
+            progresses.forEach(CompletionProgress::release);
             throw e;
+        }
+        return progresses.stream().map(CompletionProgress::finish).toList();
+    }
+
+    /** Prefills one prompt, then starts each of its choices from a copy of the cache. */
+    private void continuePrompt(List<Choice> group, List<CompletionProgress> progresses, CompletionRequest request,
+                                List<CompletionProgress> shared, List<CompletableFuture<Void>> decoding) {
+        int[] promptIds = group.get(0).promptIds();
+        DecoderSession.Output out = session.run(new long[][] {longs(promptIds)}, new long[][] {ones(promptIds.length)},
+                new long[][] {range(promptIds.length)}, session.emptyCache(1));
+        KvCache prefilled = out.cache();
+        try {
+            Choice first = group.get(0);
+            if (first.echo() && first.logprobs() >= 0) {
+                List<TokenLogprob> prompt = TokenLogprob.ofPrompt(out.logits(), promptIds, first.logprobs());
+                progresses.forEach(p -> p.promptLogprobs(prompt));
+            }
+            if (request.maxTokens() == 0) {
+                return; // echo only
+            }
+            float[] last = out.logits().last(0);
+            for (int i = 0; i < group.size(); i++) {
+                CompletionProgress progress = progresses.get(i);
+                int next = progress.advance(last);
+                if (next < 0) {
+                    continue;
+                }
+                KvCache own;
+                if (i == group.size() - 1) {
+                    own = prefilled; // the last choice takes the prefilled cache itself
+                    prefilled = null;
+                } else {
+                    own = KvCacheCopy.of(session, prefilled);
+                }
+                if (batcher != null) {
+                    shared.add(progress);
+                    decoding.add(batcher.start(progress, own, next));
+                } else {
+                    decodeAlone(progress, own, next, promptIds.length);
+                }
+            }
         } finally {
-            if (cache != null) {
-                cache.close();
+            if (prefilled != null) {
+                prefilled.close();
             }
         }
-        return progress.finish();
+    }
+
+    private void decodeAlone(CompletionProgress progress, KvCache cache, int next, int position) {
+        try {
+            while (next >= 0) {
+                DecoderSession.Output out = session.run(new long[][] {{next}}, new long[][] {ones(position + 1)},
+                        new long[][] {{position}}, cache);
+                cache = out.cache();
+                next = progress.advance(out.logits().last(0));
+                position++;
+            }
+        } finally {
+            cache.close();
+        }
     }
 
     private static long[] longs(int[] ids) {

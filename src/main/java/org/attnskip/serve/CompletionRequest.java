@@ -4,41 +4,90 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
- * The fields of an OpenAI completions request that this server honours, checked for type and range.
- * Absent fields take OpenAI's defaults (max_tokens 16, temperature 1, top_p 1).
+ * The fields of an OpenAI completions (or chat completions) request that this server honours,
+ * checked for type and range. Absent fields take OpenAI's defaults (max_tokens 16, temperature 1,
+ * top_p 1, n 1).
+ *
+ * @param prompts  one or more prompts, each a text or token ids; a chat request has none until its
+ *                 messages are rendered ({@link #withPrompts})
+ * @param seed     null when absent: then every request draws its own
+ * @param n        choices per prompt
+ * @param logprobs alternatives listed per token; -1 for no log-probabilities at all
  */
-public record CompletionRequest(String model, String prompt, int maxTokens, float temperature, float topP, long seed,
-                                List<String> stop, boolean stream, boolean includeUsage) {
+public record CompletionRequest(String model, List<Prompt> prompts, int maxTokens, float temperature, float topP, Long seed,
+                                List<String> stop, boolean stream, boolean includeUsage, int n, boolean echo,
+                                int logprobs) {
     private static final int MAX_STOP_SEQUENCES = 4; // as OpenAI
+    static final int MAX_N = 128; // as OpenAI
+    static final int MAX_CHOICES = 256; // n times the prompts
+    static final int MAX_LOGPROBS = 20; // as vLLM
+
+    /** A prompt as sent: text to tokenize, or token ids taken as they are. */
+    public record Prompt(String text, int[] ids) {
+    }
+
+    /** The fields of /v1/completions that are not ignored; others are logged once and ignored. */
+    static final Set<String> COMPLETION_FIELDS = Set.of("model", "prompt", "max_tokens", "temperature", "top_p", "seed",
+            "stop", "stream", "stream_options", "n", "best_of", "echo", "logprobs", "suffix", "presence_penalty",
+            "frequency_penalty", "logit_bias", "user");
 
     public static CompletionRequest parse(JsonNode body, ServeLimits limits) {
-        if (body == null || !body.isObject()) {
-            throw ApiError.invalid(null, "the request body must be a JSON object");
+        requireObject(body);
+        List<Prompt> prompts = prompts(body.get("prompt"));
+        boolean echo = bool(body, "echo");
+        int maxTokens = maxTokens(body, "max_tokens", limits, echo ? 0 : 1);
+        int logprobs = -1;
+        JsonNode lp = body.get("logprobs");
+        if (lp != null && !lp.isNull()) {
+            logprobs = integer(lp, "logprobs", 0, MAX_LOGPROBS);
         }
+        unsupported(body, "suffix", n -> n.isTextual() && n.textValue().isEmpty());
+        CompletionRequest r = common(body, limits, prompts, maxTokens, echo, logprobs);
+        JsonNode bestOf = body.get("best_of");
+        if (bestOf != null && !bestOf.isNull() && !(bestOf.isIntegralNumber() && bestOf.intValue() == r.n())) {
+            throw ApiError.invalid("best_of", "best_of must equal n: this server returns every choice it generates");
+        }
+        if (r.stream() && logprobs >= 0) {
+            throw ApiError.invalid("logprobs", "logprobs are not streamed by this server; ask without stream");
+        }
+        return r;
+    }
+
+    /** The fields of /v1/chat/completions besides the messages; the prompts come from rendering them. */
+    static CompletionRequest parseChat(JsonNode body, ServeLimits limits) {
+        requireObject(body);
+        JsonNode mct = body.get("max_completion_tokens");
+        int maxTokens = maxTokens(body, mct != null && !mct.isNull() ? "max_completion_tokens" : "max_tokens", limits, 1);
+        int logprobs = -1;
+        if (bool(body, "logprobs")) {
+            JsonNode top = body.get("top_logprobs");
+            logprobs = top == null || top.isNull() ? 0 : integer(top, "top_logprobs", 0, MAX_LOGPROBS);
+        }
+        CompletionRequest r = common(body, limits, List.of(), maxTokens, false, logprobs);
+        if (r.stream() && logprobs >= 0) {
+            throw ApiError.invalid("logprobs", "logprobs are not streamed by this server; ask without stream");
+        }
+        return r;
+    }
+
+    /** The same request for other prompts (a chat request's rendered messages). */
+    CompletionRequest withPrompts(List<Prompt> rendered) {
+        return new CompletionRequest(model, rendered, maxTokens, temperature, topP, seed, stop, stream, includeUsage, n,
+                echo, logprobs);
+    }
+
+    private static CompletionRequest common(JsonNode body, ServeLimits limits, List<Prompt> prompts, int maxTokens,
+                                            boolean echo, int logprobs) {
         String model = optionalString(body, "model");
-        String prompt = prompt(body.get("prompt"));
-        int maxTokens = ServeLimits.DEFAULT_MAX_TOKENS;
-        JsonNode mt = body.get("max_tokens");
-        if (mt != null && !mt.isNull()) {
-            if (!mt.isIntegralNumber() || !mt.canConvertToInt()) {
-                throw ApiError.invalid("max_tokens", "max_tokens must be an integer, got " + mt);
-            }
-            maxTokens = mt.intValue();
-            if (maxTokens < 1) {
-                throw ApiError.invalid("max_tokens", "max_tokens must be at least 1, got " + maxTokens);
-            }
-            if (maxTokens > limits.maxTokens()) {
-                throw ApiError.invalid("max_tokens", "max_tokens must be at most " + limits.maxTokens() + ", got " + maxTokens);
-            }
-        }
         float temperature = number(body, "temperature", 1f, 0f, 2f);
         float topP = number(body, "top_p", 1f, 0f, 1f);
         if (body.has("top_p") && !body.get("top_p").isNull() && topP == 0f) {
             throw ApiError.invalid("top_p", "top_p must be greater than 0");
         }
-        long seed = 0;
+        Long seed = null;
         JsonNode s = body.get("seed");
         if (s != null && !s.isNull()) {
             if (!s.isIntegralNumber() || !s.canConvertToLong()) {
@@ -56,26 +105,106 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
             }
             includeUsage = bool(so, "include_usage");
         }
-        for (String one : new String[] {"n", "best_of"}) {
-            JsonNode n = body.get(one);
-            if (n != null && !n.isNull() && !(n.isIntegralNumber() && n.intValue() == 1)) {
-                throw ApiError.invalid(one, one + " must be 1: this server returns one choice per request");
-            }
+        int n = 1;
+        JsonNode nn = body.get("n");
+        if (nn != null && !nn.isNull()) {
+            n = integer(nn, "n", 1, MAX_N);
         }
-        return new CompletionRequest(model, prompt, maxTokens, temperature, topP, seed, stop, stream, includeUsage);
+        if ((long) n * Math.max(1, prompts.size()) > MAX_CHOICES) {
+            throw ApiError.invalid("n", "n times the number of prompts must be at most " + MAX_CHOICES + ", got "
+                    + n + " x " + prompts.size());
+        }
+        // Neutral values of fields this server does not implement are accepted, as clients send them by default.
+        for (String penalty : new String[] {"presence_penalty", "frequency_penalty"}) {
+            unsupported(body, penalty, v -> v.isNumber() && v.doubleValue() == 0);
+        }
+        unsupported(body, "logit_bias", v -> v.isObject() && v.isEmpty());
+        return new CompletionRequest(model, prompts, maxTokens, temperature, topP, seed, stop, stream, includeUsage, n,
+                echo, logprobs);
     }
 
-    private static String prompt(JsonNode p) {
+    private static void requireObject(JsonNode body) {
+        if (body == null || !body.isObject()) {
+            throw ApiError.invalid(null, "the request body must be a JSON object");
+        }
+    }
+
+    private static int maxTokens(JsonNode body, String name, ServeLimits limits, int min) {
+        JsonNode mt = body.get(name);
+        if (mt == null || mt.isNull()) {
+            return ServeLimits.DEFAULT_MAX_TOKENS;
+        }
+        if (!mt.isIntegralNumber() || !mt.canConvertToInt()) {
+            throw ApiError.invalid(name, name + " must be an integer, got " + mt);
+        }
+        int maxTokens = mt.intValue();
+        if (maxTokens < min) {
+            throw ApiError.invalid(name, name + " must be at least " + min + (min == 0 ? "" : " (0 only with echo)")
+                    + ", got " + maxTokens);
+        }
+        if (maxTokens > limits.maxTokens()) {
+            throw ApiError.invalid(name, name + " must be at most " + limits.maxTokens() + ", got " + maxTokens);
+        }
+        return maxTokens;
+    }
+
+    /** A field this server cannot honour: accepted only when absent, null or {@code neutral}. */
+    private static void unsupported(JsonNode body, String name, java.util.function.Predicate<JsonNode> neutral) {
+        JsonNode v = body.get(name);
+        if (v != null && !v.isNull() && !neutral.test(v)) {
+            throw ApiError.invalid(name, name + " is not supported by this server; leave it out");
+        }
+    }
+
+    /**
+     * A string, a list of strings, a list of token ids, or a list of such lists: one prompt each.
+     * An absent prompt is the empty text (OpenAI starts from &lt;|endoftext|&gt;; ours starts from BOS).
+     */
+    private static List<Prompt> prompts(JsonNode p) {
+        List<Prompt> out = new ArrayList<>();
         if (p == null || p.isNull()) {
-            return ""; // OpenAI starts from <|endoftext|>; ours starts from BOS
+            out.add(new Prompt("", null));
+        } else if (p.isTextual()) {
+            out.add(new Prompt(p.textValue(), null));
+        } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
+            out.add(new Prompt(null, ids(p)));
+        } else if (p.isArray() && !p.isEmpty()) {
+            for (JsonNode one : p) {
+                if (one.isTextual()) {
+                    out.add(new Prompt(one.textValue(), null));
+                } else if (one.isArray() && !one.isEmpty()) {
+                    out.add(new Prompt(null, ids(one)));
+                } else {
+                    throw ApiError.invalid("prompt", "a list of prompts holds strings or non-empty lists of token ids");
+                }
+            }
+        } else {
+            throw ApiError.invalid("prompt", "prompt must be a string, a list of strings, a list of token ids, "
+                    + "or a list of lists of token ids");
         }
-        if (p.isTextual()) {
-            return p.textValue();
+        if (out.size() > MAX_CHOICES) {
+            throw ApiError.invalid("prompt", "at most " + MAX_CHOICES + " prompts per request, got " + out.size());
         }
-        if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
-            return p.get(0).textValue();
+        return out;
+    }
+
+    private static int[] ids(JsonNode list) {
+        int[] ids = new int[list.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode id = list.get(i);
+            if (!id.isIntegralNumber() || !id.canConvertToInt() || id.intValue() < 0) {
+                throw ApiError.invalid("prompt", "token ids must be non-negative integers, got " + id);
+            }
+            ids[i] = id.intValue();
         }
-        throw ApiError.invalid("prompt", "prompt must be a string (or a list of exactly one string)");
+        return ids;
+    }
+
+    private static int integer(JsonNode n, String name, int min, int max) {
+        if (!n.isIntegralNumber() || !n.canConvertToInt() || n.intValue() < min || n.intValue() > max) {
+            throw ApiError.invalid(name, name + " must be an integer from " + min + " to " + max + ", got " + n);
+        }
+        return n.intValue();
     }
 
     private static String optionalString(JsonNode body, String name) {
@@ -104,7 +233,7 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
         return (float) v;
     }
 
-    private static boolean bool(JsonNode body, String name) {
+    static boolean bool(JsonNode body, String name) {
         JsonNode n = body.get(name);
         if (n == null || n.isNull()) {
             return false;

@@ -13,6 +13,7 @@ import org.attnskip.runtime.KvBatch;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -26,11 +27,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * An OpenAI-compatible HTTP server over one {@link ServedModel}: /v1/completions (plain and
- * server-sent events), /v1/chat/completions (404: no chat template), /v1/models, /health and
- * /metrics. A fixed pool of workers generates; requests beyond the workers wait in a bounded queue
- * and are turned away with 429 when it is full. Each worker prefills its request with the
- * request's own KV cache; the decode steps of running requests are shared in one batched run when
+ * An OpenAI-compatible HTTP server over one {@link ServedModel}: /v1/completions and
+ * /v1/chat/completions (plain and server-sent events; the chat rendered with the model's own
+ * template, see {@link RequestPlanner}), /v1/models, /health and /metrics. A fixed pool of
+ * workers generates; requests beyond the workers wait in a bounded queue and are turned away with
+ * 429 when it is full. Each worker prefills its request's prompts with their own KV caches; the
+ * decode steps of running requests (and of their choices) are shared in one batched run when
  * the graph accepts a batch and the limits allow more than one row, and run alone otherwise.
  */
 public final class CompletionServer implements AutoCloseable {
@@ -38,6 +40,7 @@ public final class CompletionServer implements AutoCloseable {
     private final ServeLimits limits;
     private final ServerMetrics metrics = new ServerMetrics();
     private final CompletionEngine engine;
+    private final RequestPlanner planner;
     private final DecodeBatcher batcher;
     private final String batchingNote;
     private final ThreadPoolExecutor workers;
@@ -53,6 +56,7 @@ public final class CompletionServer implements AutoCloseable {
         this.batchingNote = batchingNote(model, limits);
         this.batcher = batchingNote == null ? new DecodeBatcher(model.session(), limits.maxBatch(), metrics) : null;
         this.engine = new CompletionEngine(model.session(), model.tokenizer(), metrics, batcher);
+        this.planner = new RequestPlanner(model, limits);
         this.workers = new ThreadPoolExecutor(limits.maxConcurrency(), limits.maxConcurrency(), 0, TimeUnit.SECONDS,
                 limits.queueCapacity() == 0 ? new java.util.concurrent.SynchronousQueue<>()
                         : new ArrayBlockingQueue<>(limits.queueCapacity()),
@@ -75,10 +79,8 @@ public final class CompletionServer implements AutoCloseable {
             config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8")
                     .result(metrics.render()));
             config.routes.get("/v1/models", this::models);
-            config.routes.post("/v1/completions", this::completions);
-            config.routes.post("/v1/chat/completions", ctx -> fail(ctx, new ApiError(404, "invalid_request_error", null,
-                    "chat_template_missing", "model '" + model.id() + "' has no chat template (attnskip model directories "
-                    + "carry none), so /v1/chat/completions is not served; use /v1/completions")));
+            config.routes.post("/v1/completions", ctx -> completions(ctx, planner::completions));
+            config.routes.post("/v1/chat/completions", ctx -> completions(ctx, planner::chat));
             config.routes.exception(ApiError.class, (e, ctx) -> fail(ctx, e));
             config.routes.error(404, "*", ctx -> {
                 if (ctx.result() == null || ctx.result().isEmpty() || !ctx.result().startsWith("{")) {
@@ -153,7 +155,7 @@ public final class CompletionServer implements AutoCloseable {
         ArrayNode cached = graph.putArray("cached_layers");
         model.session().cachedLayers().forEach(cached::add);
         graph.put("kv_bytes_per_token", model.session().kvBytesPerPosition());
-        graph.put("chat_template", false);
+        graph.put("chat_template", planner.hasChatTemplate());
         ObjectNode rewrite = graph.putObject("rewrite");
         if (model.rewrite().isEmpty()) {
             rewrite.put("mode", "none");
@@ -163,7 +165,8 @@ public final class CompletionServer implements AutoCloseable {
         ctx.contentType("application/json").result(root.toString());
     }
 
-    private void completions(Context ctx) throws IOException {
+    private void completions(Context ctx, java.util.function.Function<JsonNode, RequestPlanner.Plan> planning)
+            throws IOException {
         long arrival = System.nanoTime();
         inFlight.incrementAndGet();
         try {
@@ -189,17 +192,19 @@ public final class CompletionServer implements AutoCloseable {
             } catch (JsonProcessingException e) {
                 throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
             }
-            CompletionRequest request = CompletionRequest.parse(body, limits);
+            RequestPlanner.Plan plan = planning.apply(body);
+            CompletionRequest request = plan.request();
             if (request.model() != null && !request.model().equals(model.id())) {
                 throw new ApiError(404, "invalid_request_error", "model", "model_not_found",
                         "the model '" + request.model() + "' does not exist; this server serves '" + model.id() + "'");
             }
-            int[] ids = model.tokenizer().encode(request.prompt());
-            checkLength(ids.length, request.maxTokens());
+            for (Choice c : plan.choices()) {
+                checkLength(c.promptIds().length, request.maxTokens());
+            }
             if (request.stream()) {
-                stream(ctx, request, ids, arrival);
+                stream(ctx, plan, arrival);
             } else {
-                whole(ctx, request, ids, arrival);
+                whole(ctx, plan, arrival);
             }
         } catch (ApiError e) {
             fail(ctx, e);
@@ -240,26 +245,24 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
-    private void whole(Context ctx, CompletionRequest request, int[] ids, long arrival) {
-        Future<CompletionEngine.Completion> future =
-                submit(() -> engine.complete(ids, request, piece -> { }, () -> false, arrival));
-        CompletionEngine.Completion c;
+    private void whole(Context ctx, RequestPlanner.Plan plan, long arrival) {
+        Future<List<CompletionEngine.Completion>> future = submit(() -> engine.complete(plan.choices(), plan.request(),
+                index -> piece -> { }, () -> false, arrival));
+        List<CompletionEngine.Completion> done;
         try {
-            c = future.get();
+            done = future.get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", null, "interrupted", "the request was interrupted");
         } catch (ExecutionException e) {
             throw new ApiError(500, "server_error", null, "generation_failed", "generation failed: " + e.getCause().getMessage());
         }
-        ObjectNode root = envelope();
-        ObjectNode choice = root.putArray("choices").addObject();
-        choice.put("text", c.text());
-        choice.put("index", 0);
-        choice.putNull("logprobs");
-        choice.put("finish_reason", c.finishReason());
-        root.set("usage", usage(c));
-        metrics.tokens(c.promptTokens(), c.completionTokens());
+        ResponseFormat format = plan.format();
+        ObjectNode root = envelope(format.idPrefix + UUID.randomUUID(), format.object);
+        ArrayNode choices = root.putArray("choices");
+        done.forEach(c -> format.choice(choices.addObject(), c));
+        root.set("usage", usage(plan, done));
+        metrics.tokens(promptTokens(plan, done), completionTokens(done));
         metrics.request(200);
         ctx.contentType("application/json").result(root.toString());
     }
@@ -267,44 +270,50 @@ public final class CompletionServer implements AutoCloseable {
     private sealed interface Event permits Piece, Done, Failed {
     }
 
-    private record Piece(String text) implements Event {
+    private record Piece(int index, String text) implements Event {
     }
 
-    private record Done(CompletionEngine.Completion completion) implements Event {
+    private record Done(List<CompletionEngine.Completion> completions) implements Event {
     }
 
     private record Failed(Throwable error) implements Event {
     }
 
-    private void stream(Context ctx, CompletionRequest request, int[] ids, long arrival) throws IOException {
+    private void stream(Context ctx, RequestPlanner.Plan plan, long arrival) throws IOException {
         BlockingQueue<Event> events = new LinkedBlockingQueue<>();
         AtomicBoolean cancelled = new AtomicBoolean();
         submit(() -> {
             try {
-                events.add(new Done(engine.complete(ids, request, piece -> events.add(new Piece(piece)), cancelled::get,
-                        arrival)));
+                events.add(new Done(engine.complete(plan.choices(), plan.request(),
+                        index -> piece -> events.add(new Piece(index, piece)), cancelled::get, arrival)));
             } catch (Throwable t) {
                 events.add(new Failed(t));
             }
             return null;
         });
-        String id = "cmpl-" + UUID.randomUUID();
+        ResponseFormat format = plan.format();
+        String id = format.idPrefix + UUID.randomUUID();
         ctx.status(200);
         ctx.res().setContentType("text/event-stream; charset=utf-8");
         ctx.res().setHeader("Cache-Control", "no-cache");
         OutputStream out = ctx.res().getOutputStream();
         ctx.res().flushBuffer();
-        CompletionEngine.Completion done = null;
+        List<CompletionEngine.Completion> done = null;
         try {
+            if (format == ResponseFormat.CHAT) { // a chat stream opens each choice with the assistant's role
+                for (Choice c : plan.choices()) {
+                    send(out, chunk(format, id, c.index(), null, null));
+                }
+            }
             while (done == null) {
                 Event e = events.poll(100, TimeUnit.MILLISECONDS);
                 if (e == null) {
                     continue;
                 }
                 if (e instanceof Piece p) {
-                    send(out, chunk(id, p.text(), null));
+                    send(out, chunk(format, id, p.index(), p.text(), null));
                 } else if (e instanceof Done d) {
-                    done = d.completion();
+                    done = d.completions();
                 } else if (e instanceof Failed f) {
                     send(out, new ApiError(500, "server_error", null, "generation_failed",
                             "generation failed: " + f.error().getMessage()).body(json));
@@ -312,16 +321,18 @@ public final class CompletionServer implements AutoCloseable {
                     return;
                 }
             }
-            send(out, chunk(id, "", done.finishReason()));
-            if (request.includeUsage()) {
-                ObjectNode last = envelope(id, "text_completion");
+            for (CompletionEngine.Completion c : done) {
+                send(out, chunk(format, id, c.choice().index(), null, c.finishReason()));
+            }
+            if (plan.request().includeUsage()) {
+                ObjectNode last = envelope(id, format.chunkObject);
                 last.putArray("choices");
-                last.set("usage", usage(done));
+                last.set("usage", usage(plan, done));
                 send(out, last);
             }
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             out.flush();
-            metrics.tokens(done.promptTokens(), done.completionTokens());
+            metrics.tokens(promptTokens(plan, done), completionTokens(done));
             metrics.request(200);
         } catch (IOException gone) {
             // The client closed the connection: stop the worker at its next step, which frees the cache.
@@ -339,18 +350,10 @@ public final class CompletionServer implements AutoCloseable {
         out.flush();
     }
 
-    private ObjectNode chunk(String id, String text, String finishReason) {
-        ObjectNode root = envelope(id, "text_completion");
-        ObjectNode choice = root.putArray("choices").addObject();
-        choice.put("text", text);
-        choice.put("index", 0);
-        choice.putNull("logprobs");
-        choice.put("finish_reason", finishReason);
+    private ObjectNode chunk(ResponseFormat format, String id, int index, String text, String finishReason) {
+        ObjectNode root = envelope(id, format.chunkObject);
+        format.chunk(root.putArray("choices").addObject(), index, text, finishReason);
         return root;
-    }
-
-    private ObjectNode envelope() {
-        return envelope("cmpl-" + UUID.randomUUID(), "text_completion");
     }
 
     private ObjectNode envelope(String id, String object) {
@@ -362,12 +365,24 @@ public final class CompletionServer implements AutoCloseable {
         return root;
     }
 
-    private ObjectNode usage(CompletionEngine.Completion c) {
+    private ObjectNode usage(RequestPlanner.Plan plan, List<CompletionEngine.Completion> done) {
         ObjectNode u = json.createObjectNode();
-        u.put("prompt_tokens", c.promptTokens());
-        u.put("completion_tokens", c.completionTokens());
-        u.put("total_tokens", c.promptTokens() + c.completionTokens());
+        int prompt = promptTokens(plan, done);
+        int completion = completionTokens(done);
+        u.put("prompt_tokens", prompt);
+        u.put("completion_tokens", completion);
+        u.put("total_tokens", prompt + completion);
         return u;
+    }
+
+    /** Each prompt counts once, however many choices continue it. */
+    private static int promptTokens(RequestPlanner.Plan plan, List<CompletionEngine.Completion> done) {
+        return done.stream().filter(c -> c.choice().index() % plan.request().n() == 0)
+                .mapToInt(CompletionEngine.Completion::promptTokens).sum();
+    }
+
+    private static int completionTokens(List<CompletionEngine.Completion> done) {
+        return done.stream().mapToInt(CompletionEngine.Completion::completionTokens).sum();
     }
 
     private void fail(Context ctx, ApiError e) {

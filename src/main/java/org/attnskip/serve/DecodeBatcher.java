@@ -60,10 +60,11 @@ final class DecodeBatcher implements AutoCloseable {
     }
 
     /**
-     * Decodes a prefilled completion until its progress ends it, in steps shared with the others;
-     * blocks the calling worker until then. Takes ownership of the cache.
+     * Queues a prefilled completion to be decoded, in steps shared with the others, until its
+     * progress ends it; the returned future completes then. Takes ownership of the cache. Until the
+     * future completes, the progress belongs to the decode loop.
      */
-    void decode(CompletionProgress progress, KvCache cache, int firstToken) {
+    CompletableFuture<Void> start(CompletionProgress progress, KvCache cache, int firstToken) {
         Joining joining = new Joining(progress, cache, firstToken, new CompletableFuture<>());
         if (closed) {
             cache.close();
@@ -74,25 +75,53 @@ final class DecodeBatcher implements AutoCloseable {
             cache.close();
             throw new IllegalStateException("the server is shutting down");
         }
+        return joining.done();
+    }
+
+    /** Decodes one prefilled completion, blocking the calling worker until it ends. */
+    void decode(CompletionProgress progress, KvCache cache, int firstToken) {
+        awaitAll(List.of(progress), List.of(start(progress, cache, firstToken)));
+    }
+
+    /**
+     * Blocks until every started completion has ended; throws the first failure after all have.
+     * When the worker is interrupted, each completion is asked to end at its next step, and still
+     * waited for (the loop completes every future it holds, also when it stops).
+     */
+    void awaitAll(List<CompletionProgress> progresses, List<CompletableFuture<Void>> done) {
         boolean interrupted = false;
-        try {
-            joining.done().get();
-        } catch (InterruptedException e) {
-            // The worker is being stopped: end the completion at its next step. Until the loop lets go
-            // of it, the progress is the loop's, so wait (the loop completes every future it holds,
-            // also when it stops).
-            interrupted = true;
-            progress.abandon();
-        } catch (ExecutionException e) {
-            throw failure(e.getCause());
+        RuntimeException failed = null;
+        for (int i = 0; i < done.size(); i++) {
+            try {
+                if (interrupted) {
+                    done.get(i).join();
+                } else {
+                    done.get(i).get();
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+                progresses.forEach(CompletionProgress::abandon);
+                i--; // wait for this one again, uninterruptibly
+            } catch (ExecutionException | java.util.concurrent.CompletionException e) {
+                failed = failed != null ? failed : failure(e.getCause());
+            }
         }
         if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failed != null) {
+            throw failed;
+        }
+    }
+
+    /** Ends started completions at their next step and waits until the loop has let go of them. */
+    void abandonAll(List<CompletionProgress> progresses, List<CompletableFuture<Void>> done) {
+        progresses.forEach(CompletionProgress::abandon);
+        for (CompletableFuture<Void> d : done) {
             try {
-                joining.done().join();
-            } catch (java.util.concurrent.CompletionException e) {
-                throw failure(e.getCause());
-            } finally {
-                Thread.currentThread().interrupt();
+                d.join();
+            } catch (RuntimeException ignored) {
+                // its failure is already being reported by the caller
             }
         }
     }

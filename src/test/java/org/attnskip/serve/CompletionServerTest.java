@@ -194,9 +194,10 @@ class CompletionServerTest {
             assertEquals(c[2] == null ? "null" : c[2], error.get("param").isNull() ? "null" : error.get("param").asText());
             assertEquals(200, post("/v1/completions", completionBody("Once", 3, false)).statusCode());
         }
-        HttpResponse<String> chat = post("/v1/chat/completions", "{\"messages\": []}");
-        assertEquals(404, chat.statusCode());
-        assertTrue(chat.body().contains("chat template"), chat.body());
+        HttpResponse<String> chat = post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}");
+        assertEquals(400, chat.statusCode());
+        assertEquals("chat_template_missing", JSON.readTree(chat.body()).at("/error/code").asText());
+        assertTrue(chat.body().contains("no chat template"), chat.body());
     }
 
     @Test
