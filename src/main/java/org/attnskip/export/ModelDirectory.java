@@ -6,9 +6,12 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ExternalDataWriter;
 import org.attnskip.onnx.OnnxModelIO;
 
+import java.io.BufferedOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +19,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Comparator;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
@@ -93,6 +97,39 @@ public final class ModelDirectory {
      */
     public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
                                        boolean externalData) {
+        return write(target, manifest, tokenizer,
+                staging -> OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData));
+    }
+
+    /**
+     * Writes a model directory whose graph is built straight into it: {@code graph} gets the
+     * writer of {@code model.onnx.data}, declares its weights into it one by one and returns the
+     * graph, which then holds only references to them. The data is on disk before the directory
+     * is renamed into place.
+     *
+     * @param progress told after each tensor is written; may be null
+     */
+    public static ModelDirectory writeStreamed(Path target, ModelManifest manifest, Path tokenizer,
+                                               ExternalDataWriter.Listener progress,
+                                               Function<ExternalDataWriter, ModelProto> graph) {
+        return write(target, manifest, tokenizer, staging -> {
+            String dataName = MODEL_FILE + ".data";
+            ModelProto model;
+            try (ExternalDataWriter data = new ExternalDataWriter(staging.resolve(dataName), dataName, progress)) {
+                model = graph.apply(data);
+                data.force();
+            }
+            try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(staging.resolve(MODEL_FILE)), 1 << 20)) {
+                model.writeTo(os);
+            }
+        });
+    }
+
+    private interface ModelFileWriter {
+        void writeInto(Path staging) throws IOException;
+    }
+
+    private static ModelDirectory write(Path target, ModelManifest manifest, Path tokenizer, ModelFileWriter modelFile) {
         Path out = target.toAbsolutePath().normalize();
         checkReplaceable(out);
         if ((tokenizer == null) != (manifest.tokenizer() == null)) {
@@ -106,7 +143,7 @@ public final class ModelDirectory {
         try {
             Files.createDirectories(parent);
             staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
-            OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData);
+            modelFile.writeInto(staging);
             if (tokenizer != null) {
                 Files.copy(tokenizer, staging.resolve(manifest.tokenizer().file()));
             }

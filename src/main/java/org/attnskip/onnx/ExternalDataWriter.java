@@ -19,6 +19,7 @@ import java.nio.file.StandardOpenOption;
  */
 public final class ExternalDataWriter implements Closeable {
     private static final int DATA_ALIGNMENT = 64;
+    private static final int WRITE_SLICE = 4 << 20;
 
     /** Told after each tensor reaches the file. */
     public interface Listener {
@@ -58,9 +59,14 @@ public final class ExternalDataWriter implements Closeable {
         long offset = align();
         long length = bytes.remaining();
         try {
+            // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
             long pos = offset;
             while (bytes.hasRemaining()) {
-                pos += channel.write(bytes, pos);
+                ByteBuffer slice = bytes.duplicate();
+                slice.limit(Math.min(bytes.limit(), bytes.position() + WRITE_SLICE));
+                int n = channel.write(slice, pos);
+                bytes.position(bytes.position() + n);
+                pos += n;
             }
         } catch (IOException e) {
             throw new BadInputException("cannot write tensor '" + tensor.getName() + "' to " + location + ": "
