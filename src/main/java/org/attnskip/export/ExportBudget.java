@@ -1,6 +1,7 @@
 package org.attnskip.export;
 
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.Tensors;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -12,7 +13,7 @@ import java.nio.file.Path;
  * in fp32 plus its largest matrix being transposed and encoded, or the embedding or classifier
  * being encoded). A request that cannot fit is refused with the numbers instead of failing halfway.
  */
-public record ExportBudget(long dataBytes, long heapBytes) {
+public record ExportBudget(long dataBytes, long heapBytes, long largestTensorBytes) {
     /** The graph proto, the JVM's own data and what the estimate leaves out. */
     static final long SLACK_BYTES = 256L << 20;
 
@@ -42,7 +43,7 @@ public record ExportBudget(long dataBytes, long heapBytes) {
         long embeddingPhase = (4 + size) * embedding;
         long classifierPhase = c.sharedClassifier() ? 0 : (4 + size) * embedding;
         long heap = Math.max(layerPhase, Math.max(embeddingPhase, classifierPhase)) + SLACK_BYTES;
-        return new ExportBudget(data, heap);
+        return new ExportBudget(data, heap, Math.max(embedding, largestMatrix) * size);
     }
 
     /**
@@ -52,6 +53,10 @@ public record ExportBudget(long dataBytes, long heapBytes) {
      * @param otherFileBytes the other files the output holds (tokenizer), counted towards the disk
      */
     public void check(Path output, long maxHeap, long otherFileBytes) {
+        if (largestTensorBytes > Tensors.MAX_INLINE_BYTES) {
+            throw new BadInputException("the largest tensor would take " + largestTensorBytes
+                    + " bytes, over the 2 GB one tensor can hold here; export with --dtype fp16");
+        }
         if (heapBytes > maxHeap) {
             throw new BadInputException("this export needs about " + gb(heapBytes) + " of Java heap and the JVM has "
                     + gb(maxHeap) + "; raise it with ATTNSKIP_JAVA_OPTS=-Xmx" + (heapBytes / (1L << 30) + 1) + "g");

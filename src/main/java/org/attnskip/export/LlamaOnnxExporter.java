@@ -283,13 +283,7 @@ public final class LlamaOnnxExporter {
 
     /** A weight matrix given [out][in], stored transposed [in][out] for MatMul. */
     private String matrix(String name, float[] outIn, int out, int in) {
-        float[] t = new float[outIn.length];
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                t[i * out + o] = outIn[o * in + i];
-            }
-        }
-        return weight(name, new long[] {in, out}, t);
+        return g.initializer(Tensors.transposed(name, dtype.onnxType(), outIn, out, in));
     }
 
     private String weight(String name, long[] dims, float[] values) {

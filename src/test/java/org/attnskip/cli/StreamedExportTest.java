@@ -110,11 +110,19 @@ class StreamedExportTest {
 
     @Test
     void aLayerLargerThanTheHeapIsExitTwoAndWritesNothing() throws IOException {
-        // one layer of 4.3 G parameters needs about 26 GB of heap in fp32
-        assumeTrue(Runtime.getRuntime().maxMemory() < 20L << 30, "this JVM's heap could take the layer");
-        CliRun run = CliRun.of("export", "--synthetic", "layers=1,hidden=16384,heads=128,ffn=65536,vocab=1000",
+        // one layer of 1.7 G parameters, its largest matrix 1.9 GB: about 10.5 GB of heap in fp32
+        assumeTrue(Runtime.getRuntime().maxMemory() < 10L << 30, "this JVM's heap could take the layer");
+        CliRun run = CliRun.of("export", "--synthetic", "layers=1,hidden=8192,heads=64,ffn=57344,vocab=1000",
                 "-o", tmp.resolve("wide").toString(), "--external-data");
         assertOneLineRefusal(run, "of Java heap");
+    }
+
+    @Test
+    void aTensorOverTwoGigabytesIsExitTwoAndWritesNothing() throws IOException {
+        // a 16384 x 65536 fp32 matrix is 4 GB: one tensor's bytes live in one Java array
+        CliRun run = CliRun.of("export", "--synthetic", "layers=1,hidden=16384,heads=128,ffn=65536,vocab=1000",
+                "-o", tmp.resolve("wide").toString(), "--external-data");
+        assertOneLineRefusal(run, "--dtype fp16");
     }
 
     private void assertOneLineRefusal(CliRun run, String mustSay) throws IOException {
