@@ -11,6 +11,7 @@ import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
+import org.attnskip.export.ReclaimingSource;
 import org.attnskip.export.SyntheticWeights;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
@@ -108,7 +109,7 @@ public final class ExportCommand implements Callable<Integer> {
         try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
             return ModelDirectory.writeStreamed(output, manifest, tokenizerFile,
                     (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),
-                    data -> LlamaOnnxExporter.export(weights, type, data));
+                    data -> LlamaOnnxExporter.export(ReclaimingSource.wrap(weights), type, data));
         }
     }
 
