@@ -90,7 +90,12 @@ public final class ExportCommand implements Callable<Integer> {
             }
             ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
             ExportBudget budget = ExportBudget.of(config, type);
-            if (externalData || budget.dataBytes() > OnnxModelIO.EXTERNAL_TOTAL_THRESHOLD) {
+            boolean stream = externalData || budget.dataBytes() > OnnxModelIO.EXTERNAL_TOTAL_THRESHOLD;
+            if (stream) {
+                budget.checkHeap(Runtime.getRuntime().maxMemory());
+            }
+            budget.checkDisk(output, tokenizerFile == null ? 0 : fileSize(tokenizerFile));
+            if (stream) {
                 written = streamed(weights, type, manifest, tokenizerFile, budget);
             } else {
                 written = ModelDirectory.write(output, LlamaOnnxExporter.export(weights, type), manifest, tokenizerFile, false);
@@ -102,10 +107,9 @@ public final class ExportCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** Weights go to model.onnx.data tensor by tensor, read one layer at a time, after checking they fit. */
+    /** Weights go to model.onnx.data tensor by tensor, read one layer at a time. */
     private ModelDirectory streamed(LlamaWeightSource weights, ExportDtype type, ModelManifest manifest,
                                     Path tokenizerFile, ExportBudget budget) {
-        budget.check(output, Runtime.getRuntime().maxMemory(), tokenizerFile == null ? 0 : fileSize(tokenizerFile));
         try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
             return ModelDirectory.writeStreamed(output, manifest, tokenizerFile,
                     (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),

@@ -47,12 +47,10 @@ public record ExportBudget(long dataBytes, long heapBytes, long largestTensorByt
     }
 
     /**
-     * Refuses, with one line saying how much is needed, when this JVM's heap or the free space
-     * where {@code output} will be written is too small.
-     *
-     * @param otherFileBytes the other files the output holds (tokenizer), counted towards the disk
+     * Refuses, with one line saying how much is needed, when this JVM's heap cannot take the
+     * largest step of a streamed export, or one tensor is too large to encode.
      */
-    public void check(Path output, long maxHeap, long otherFileBytes) {
+    public void checkHeap(long maxHeap) {
         if (largestTensorBytes > Tensors.MAX_INLINE_BYTES) {
             throw new BadInputException("the largest tensor would take " + largestTensorBytes
                     + " bytes, over the 2 GB one tensor can hold here; export with --dtype fp16");
@@ -61,6 +59,15 @@ public record ExportBudget(long dataBytes, long heapBytes, long largestTensorByt
             throw new BadInputException("this export needs about " + gb(heapBytes) + " of Java heap and the JVM has "
                     + gb(maxHeap) + "; raise it with ATTNSKIP_JAVA_OPTS=-Xmx" + (heapBytes / (1L << 30) + 1) + "g");
         }
+    }
+
+    /**
+     * Refuses, with one line giving the bytes needed, when the file system where {@code output}
+     * will be written has too little free space.
+     *
+     * @param otherFileBytes the other files the output holds (tokenizer), counted towards the disk
+     */
+    public void checkDisk(Path output, long otherFileBytes) {
         Path existing = output.toAbsolutePath().normalize();
         while (existing != null && !Files.exists(existing)) {
             existing = existing.getParent();
