@@ -1,17 +1,20 @@
 package org.attnskip.cli;
 
-import ai.onnx.proto.OnnxMl.ModelProto;
+import org.attnskip.eval.Progress;
+import org.attnskip.export.ExportBudget;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.HfCheckpoint;
 import org.attnskip.export.HfConfig;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaConfig;
 import org.attnskip.export.LlamaOnnxExporter;
-import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
+import org.attnskip.export.ReclaimingSource;
 import org.attnskip.export.SyntheticWeights;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 import org.attnskip.serve.ChatTemplate;
@@ -66,7 +69,8 @@ public final class ExportCommand implements Callable<Integer> {
             description = "element type of weights, activations, KV cache and logits (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--external-data", description = "keep the weights in model.onnx.data (automatic above 1.5 GB)")
+    @Option(names = "--external-data", description = "stream the weights to model.onnx.data one tensor at a time, "
+            + "checking first that the disk and the Java heap can take them (automatic above 1.5 GB)")
     boolean externalData;
 
     @Override
@@ -77,16 +81,29 @@ public final class ExportCommand implements Callable<Integer> {
             HfConfig.read(source.hf);
         }
         Path tokenizerFile = tokenizerFile();
-        LlamaWeights weights = readWeights();
-        LlamaConfig config = weights.config;
-        ModelManifest.TokenizerRef tokenizerRef = null;
-        if (tokenizerFile != null) {
-            checkTokenizer(tokenizerFile, config);
-            tokenizerRef = ModelManifest.TokenizerRef.forFile(tokenizerFile.getFileName().toString());
+        ModelDirectory written;
+        LlamaConfig config;
+        try (LlamaWeightSource weights = openWeights()) {
+            config = weights.config();
+            ModelManifest.TokenizerRef tokenizerRef = null;
+            if (tokenizerFile != null) {
+                checkTokenizer(tokenizerFile, config);
+                tokenizerRef = ModelManifest.TokenizerRef.forFile(tokenizerFile.getFileName().toString());
+            }
+            ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
+            ExportBudget budget = ExportBudget.of(config, type);
+            boolean stream = externalData || budget.dataBytes() > OnnxModelIO.EXTERNAL_TOTAL_THRESHOLD;
+            if (stream) {
+                budget.checkHeap(Runtime.getRuntime().maxMemory());
+            }
+            budget.checkDisk(output, tokenizerFile == null ? 0 : fileSize(tokenizerFile));
+            if (stream) {
+                written = streamed(weights, type, manifest, tokenizerFile, budget);
+            } else {
+                written = ModelDirectory.write(output, LlamaOnnxExporter.export(weights, type), manifest, tokenizerFile,
+                        false, companions());
+            }
         }
-        ModelProto model = LlamaOnnxExporter.export(weights, type);
-        ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
-        ModelDirectory written = ModelDirectory.write(output, model, manifest, tokenizerFile, externalData, companions());
         System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s%n", written.dir(),
                 config.layers(), config.dim(), config.heads(), config.kvHeads(), config.vocabSize(), type.cliName(),
                 humanBytes(directoryBytes(written.dir())));
@@ -99,6 +116,24 @@ public final class ExportCommand implements Callable<Integer> {
             return List.of();
         }
         return List.of(source.hf.resolve(ChatTemplate.CONFIG_FILE));
+    }
+
+    /** Weights go to model.onnx.data tensor by tensor, read one layer at a time. */
+    private ModelDirectory streamed(LlamaWeightSource weights, ExportDtype type, ModelManifest manifest,
+                                    Path tokenizerFile, ExportBudget budget) {
+        try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
+            return ModelDirectory.writeStreamed(output, manifest, tokenizerFile, companions(),
+                    (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),
+                    data -> LlamaOnnxExporter.export(ReclaimingSource.wrap(weights), type, data));
+        }
+    }
+
+    private static long fileSize(Path file) {
+        try {
+            return Files.size(file);
+        } catch (IOException e) {
+            throw new BadInputException("cannot read " + file + ": " + e.getMessage(), e);
+        }
     }
 
     private Path tokenizerFile() {
@@ -121,14 +156,14 @@ public final class ExportCommand implements Callable<Integer> {
         return null; // synthetic weights need no tokenizer
     }
 
-    private LlamaWeights readWeights() {
+    private LlamaWeightSource openWeights() {
         if (source.llama2c != null) {
-            return Llama2cCheckpoint.read(source.llama2c);
+            return Llama2cCheckpoint.open(source.llama2c);
         }
         if (source.hf != null) {
-            return HfCheckpoint.read(source.hf);
+            return HfCheckpoint.open(source.hf);
         }
-        return SyntheticWeights.generate(source.synthetic, seed);
+        return SyntheticWeights.source(source.synthetic, seed);
     }
 
     private String describeSource() {

@@ -48,6 +48,13 @@ public final class Main {
             ex.getCommandLine().getErr().println("attnskip: " + ex.getMessage());
             return 2;
         });
-        return cli.execute(args);
+        try {
+            return cli.execute(args);
+        } catch (OutOfMemoryError e) {
+            // Checks before large jobs should prevent this; if one was wrong, one line beats a trace.
+            cli.getErr().println("attnskip: out of Java heap (" + Runtime.getRuntime().maxMemory() / (1 << 20)
+                    + " MB); raise it with ATTNSKIP_JAVA_OPTS=-Xmx<size>, e.g. -Xmx16g");
+            return 2;
+        }
     }
 }

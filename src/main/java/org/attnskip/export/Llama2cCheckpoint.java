@@ -36,7 +36,7 @@ public final class Llama2cCheckpoint {
     static final int LEGACY_HEADER_BYTES = 7 * Integer.BYTES;
     static final int VERSIONED_HEADER_BYTES = 256;
     /** The largest float[] we are willing to allocate for one tensor. */
-    private static final long MAX_ARRAY = Integer.MAX_VALUE - 16;
+    static final long MAX_ARRAY = Integer.MAX_VALUE - 16;
 
     private Llama2cCheckpoint() {
     }
@@ -124,7 +124,17 @@ public final class Llama2cCheckpoint {
 
     /** Reads a llama2.c checkpoint of any version into fp32 weights. */
     public static LlamaWeights read(Path bin) {
-        try (FileChannel channel = FileChannel.open(bin, StandardOpenOption.READ)) {
+        return LlamaWeights.load(open(bin));
+    }
+
+    /**
+     * Opens a llama2.c checkpoint after checking its header and size; each tensor is read (and Q8_0
+     * dequantised) when asked for, in bounded chunks. Close it when done.
+     */
+    public static LlamaWeightSource open(Path bin) {
+        FileChannel channel = null;
+        try {
+            channel = FileChannel.open(bin, StandardOpenOption.READ);
             long size = channel.size();
             Header header = readHeader(bin, channel, size);
             long expected = header.expectedFileSize();
@@ -136,16 +146,21 @@ public final class Llama2cCheckpoint {
                 throw new BadInputException(bin + ": " + (size - expected) + " unexpected bytes after the weights of a llama2.c v"
                         + header.version() + " checkpoint (" + header.describe() + "); is this a llama2.c checkpoint?");
             }
-            TensorReader in = new TensorReader(channel, header.version() == 0 ? LEGACY_HEADER_BYTES : VERSIONED_HEADER_BYTES);
-            return switch (header.version()) {
-                case 0 -> readLegacy(header, in);
-                case 1 -> readV1(header, in);
-                default -> readV2(header, in);
-            };
+            Llama2cSource source = new Llama2cSource(bin, channel, header);
+            channel = null;
+            return source;
         } catch (NoSuchFileException e) {
             throw new BadInputException("checkpoint not found: " + bin);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + bin, e);
+        } finally {
+            if (channel != null) {
+                try {
+                    channel.close();
+                } catch (IOException ignored) {
+                    // the failure being reported matters more
+                }
+            }
         }
     }
 
@@ -184,70 +199,7 @@ public final class Llama2cCheckpoint {
         return header;
     }
 
-    private static LlamaWeights readLegacy(Header h, TensorReader in) throws IOException {
-        int d = h.dim(), kv = h.kvDim(), hid = h.hiddenDim(), nl = h.layers();
-        float[] embedding = in.floats((long) h.vocabSize() * d);
-        float[][] attnNorm = in.perLayer(nl, d);
-        float[][] wq = in.perLayer(nl, (long) d * d);
-        float[][] wk = in.perLayer(nl, (long) kv * d);
-        float[][] wv = in.perLayer(nl, (long) kv * d);
-        float[][] wo = in.perLayer(nl, (long) d * d);
-        float[][] ffnNorm = in.perLayer(nl, d);
-        float[][] w1 = in.perLayer(nl, (long) hid * d);
-        float[][] w2 = in.perLayer(nl, (long) d * hid);
-        float[][] w3 = in.perLayer(nl, (long) hid * d);
-        float[] finalNorm = in.floats(d);
-        in.skip(2L * 4 * h.seqLen() * (h.headSize() / 2)); // freq_cis_real, freq_cis_imag: recomputed at run time
-        float[] classifier = h.sharedClassifier() ? embedding : in.floats((long) h.vocabSize() * d);
-        return assemble(h, embedding, attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3, finalNorm, classifier);
-    }
-
-    private static LlamaWeights readV1(Header h, TensorReader in) throws IOException {
-        int d = h.dim(), kv = h.kvDim(), hid = h.hiddenDim(), nl = h.layers();
-        float[][] attnNorm = in.perLayer(nl, d);
-        float[][] ffnNorm = in.perLayer(nl, d);
-        float[] finalNorm = in.floats(d);
-        float[] embedding = in.floats((long) h.vocabSize() * d);
-        float[][] wq = in.perLayer(nl, (long) d * d);
-        float[][] wk = in.perLayer(nl, (long) kv * d);
-        float[][] wv = in.perLayer(nl, (long) kv * d);
-        float[][] wo = in.perLayer(nl, (long) d * d);
-        float[][] w1 = in.perLayer(nl, (long) hid * d);
-        float[][] w2 = in.perLayer(nl, (long) d * hid);
-        float[][] w3 = in.perLayer(nl, (long) hid * d);
-        float[] classifier = h.sharedClassifier() ? embedding : in.floats((long) h.vocabSize() * d);
-        return assemble(h, embedding, attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3, finalNorm, classifier);
-    }
-
-    private static LlamaWeights readV2(Header h, TensorReader in) throws IOException {
-        int d = h.dim(), kv = h.kvDim(), hid = h.hiddenDim(), nl = h.layers(), gs = h.groupSize();
-        float[][] attnNorm = in.perLayer(nl, d);
-        float[][] ffnNorm = in.perLayer(nl, d);
-        float[] finalNorm = in.floats(d);
-        float[] embedding = in.q80((long) h.vocabSize() * d, gs);
-        float[][] wq = in.q80PerLayer(nl, (long) d * d, gs);
-        float[][] wk = in.q80PerLayer(nl, (long) kv * d, gs);
-        float[][] wv = in.q80PerLayer(nl, (long) kv * d, gs);
-        float[][] wo = in.q80PerLayer(nl, (long) d * d, gs);
-        float[][] w1 = in.q80PerLayer(nl, (long) hid * d, gs);
-        float[][] w2 = in.q80PerLayer(nl, (long) d * hid, gs);
-        float[][] w3 = in.q80PerLayer(nl, (long) hid * d, gs);
-        float[] classifier = h.sharedClassifier() ? embedding : in.q80((long) h.vocabSize() * d, gs);
-        return assemble(h, embedding, attnNorm, wq, wk, wv, wo, ffnNorm, w1, w2, w3, finalNorm, classifier);
-    }
-
-    private static LlamaWeights assemble(Header h, float[] embedding, float[][] attnNorm, float[][] wq, float[][] wk,
-                                         float[][] wv, float[][] wo, float[][] ffnNorm, float[][] w1, float[][] w2,
-                                         float[][] w3, float[] finalNorm, float[] classifier) {
-        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[h.layers()];
-        for (int l = 0; l < layers.length; l++) {
-            layers[l] = new LlamaWeights.Layer(attnNorm[l], wq[l], wk[l], wv[l], wo[l], null, null, null,
-                    ffnNorm[l], w1[l], w2[l], w3[l]);
-        }
-        return new LlamaWeights(h.config(), embedding, layers, finalNorm, classifier);
-    }
-
-    private static ByteBuffer readAt(FileChannel channel, long position, int length) throws IOException {
+    static ByteBuffer readAt(FileChannel channel, long position, int length) throws IOException {
         ByteBuffer buffer = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
         while (buffer.hasRemaining()) {
             if (channel.read(buffer, position + buffer.position()) < 0) {
@@ -255,67 +207,5 @@ public final class Llama2cCheckpoint {
             }
         }
         return buffer.flip();
-    }
-
-    /** Reads consecutive little-endian tensors from a position onwards, in bounded chunks. */
-    private static final class TensorReader {
-        private static final int CHUNK = 1 << 20;
-        private final FileChannel channel;
-        private long position;
-
-        TensorReader(FileChannel channel, long position) {
-            this.channel = channel;
-            this.position = position;
-        }
-
-        void skip(long bytes) {
-            position += bytes;
-        }
-
-        float[] floats(long count) throws IOException {
-            float[] out = new float[(int) count];
-            int done = 0;
-            while (done < out.length) {
-                int n = Math.min(out.length - done, CHUNK);
-                readAt(channel, position, n * 4).asFloatBuffer().get(out, done, n);
-                position += n * 4L;
-                done += n;
-            }
-            return out;
-        }
-
-        float[][] perLayer(int layers, long count) throws IOException {
-            float[][] out = new float[layers][];
-            for (int l = 0; l < layers; l++) {
-                out[l] = floats(count);
-            }
-            return out;
-        }
-
-        /** count int8 values, then count/groupSize fp32 scales; returns q * scale. */
-        float[] q80(long count, int groupSize) throws IOException {
-            byte[] q = new byte[(int) count];
-            int done = 0;
-            while (done < q.length) {
-                int n = Math.min(q.length - done, CHUNK);
-                readAt(channel, position, n).get(q, done, n);
-                position += n;
-                done += n;
-            }
-            float[] scales = floats(count / groupSize);
-            float[] out = new float[q.length];
-            for (int i = 0; i < q.length; i++) {
-                out[i] = q[i] * scales[i / groupSize];
-            }
-            return out;
-        }
-
-        float[][] q80PerLayer(int layers, long count, int groupSize) throws IOException {
-            float[][] out = new float[layers][];
-            for (int l = 0; l < layers; l++) {
-                out[l] = q80(count, groupSize);
-            }
-            return out;
-        }
     }
 }

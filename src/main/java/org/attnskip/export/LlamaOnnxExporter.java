@@ -1,7 +1,7 @@
 package org.attnskip.export;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
-import org.attnskip.onnx.Attributes;
+import org.attnskip.onnx.ExternalDataWriter;
 import ai.onnx.proto.OnnxMl.OperatorSetIdProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
@@ -37,10 +37,10 @@ public final class LlamaOnnxExporter {
     private static final int FLOAT32 = DataType.FLOAT_VALUE;
     private static final int BOOL = DataType.BOOL_VALUE;
 
-    private final LlamaWeights weights;
+    private final LlamaWeightSource weights;
     private final LlamaConfig cfg;
     private final ExportDtype dtype;
-    private final OnnxGraphBuilder g = new OnnxGraphBuilder("attnskip_llama");
+    private final OnnxGraphBuilder g;
 
     // values shared by every layer, made once before the layers
     private String allowed;
@@ -48,14 +48,24 @@ public final class LlamaOnnxExporter {
     private String sin;
     private String negSin;
 
-    private LlamaOnnxExporter(LlamaWeights weights, ExportDtype dtype) {
+    private LlamaOnnxExporter(LlamaWeightSource weights, ExportDtype dtype, ExternalDataWriter externalData) {
         this.weights = weights;
-        this.cfg = weights.config;
+        this.cfg = weights.config();
         this.dtype = dtype;
+        this.g = new OnnxGraphBuilder("attnskip_llama", externalData);
     }
 
-    public static ModelProto export(LlamaWeights weights, ExportDtype dtype) {
-        return new LlamaOnnxExporter(weights, dtype).build();
+    /** The whole model in one message, weights inline: for models well under protobuf's 2 GB. */
+    public static ModelProto export(LlamaWeightSource weights, ExportDtype dtype) {
+        return new LlamaOnnxExporter(weights, dtype, null).build();
+    }
+
+    /**
+     * The graph with its weights streamed to {@code externalData} as they are declared, one layer
+     * in memory at a time; the returned model holds only references to them (and small constants).
+     */
+    public static ModelProto export(LlamaWeightSource weights, ExportDtype dtype, ExternalDataWriter externalData) {
+        return new LlamaOnnxExporter(weights, dtype, externalData).build();
     }
 
     private ModelProto build() {
@@ -65,20 +75,20 @@ public final class LlamaOnnxExporter {
         }
         declareIo();
         String h = g.op("Gather", "/model/embed_tokens/Gather",
-                in(weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding),
+                in(weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
                         "input_ids"));
         allowed = attentionMaskOf();
         rotaryTables();
         for (int i = 0; i < cfg.layers(); i++) {
             h = layer(i, h);
         }
-        String normed = rmsNorm("/model/norm", h, weights.finalNorm, "model.norm.weight");
+        String normed = rmsNorm("/model/norm", h, weights.finalNorm(), "model.norm.weight");
         String classifier;
-        if (weights.classifier == weights.tokenEmbedding) {
+        if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
         } else {
-            classifier = matrix("lm_head.weight", weights.classifier, cfg.vocabSize(), cfg.dim());
+            classifier = matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
         }
         g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
@@ -167,7 +177,7 @@ public final class LlamaOnnxExporter {
     }
 
     private String layer(int i, String hIn) {
-        LlamaWeights.Layer w = weights.layers[i];
+        LlamaWeights.Layer w = weights.layer(i);
         String p = "/model/layers." + i;
         String wp = "model.layers." + i + ".";
         int hd = cfg.headDim();
@@ -273,13 +283,7 @@ public final class LlamaOnnxExporter {
 
     /** A weight matrix given [out][in], stored transposed [in][out] for MatMul. */
     private String matrix(String name, float[] outIn, int out, int in) {
-        float[] t = new float[outIn.length];
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                t[i * out + o] = outIn[o * in + i];
-            }
-        }
-        return weight(name, new long[] {in, out}, t);
+        return g.initializer(Tensors.transposed(name, dtype.onnxType(), outIn, out, in));
     }
 
     private String weight(String name, long[] dims, float[] values) {

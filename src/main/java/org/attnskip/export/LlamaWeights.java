@@ -6,7 +6,7 @@ package org.attnskip.export;
  * (2j, 2j+1) of each head. Readers of Hugging Face checkpoints (which rotate halves) permute the
  * q and k rows into this convention so that everything downstream sees one convention.
  */
-public final class LlamaWeights {
+public final class LlamaWeights implements LlamaWeightSource {
     public final LlamaConfig config;
     /** [vocab][dim] */
     public final float[] tokenEmbedding;
@@ -22,6 +22,50 @@ public final class LlamaWeights {
         this.layers = layers;
         this.finalNorm = finalNorm;
         this.classifier = classifier;
+    }
+
+    /** Every weight of the source in memory, closing it after. */
+    public static LlamaWeights load(LlamaWeightSource source) {
+        try (source) {
+            float[] embedding = source.tokenEmbedding();
+            Layer[] layers = new Layer[source.config().layers()];
+            for (int i = 0; i < layers.length; i++) {
+                layers[i] = source.layer(i);
+            }
+            float[] finalNorm = source.finalNorm();
+            float[] classifier = source.classifierIsEmbedding() ? embedding : source.classifier();
+            return new LlamaWeights(source.config(), embedding, layers, finalNorm, classifier);
+        }
+    }
+
+    @Override
+    public LlamaConfig config() {
+        return config;
+    }
+
+    @Override
+    public float[] tokenEmbedding() {
+        return tokenEmbedding;
+    }
+
+    @Override
+    public Layer layer(int index) {
+        return layers[index];
+    }
+
+    @Override
+    public float[] finalNorm() {
+        return finalNorm;
+    }
+
+    @Override
+    public boolean classifierIsEmbedding() {
+        return classifier == tokenEmbedding;
+    }
+
+    @Override
+    public float[] classifier() {
+        return classifier;
     }
 
     /**

@@ -6,9 +6,12 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ExternalDataWriter;
 import org.attnskip.onnx.OnnxModelIO;
 
+import java.io.BufferedOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +19,8 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Comparator;
+import java.util.List;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
@@ -93,7 +98,7 @@ public final class ModelDirectory {
      */
     public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
                                        boolean externalData) {
-        return write(target, model, manifest, tokenizer, externalData, java.util.List.of());
+        return write(target, model, manifest, tokenizer, externalData, List.of());
     }
 
     /**
@@ -101,7 +106,41 @@ public final class ModelDirectory {
      * checkpoint's tokenizer_config.json, whose chat template {@code serve} renders).
      */
     public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
-                                       boolean externalData, java.util.List<Path> companions) {
+                                       boolean externalData, List<Path> companions) {
+        return write(target, manifest, tokenizer, companions,
+                staging -> OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData));
+    }
+
+    /**
+     * Writes a model directory whose graph is built straight into it: {@code graph} gets the
+     * writer of {@code model.onnx.data}, declares its weights into it one by one and returns the
+     * graph, which then holds only references to them. The data is on disk before the directory
+     * is renamed into place.
+     *
+     * @param progress told after each tensor is written; may be null
+     */
+    public static ModelDirectory writeStreamed(Path target, ModelManifest manifest, Path tokenizer, List<Path> companions,
+                                               ExternalDataWriter.Listener progress,
+                                               Function<ExternalDataWriter, ModelProto> graph) {
+        return write(target, manifest, tokenizer, companions, staging -> {
+            String dataName = MODEL_FILE + ".data";
+            ModelProto model;
+            try (ExternalDataWriter data = new ExternalDataWriter(staging.resolve(dataName), dataName, progress)) {
+                model = graph.apply(data);
+                data.force();
+            }
+            try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(staging.resolve(MODEL_FILE)), 1 << 20)) {
+                model.writeTo(os);
+            }
+        });
+    }
+
+    private interface ModelFileWriter {
+        void writeInto(Path staging) throws IOException;
+    }
+
+    private static ModelDirectory write(Path target, ModelManifest manifest, Path tokenizer, List<Path> companions,
+                                        ModelFileWriter modelFile) {
         Path out = target.toAbsolutePath().normalize();
         checkReplaceable(out);
         if ((tokenizer == null) != (manifest.tokenizer() == null)) {
@@ -115,7 +154,7 @@ public final class ModelDirectory {
         try {
             Files.createDirectories(parent);
             staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
-            OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData);
+            modelFile.writeInto(staging);
             if (tokenizer != null) {
                 Files.copy(tokenizer, staging.resolve(manifest.tokenizer().file()));
             }

@@ -8,6 +8,8 @@ import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.TypeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
 
+import org.attnskip.onnx.ExternalDataWriter;
+
 import java.util.HashSet;
 import java.util.Set;
 
@@ -19,9 +21,16 @@ import java.util.Set;
 final class OnnxGraphBuilder {
     private final GraphProto.Builder graph = GraphProto.newBuilder();
     private final Set<String> names = new HashSet<>();
+    private final ExternalDataWriter externalData;
 
     OnnxGraphBuilder(String graphName) {
+        this(graphName, null);
+    }
+
+    /** Initializers go to {@code externalData} as they are declared, so the graph never holds the weights. */
+    OnnxGraphBuilder(String graphName, ExternalDataWriter externalData) {
         graph.setName(graphName);
+        this.externalData = externalData;
     }
 
     /** Adds a node with one output and returns that output's name. */
@@ -58,7 +67,7 @@ final class OnnxGraphBuilder {
     }
 
     String initializer(TensorProto tensor) {
-        graph.addInitializer(tensor);
+        graph.addInitializer(externalData == null ? tensor : externalData.add(tensor));
         return tensor.getName();
     }
 

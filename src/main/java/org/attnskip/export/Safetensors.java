@@ -10,7 +10,6 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
@@ -27,7 +26,7 @@ import java.util.Set;
  * Reads one safetensors file: an 8-byte little-endian header length, a JSON header giving each
  * tensor's dtype, shape and byte range (relative to the end of the header), then the raw bytes.
  * The header is checked against the file size when the file is opened, so a truncated download
- * fails at once and names the file. Tensors are memory-mapped one at a time and converted to fp32.
+ * fails at once and names the file. Tensors are read one at a time, in bounded windows, and converted to fp32.
  */
 public final class Safetensors implements Closeable {
 
@@ -60,6 +59,7 @@ public final class Safetensors implements Closeable {
     /** The safetensors specification caps the header at 100 MB; anything larger is corruption. */
     private static final long MAX_HEADER_BYTES = 100L << 20;
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int WINDOW_BYTES = 8 << 20;
 
     private final Path file;
     private final FileChannel channel;
@@ -119,29 +119,42 @@ public final class Safetensors implements Closeable {
             throw new BadInputException("tensor " + name + " in " + file + " has " + count
                     + " elements, more than a Java array can hold");
         }
-        MappedByteBuffer mapped;
-        try {
-            mapped = channel.map(FileChannel.MapMode.READ_ONLY, info.begin(), info.end() - info.begin());
-        } catch (IOException e) {
-            throw new BadInputException("cannot read tensor " + name + " from " + file + ": " + e.getMessage(), e);
-        }
-        ByteBuffer bytes = mapped.order(ByteOrder.LITTLE_ENDIAN);
         float[] out = new float[(int) count];
+        // Positional reads in windows rather than one mapping: a mapping is capped at 2 GB and its
+        // pages count towards the process's memory until the buffer happens to be collected.
+        int perWindow = WINDOW_BYTES / dtype.bytes;
+        ByteBuffer window = ByteBuffer.allocate((int) Math.min(count, perWindow) * dtype.bytes)
+                .order(ByteOrder.LITTLE_ENDIAN);
+        for (int done = 0; done < out.length; ) {
+            int n = Math.min(out.length - done, perWindow);
+            window.clear().limit(n * dtype.bytes);
+            try {
+                readFully(channel, window, info.begin() + (long) done * dtype.bytes);
+            } catch (IOException e) {
+                throw new BadInputException("cannot read tensor " + name + " from " + file + ": " + e.getMessage(), e);
+            }
+            convert(dtype, window.flip(), out, done, n);
+            done += n;
+        }
+        return out;
+    }
+
+    /** n values of the window, widened to fp32 into out from index at. */
+    private static void convert(DType dtype, ByteBuffer bytes, float[] out, int at, int n) {
         switch (dtype) {
-            case F32 -> bytes.asFloatBuffer().get(out);
+            case F32 -> bytes.asFloatBuffer().get(out, at, n);
             case F16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = Half.toFloat(bytes.getShort(2 * i));
+                for (int i = 0; i < n; i++) {
+                    out[at + i] = Half.toFloat(bytes.getShort(2 * i));
                 }
             }
             case BF16 -> {
                 // bf16 is the top half of an fp32, so widening is a shift
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = Float.intBitsToFloat((bytes.getShort(2 * i) & 0xffff) << 16);
+                for (int i = 0; i < n; i++) {
+                    out[at + i] = Float.intBitsToFloat((bytes.getShort(2 * i) & 0xffff) << 16);
                 }
             }
         }
-        return out;
     }
 
     @Override

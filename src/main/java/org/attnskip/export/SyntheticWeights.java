@@ -2,7 +2,6 @@ package org.attnskip.export;
 
 import org.attnskip.onnx.BadInputException;
 
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -16,7 +15,8 @@ import java.util.stream.IntStream;
  * so a unit-RMS input gives unit-RMS outputs, norms are 1 plus a little noise, and embeddings
  * have unit variance. Values are uniform with those standard deviations (bounded, and
  * SplittableRandom's algorithm is fixed by its specification, so a seed means the same weights
- * on every JDK). Each tensor has its own random stream so tensors can be filled in parallel.
+ * on every JDK). Each tensor has its own random stream, so tensors are made one at a time when a
+ * streaming export asks for them.
  */
 public final class SyntheticWeights {
     private static final List<String> REQUIRED = List.of("layers", "hidden", "heads", "ffn", "vocab");
@@ -34,34 +34,89 @@ public final class SyntheticWeights {
      *             {@code theta} (default 10000)
      */
     public static LlamaWeights generate(String spec, long seed) {
-        LlamaConfig c = parse(spec);
-        int dim = c.dim();
-        int kvDim = c.kvDim();
-        int hidden = c.hiddenDim();
-        float matrixStd = (float) (1 / Math.sqrt(dim));
-        float downStd = (float) (1 / Math.sqrt(hidden));
+        return LlamaWeights.load(source(spec, seed));
+    }
 
-        TensorPlan plan = new TensorPlan();
-        float[] embedding = plan.matrix(c.vocabSize() * dim, 1f);
-        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
-        for (int i = 0; i < layers.length; i++) {
-            layers[i] = new LlamaWeights.Layer(
-                    plan.norm(dim),
-                    plan.matrix(dim * dim, matrixStd),
-                    plan.matrix(kvDim * dim, matrixStd),
-                    plan.matrix(kvDim * dim, matrixStd),
-                    plan.matrix(dim * dim, matrixStd),
-                    null, null, null,
-                    plan.norm(dim),
-                    plan.matrix(hidden * dim, matrixStd),
-                    plan.matrix(dim * hidden, downStd),
-                    plan.matrix(hidden * dim, matrixStd));
+    /** The same weights as {@link #generate}, each tensor made when asked for. */
+    public static LlamaWeightSource source(String spec, long seed) {
+        return new Source(parse(spec), seed);
+    }
+
+    /**
+     * Tensor t of the model (0 the embedding, then nine per layer, then the final norm and the
+     * classifier) is filled from its own stream seeded by (seed, t), so any tensor can be made alone.
+     */
+    private static final class Source implements LlamaWeightSource {
+        private static final int PER_LAYER = 9;
+        private final LlamaConfig c;
+        private final long seed;
+        private final float matrixStd;
+        private final float downStd;
+
+        Source(LlamaConfig c, long seed) {
+            this.c = c;
+            this.seed = seed;
+            this.matrixStd = (float) (1 / Math.sqrt(c.dim()));
+            this.downStd = (float) (1 / Math.sqrt(c.hiddenDim()));
         }
-        float[] finalNorm = plan.norm(dim);
-        float[] classifier = plan.matrix(c.vocabSize() * dim, matrixStd);
 
-        plan.fill(seed);
-        return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
+        @Override
+        public LlamaConfig config() {
+            return c;
+        }
+
+        @Override
+        public float[] tokenEmbedding() {
+            return fill(0, c.vocabSize() * c.dim(), 0f, 1f);
+        }
+
+        @Override
+        public LlamaWeights.Layer layer(int i) {
+            int dim = c.dim();
+            int kvDim = c.kvDim();
+            int hidden = c.hiddenDim();
+            int t = 1 + PER_LAYER * i;
+            // the nine tensors are independent streams: make them side by side
+            float[][] w = IntStream.range(0, PER_LAYER).parallel().mapToObj(j -> switch (j) {
+                case 0, 5 -> fill(t + j, dim, 1f, NORM_NOISE);
+                case 1, 4 -> fill(t + j, dim * dim, 0f, matrixStd);
+                case 2, 3 -> fill(t + j, kvDim * dim, 0f, matrixStd);
+                case 6, 8 -> fill(t + j, hidden * dim, 0f, matrixStd);
+                default -> fill(t + j, dim * hidden, 0f, downStd);
+            }).toArray(float[][]::new);
+            return new LlamaWeights.Layer(w[0], w[1], w[2], w[3], w[4], null, null, null, w[5], w[6], w[7], w[8]);
+        }
+
+        @Override
+        public float[] finalNorm() {
+            return fill(1 + PER_LAYER * c.layers(), c.dim(), 1f, NORM_NOISE);
+        }
+
+        @Override
+        public boolean classifierIsEmbedding() {
+            return false;
+        }
+
+        @Override
+        public float[] classifier() {
+            return fill(2 + PER_LAYER * c.layers(), c.vocabSize() * c.dim(), 0f, matrixStd);
+        }
+
+        private float[] fill(int tensor, int size, float mean, float std) {
+            float[] a = new float[size];
+            SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + tensor);
+            // a uniform on [-r, r] has standard deviation r / sqrt(3); each 64-bit draw
+            // gives two 32-bit uniforms on [-1, 1), halving the generator calls
+            float scale = (float) (std * Math.sqrt(3) * 0x1p-31);
+            for (int i = 0; i < a.length; i += 2) {
+                long bits = random.nextLong();
+                a[i] = mean + (int) bits * scale;
+                if (i + 1 < a.length) {
+                    a[i + 1] = mean + (int) (bits >>> 32) * scale;
+                }
+            }
+            return a;
+        }
     }
 
     /** Validates the spec and turns it into a config (no weights). */
@@ -112,46 +167,6 @@ public final class SyntheticWeights {
         int eos = vocab > 2 ? 2 : -1;
         return new LlamaConfig(hidden, ffn, layers, heads, kvHeads, vocab, seq, 1e-5f, theta, null,
                 false, false, bos, eos);
-    }
-
-    /** The tensors to fill, each filled from its own stream seeded by (seed, its index). */
-    private static final class TensorPlan {
-        private record Job(float[] values, float mean, float std) {
-        }
-
-        private final List<Job> jobs = new ArrayList<>();
-
-        float[] matrix(int size, float std) {
-            return add(new float[size], 0f, std);
-        }
-
-        float[] norm(int size) {
-            return add(new float[size], 1f, NORM_NOISE);
-        }
-
-        private float[] add(float[] values, float mean, float std) {
-            jobs.add(new Job(values, mean, std));
-            return values;
-        }
-
-        void fill(long seed) {
-            IntStream.range(0, jobs.size()).parallel().forEach(t -> {
-                Job job = jobs.get(t);
-                SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + t);
-                // a uniform on [-r, r] has standard deviation r / sqrt(3); each 64-bit draw
-                // gives two 32-bit uniforms on [-1, 1), halving the generator calls
-                float scale = (float) (job.std() * Math.sqrt(3) * 0x1p-31);
-                float mean = job.mean();
-                float[] a = job.values();
-                for (int i = 0; i < a.length; i += 2) {
-                    long bits = random.nextLong();
-                    a[i] = mean + (int) bits * scale;
-                    if (i + 1 < a.length) {
-                        a[i + 1] = mean + (int) (bits >>> 32) * scale;
-                    }
-                }
-            });
-        }
     }
 
     private static int positiveInt(String spec, Map<String, String> values, String key) {

@@ -2,7 +2,6 @@ package org.attnskip.onnx;
 
 import ai.onnx.proto.OnnxMl.GraphProto;
 import ai.onnx.proto.OnnxMl.ModelProto;
-import ai.onnx.proto.OnnxMl.StringStringEntryProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
@@ -13,12 +12,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
 import java.util.Set;
 
@@ -28,7 +25,6 @@ public final class OnnxModelIO {
     public static final int EXTERNAL_TENSOR_MIN_BYTES = 1024;
     /** A protobuf message cannot exceed 2 GB; above this total, weights must go external. */
     public static final long EXTERNAL_TOTAL_THRESHOLD = 1_500_000_000L;
-    private static final int DATA_ALIGNMENT = 64;
 
     private OnnxModelIO() {
     }
@@ -171,33 +167,10 @@ public final class OnnxModelIO {
     private static ModelProto writeExternal(ModelProto proto, Path sourceBaseDir, Path tmpData, String dataName)
             throws IOException {
         GraphProto.Builder graph = proto.getGraph().toBuilder();
-        try (FileChannel ch = FileChannel.open(tmpData, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-            long offset = 0;
+        try (ExternalDataWriter data = new ExternalDataWriter(tmpData, dataName, null)) {
             for (int i = 0; i < graph.getInitializerCount(); i++) {
                 TensorProto t = graph.getInitializer(i);
-                ByteBuffer bytes;
-                if (ExternalData.isExternal(t)) {
-                    bytes = ExternalData.of(t).read(sourceBaseDir, t.getName());
-                } else if (t.getRawData().size() >= EXTERNAL_TENSOR_MIN_BYTES) {
-                    bytes = t.getRawData().asReadOnlyByteBuffer();
-                } else {
-                    continue;
-                }
-                offset = (offset + DATA_ALIGNMENT - 1) / DATA_ALIGNMENT * DATA_ALIGNMENT;
-                long length = bytes.remaining();
-                long pos = offset;
-                while (bytes.hasRemaining()) {
-                    pos += ch.write(bytes, pos);
-                }
-                graph.setInitializer(i, t.toBuilder()
-                        .clearRawData()
-                        .clearExternalData()
-                        .setDataLocation(TensorProto.DataLocation.EXTERNAL)
-                        .addExternalData(entry("location", dataName))
-                        .addExternalData(entry("offset", Long.toString(offset)))
-                        .addExternalData(entry("length", Long.toString(length)))
-                        .build());
-                offset += length;
+                graph.setInitializer(i, ExternalData.isExternal(t) ? data.copy(t, sourceBaseDir) : data.add(t));
             }
         }
         return proto.toBuilder().setGraph(graph).build();
@@ -216,10 +189,6 @@ public final class OnnxModelIO {
             }
         }
         return proto.toBuilder().setGraph(graph).build();
-    }
-
-    private static StringStringEntryProto entry(String key, String value) {
-        return StringStringEntryProto.newBuilder().setKey(key).setValue(value).build();
     }
 
     private static boolean hasExternal(ModelProto proto) {

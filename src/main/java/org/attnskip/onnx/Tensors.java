@@ -2,14 +2,20 @@ package org.attnskip.onnx;
 
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
-import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 
-/** Reading and making initializer tensors. ONNX stores raw data little-endian. */
+/**
+ * Reading and making initializer tensors. ONNX stores raw data little-endian. Made tensors wrap
+ * the buffer they were encoded into (never shared or changed after) instead of copying it, which
+ * halves an exported weight's footprint.
+ */
 public final class Tensors {
+    /** The most bytes one tensor made here holds (a Java array's and a protobuf ByteString's limit). */
+    public static final long MAX_INLINE_BYTES = Integer.MAX_VALUE - 8;
     private Tensors() {
     }
 
@@ -114,7 +120,7 @@ public final class Tensors {
         ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(values);
         return TensorProto.newBuilder().setName(name).setDataType(DataType.FLOAT_VALUE)
-                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+                .addAllDims(boxed(dims)).setRawData(UnsafeByteOperations.unsafeWrap(b.array())).build();
     }
 
     /** float values stored as IEEE half precision. */
@@ -124,14 +130,55 @@ public final class Tensors {
             b.putShort(Half.fromFloat(v));
         }
         return TensorProto.newBuilder().setName(name).setDataType(DataType.FLOAT16_VALUE)
-                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+                .addAllDims(boxed(dims)).setRawData(UnsafeByteOperations.unsafeWrap(b.array())).build();
+    }
+
+    /**
+     * A [rows][cols] matrix stored transposed, [cols][rows], as FLOAT or FLOAT16 (MatMul's weight
+     * layout). Encoded block by block straight from the source, without a transposed copy of it.
+     */
+    public static TensorProto transposed(String name, int dataType, float[] rowsCols, int rows, int cols) {
+        boolean half = dataType == DataType.FLOAT16_VALUE;
+        if (!half && dataType != DataType.FLOAT_VALUE) {
+            throw new IllegalArgumentException("transposed tensors are FLOAT or FLOAT16, not " + dataType);
+        }
+        int size = half ? 2 : 4;
+        long bytes = (long) rows * cols * size;
+        if ((long) rows * cols != rowsCols.length) {
+            throw new IllegalArgumentException(name + ": " + rows + " x " + cols + " != " + rowsCols.length + " values");
+        }
+        if (bytes > MAX_INLINE_BYTES) {
+            throw new BadInputException("tensor '" + name + "' would take " + bytes
+                    + " bytes, more than the 2 GB one tensor can hold here");
+        }
+        ByteBuffer b = ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
+        final int block = 64; // 64 x 64 values: the source rows of a block stay in cache while it is read
+        for (int c0 = 0; c0 < cols; c0 += block) {
+            int c1 = Math.min(cols, c0 + block);
+            for (int r0 = 0; r0 < rows; r0 += block) {
+                int r1 = Math.min(rows, r0 + block);
+                for (int c = c0; c < c1; c++) {
+                    int at = c * rows;
+                    for (int r = r0; r < r1; r++) {
+                        float v = rowsCols[r * cols + c];
+                        if (half) {
+                            b.putShort(2 * (at + r), Half.fromFloat(v));
+                        } else {
+                            b.putFloat(4 * (at + r), v);
+                        }
+                    }
+                }
+            }
+        }
+        return TensorProto.newBuilder().setName(name).setDataType(dataType)
+                .addAllDims(boxed(new long[] {cols, rows})).setRawData(UnsafeByteOperations.unsafeWrap(b.array())).build();
     }
 
     public static TensorProto longTensor(String name, long[] dims, long... values) {
         ByteBuffer b = ByteBuffer.allocate(8 * values.length).order(ByteOrder.LITTLE_ENDIAN);
         b.asLongBuffer().put(values);
         return TensorProto.newBuilder().setName(name).setDataType(DataType.INT64_VALUE)
-                .addAllDims(boxed(dims)).setRawData(ByteString.copyFrom(b.array())).build();
+                .addAllDims(boxed(dims)).setRawData(UnsafeByteOperations.unsafeWrap(b.array())).build();
     }
 
     /** A 1-D int64 tensor, the usual shape/axes/starts argument. */

@@ -46,6 +46,26 @@ class SafetensorsTest {
         }
     }
 
+    /** Tensors are read in 8 MB windows: values on both sides of each window's edge come back in place. */
+    @Test
+    void tensorsLargerThanAReadWindowComeBackWhole() {
+        int n = 5_000_001; // 10 MB in bf16, 20 MB in fp32: two or three windows, the last one partial
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = i % 65536 - 32768f; // exact in fp32
+        }
+        float[] bf16 = new float[n];
+        for (int i = 0; i < n; i++) {
+            bf16[i] = (i % 256) * 256f; // exact in bf16
+        }
+        Path file = dir.resolve("big.safetensors");
+        new SafetensorsWriter().add("f", Safetensors.DType.F32, values, n).add("b", Safetensors.DType.BF16, bf16, n).write(file);
+        try (Safetensors st = Safetensors.open(file)) {
+            assertArrayEquals(values, st.readFloats("f"));
+            assertArrayEquals(bf16, st.readFloats("b"));
+        }
+    }
+
     @Test
     void writerRoundTripsEachDtype() {
         float[] f32 = {1.1f, -2.2f, 3.3e-8f, 0f};

@@ -128,6 +128,24 @@ public final class TinyHfCheckpoint {
                 Map.of("metadata", Map.of("total_size", 0), "weight_map", weightMap));
     }
 
+    /** {@code shards} shards of about equal tensor counts in {@code dtype}, named and indexed as HF names them. */
+    public static void writeSharded(Path to, Map<String, HfTensor> tensors, Safetensors.DType dtype, int shards)
+            throws IOException {
+        List<String> names = new ArrayList<>(tensors.keySet());
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        for (int shard = 0; shard < shards; shard++) {
+            String file = String.format("model-%05d-of-%05d.safetensors", shard + 1, shards);
+            SafetensorsWriter w = new SafetensorsWriter();
+            for (String name : names.subList(shard * names.size() / shards, (shard + 1) * names.size() / shards)) {
+                w.add(name, dtype, tensors.get(name).values(), tensors.get(name).shape());
+                weightMap.put(name, file);
+            }
+            w.write(to.resolve(file));
+        }
+        JSON.writeValue(to.resolve("model.safetensors.index.json").toFile(),
+                Map.of("metadata", Map.of("total_size", 0), "weight_map", weightMap));
+    }
+
     /**
      * A word-level tokenizer.json with exactly VOCAB ids (unk, BOS, EOS, then one word each), so
      * that export's check "the tokenizer fits the model" passes for this tiny vocabulary.

@@ -1,0 +1,136 @@
+package org.attnskip.onnx;
+
+import ai.onnx.proto.OnnxMl.StringStringEntryProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Appends tensors to an external data file one at a time and hands back the TensorProto that
+ * refers to them, so a graph of any size is built without holding its weights. Every model
+ * attnskip saves with external data goes through here: tensors of at least
+ * {@link OnnxModelIO#EXTERNAL_TENSOR_MIN_BYTES} go out, each at a 64-byte aligned offset, in the
+ * order they are added; smaller ones stay inline.
+ */
+public final class ExternalDataWriter implements Closeable {
+    private static final int DATA_ALIGNMENT = 64;
+    private static final int WRITE_SLICE = 4 << 20;
+
+    /** Told after each tensor reaches the file. */
+    public interface Listener {
+        void written(String tensorName, long tensorBytes, long fileBytes);
+    }
+
+    private final FileChannel channel;
+    private final String location;
+    private final Listener listener;
+    private long end;
+
+    /**
+     * @param file     the data file, created or truncated
+     * @param location the name the model's tensors record for it, relative to the model file
+     */
+    public ExternalDataWriter(Path file, String location, Listener listener) throws IOException {
+        this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING);
+        this.location = location;
+        this.listener = listener;
+    }
+
+    /** The data file's size so far. */
+    public long bytesWritten() {
+        return end;
+    }
+
+    /** The tensor as the graph should hold it: moved to the data file when large, unchanged when small. */
+    public TensorProto add(TensorProto tensor) {
+        if (ExternalData.isExternal(tensor)) {
+            throw new IllegalArgumentException("tensor '" + tensor.getName() + "' is external; use copy()");
+        }
+        if (tensor.getRawData().size() < OnnxModelIO.EXTERNAL_TENSOR_MIN_BYTES) {
+            return tensor;
+        }
+        ByteBuffer bytes = tensor.getRawData().asReadOnlyByteBuffer();
+        long offset = align();
+        long length = bytes.remaining();
+        try {
+            // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
+            long pos = offset;
+            while (bytes.hasRemaining()) {
+                ByteBuffer slice = bytes.duplicate();
+                slice.limit(Math.min(bytes.limit(), bytes.position() + WRITE_SLICE));
+                int n = channel.write(slice, pos);
+                bytes.position(bytes.position() + n);
+                pos += n;
+            }
+        } catch (IOException e) {
+            throw new BadInputException("cannot write tensor '" + tensor.getName() + "' to " + location + ": "
+                    + e.getMessage(), e);
+        }
+        return referTo(tensor, offset, length);
+    }
+
+    /** An external tensor of another model, its bytes copied file to file without passing through the heap. */
+    public TensorProto copy(TensorProto tensor, Path sourceBaseDir) {
+        ExternalData ext = ExternalData.of(tensor);
+        Path source = sourceBaseDir.resolve(ext.location()).normalize();
+        long offset = align();
+        try (FileChannel in = FileChannel.open(source, StandardOpenOption.READ)) {
+            long length = ext.length() >= 0 ? ext.length() : in.size() - ext.offset();
+            if (ext.offset() + length > in.size()) {
+                throw new BadInputException("external data for '" + tensor.getName() + "' runs past the end of "
+                        + source + " (offset " + ext.offset() + " + length " + length + " > " + in.size() + " bytes)");
+            }
+            long done = 0;
+            while (done < length) {
+                long n = in.transferTo(ext.offset() + done, length - done, channel.position(offset + done));
+                if (n <= 0) {
+                    throw new BadInputException("external data file " + source + " ended early");
+                }
+                done += n;
+            }
+            return referTo(tensor.toBuilder().clearExternalData().build(), offset, length);
+        } catch (IOException e) {
+            throw new BadInputException("cannot copy external data of '" + tensor.getName() + "' from " + source
+                    + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Flushes the data to the disk; a model is renamed into place only after this. */
+    public void force() throws IOException {
+        channel.force(true);
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+    }
+
+    private long align() {
+        end = (end + DATA_ALIGNMENT - 1) / DATA_ALIGNMENT * DATA_ALIGNMENT;
+        return end;
+    }
+
+    private TensorProto referTo(TensorProto tensor, long offset, long length) {
+        end = offset + length;
+        if (listener != null) {
+            listener.written(tensor.getName(), length, end);
+        }
+        return tensor.toBuilder()
+                .clearRawData()
+                .setDataLocation(TensorProto.DataLocation.EXTERNAL)
+                .addExternalData(entry("location", location))
+                .addExternalData(entry("offset", Long.toString(offset)))
+                .addExternalData(entry("length", Long.toString(length)))
+                .build();
+    }
+
+    private static StringStringEntryProto entry(String key, String value) {
+        return StringStringEntryProto.newBuilder().setKey(key).setValue(value).build();
+    }
+}
