@@ -101,8 +101,7 @@ public final class CompletionServer implements AutoCloseable {
                     + limits.maxConcurrency() + ")";
         }
         if (!model.session().acceptsBatches()) {
-            return "each request decodes alone: the graph has a fixed batch size, no attention_mask or position_ids,"
-                    + " or a KV cache updated in place";
+            return "each request decodes alone: the graph has a fixed batch size, or no attention_mask or position_ids";
         }
         // Checked on the graph itself: fused attention ops may ignore left padding.
         double disagreement;
