@@ -3,6 +3,8 @@ package org.attnskip.cli;
 import org.attnskip.eval.Progress;
 import org.attnskip.export.ExportBudget;
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
+import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.HfCheckpoint;
 import org.attnskip.export.HfConfig;
 import org.attnskip.export.Llama2cCheckpoint;
@@ -31,7 +33,8 @@ import java.util.stream.Stream;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = {"Export Llama-family weights to an ONNX model directory.",
-                "It holds model.onnx (standard opset-17 ops, optimum's input and output names, a KV cache), "
+                "It holds model.onnx (standard opset-17 ops, or ONNX Runtime's contrib ops with --graph fused; optimum's "
+                        + "input and output names, a KV cache), "
                         + "attnskip.json describing it, and the tokenizer file. The directory is written whole or not at all."})
 public final class ExportCommand implements Callable<Integer> {
 
@@ -69,6 +72,12 @@ public final class ExportCommand implements Callable<Integer> {
             description = "element type of weights, activations, KV cache and logits (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--graph", defaultValue = "unfused", paramLabel = "unfused|fused",
+            description = "unfused: standard ONNX ops, every step spelled out; fused: ONNX Runtime's contrib ops as its"
+                    + " model builder writes them (SkipSimplifiedLayerNormalization, GroupQueryAttention with rotary"
+                    + " inside, packed q|k|v), fewer nodes and a KV cache updated in place (default: ${DEFAULT-VALUE})")
+    String graph;
+
     @Option(names = "--external-data", description = "stream the weights to model.onnx.data one tensor at a time, "
             + "checking first that the disk and the Java heap can take them (automatic above 1.5 GB)")
     boolean externalData;
@@ -76,6 +85,7 @@ public final class ExportCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         ExportDtype type = ExportDtype.parse(dtype);
+        GraphFlavour flavour = GraphFlavour.parse(graph);
         if (source.hf != null) {
             // An unsupported or broken config.json is the real problem; report it before a missing tokenizer.
             HfConfig.read(source.hf);
@@ -90,7 +100,7 @@ public final class ExportCommand implements Callable<Integer> {
                 checkTokenizer(tokenizerFile, config);
                 tokenizerRef = ModelManifest.TokenizerRef.forFile(tokenizerFile.getFileName().toString());
             }
-            ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
+            ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource(), flavour);
             ExportBudget budget = ExportBudget.of(config, type);
             boolean stream = externalData || budget.dataBytes() > OnnxModelIO.EXTERNAL_TOTAL_THRESHOLD;
             if (stream) {
@@ -98,15 +108,16 @@ public final class ExportCommand implements Callable<Integer> {
             }
             budget.checkDisk(output, tokenizerFile == null ? 0 : fileSize(tokenizerFile));
             if (stream) {
-                written = streamed(weights, type, manifest, tokenizerFile, budget);
+                written = streamed(weights, type, flavour, manifest, tokenizerFile, budget);
             } else {
-                written = ModelDirectory.write(output, LlamaOnnxExporter.export(weights, type), manifest, tokenizerFile,
+                written = ModelDirectory.write(output, flavour == GraphFlavour.FUSED
+                        ? FusedLlamaExporter.export(weights, type) : LlamaOnnxExporter.export(weights, type), manifest, tokenizerFile,
                         false, companions());
             }
         }
-        System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s%n", written.dir(),
+        System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s graph, %s%n", written.dir(),
                 config.layers(), config.dim(), config.heads(), config.kvHeads(), config.vocabSize(), type.cliName(),
-                humanBytes(directoryBytes(written.dir())));
+                flavour.cliName(), humanBytes(directoryBytes(written.dir())));
         return 0;
     }
 
@@ -119,12 +130,14 @@ public final class ExportCommand implements Callable<Integer> {
     }
 
     /** Weights go to model.onnx.data tensor by tensor, read one layer at a time. */
-    private ModelDirectory streamed(LlamaWeightSource weights, ExportDtype type, ModelManifest manifest,
+    private ModelDirectory streamed(LlamaWeightSource weights, ExportDtype type, GraphFlavour flavour, ModelManifest manifest,
                                     Path tokenizerFile, ExportBudget budget) {
         try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
             return ModelDirectory.writeStreamed(output, manifest, tokenizerFile, companions(),
                     (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),
-                    data -> LlamaOnnxExporter.export(ReclaimingSource.wrap(weights), type, data));
+                    data -> flavour == GraphFlavour.FUSED
+                            ? FusedLlamaExporter.export(ReclaimingSource.wrap(weights), type, data)
+                            : LlamaOnnxExporter.export(ReclaimingSource.wrap(weights), type, data));
         }
     }
 

@@ -23,16 +23,23 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Runs a decoder graph: token ids, attention mask and position ids (where the graph takes them)
  * and the KV caches in; logits and the next caches out, under the names layout discovery found
  * ({@link DecoderIo}). A graph from which a rewriter removed some layers' cache still runs: only
  * the caches it keeps are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
+ * <p>
+ * Where every kept cache belongs to an attention op that can update it in place (GroupQueryAttention,
+ * as in {@code export --graph fused}), {@link #emptyCache} gives a fixed-capacity buffer per cache
+ * input, bound as the input and as the pinned present output of each run: a decode step then copies
+ * no past position. Elsewhere (caches grown by Concat) each run returns new present tensors, as before.
  */
 public final class DecoderSession implements AutoCloseable {
     /** One cache input, the output that refills it, and its fixed dimensions. */
-    record CacheSlot(int layer, String past, String present, boolean stacked, long heads, long headDim, OnnxJavaType type) {
+    record CacheSlot(int layer, String past, String present, boolean stacked, boolean inPlace, long heads, long headDim,
+                     OnnxJavaType type) {
         /** [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked. */
         long[] shape(int batch, long length) {
             return stacked ? new long[] {2, batch, heads, length, headDim} : new long[] {batch, heads, length, headDim};
@@ -42,6 +49,9 @@ public final class DecoderSession implements AutoCloseable {
             return (stacked ? 2 : 1) * heads * headDim * (type == OnnxJavaType.FLOAT16 ? 2 : 4);
         }
     }
+
+    /** Positions an in-place cache gets beyond the first run's need when no capacity was asked for. */
+    private static final long INITIAL_SLACK = 256;
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OrtSession session;
@@ -54,6 +64,7 @@ public final class DecoderSession implements AutoCloseable {
     private final OnnxJavaType maskType;
     private final OnnxJavaType positionType;
     private final boolean batchable;
+    private final boolean inPlace;
     private final int vocabSize;
 
     private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
@@ -74,6 +85,7 @@ public final class DecoderSession implements AutoCloseable {
             maskType = hasMask ? tensorInfo(inputs.get(io.attentionMask())).type : null;
             positionType = hasPositions ? tensorInfo(inputs.get(io.positionIds())).type : null;
             slots = cacheSlots(io, inputs, outputs);
+            inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run only through left padding, which needs the mask to
             // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
             // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
@@ -123,8 +135,8 @@ public final class DecoderSession implements AutoCloseable {
             if (info.type != OnnxJavaType.FLOAT && info.type != OnnxJavaType.FLOAT16) {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
-            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), shape[at + 1], shape[at + 3],
-                    info.type));
+            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), pair.inPlace(),
+                    shape[at + 1], shape[at + 3], info.type));
         }
         return List.copyOf(slots);
     }
@@ -199,11 +211,33 @@ public final class DecoderSession implements AutoCloseable {
         return owned;
     }
 
-    /** An empty cache (no past positions) for a batch of sequences. */
+    /**
+     * An empty cache (no past positions) for a batch of sequences: updated in place where the graph
+     * allows it, sized by the first run and reallocated (doubling) when a run needs more positions.
+     */
     public KvCache emptyCache(int batch) {
+        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0, new InputScratch(3))
+                : growingCache(batch);
+    }
+
+    /**
+     * As {@link #emptyCache(int)}, allocated once for {@code capacity} positions (prompt and generated
+     * tokens) when it is updated in place.
+     */
+    public KvCache emptyCache(int batch, long capacity) {
+        return inPlace ? KvCache.allocateInPlace(env, slots, batch, capacity, null) : growingCache(batch);
+    }
+
+    /** An empty cache that each run replaces by its present outputs, past and new positions: every graph takes it. */
+    public KvCache growingCache(int batch) {
         List<ByteBuffer> none = new ArrayList<>();
         slots.forEach(s -> none.add(ByteBuffer.allocateDirect(0)));
         return cacheOf(none, batch, 0);
+    }
+
+    /** Whether {@link #emptyCache} is a fixed buffer that the attention updates in place. */
+    public boolean updatesCacheInPlace() {
+        return inPlace;
     }
 
     /** The logits of a run and the cache to feed to the next one. */
@@ -235,17 +269,28 @@ public final class DecoderSession implements AutoCloseable {
                     + " != past " + cache.length() + " + seq " + seq);
         }
         checkVocabulary(inputIds);
+        long needed = cache.length() + seq;
+        if (cache.inPlace() && needed > cache.capacity()) {
+            cache = KvCache.allocateInPlace(env, slots, batch,
+                    cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()), cache);
+        }
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
         feed.putAll(extraInputs);
         List<OnnxTensor> made = new ArrayList<>();
         OrtSession.Result result = null;
         try {
-            made.add(put(feed, io.inputIds(), integers(inputIds, idType)));
+            InputScratch scratch = cache.scratch();
+            made.add(put(feed, io.inputIds(), integers(inputIds, idType, scratch, 0)));
             if (hasMask) {
-                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType)));
+                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType, scratch, 1)));
             }
             if (hasPositions) {
-                made.add(put(feed, io.positionIds(), integers(positionIds, positionType)));
+                made.add(put(feed, io.positionIds(), integers(positionIds, positionType, scratch, 2)));
+            }
+            if (cache.inPlace()) {
+                // The attention writes the new positions into the bound buffers; only the logits are new.
+                result = session.run(feed, Set.of(io.logits()), cache.presentBindings());
+                return new Output(readLogits(result), cache.extended(seq));
             }
             result = session.run(feed);
             Logits logits = readLogits(result);
@@ -308,8 +353,11 @@ public final class DecoderSession implements AutoCloseable {
         return new Logits(values, (int) shape[0], (int) shape[1], (int) shape[2]);
     }
 
-    /** Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's masks). */
-    private OnnxTensor integers(long[][] rows, OnnxJavaType type) throws OrtException {
+    /**
+     * Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's
+     * masks), written into the sequence's scratch buffer {@code index} when it has one.
+     */
+    private OnnxTensor integers(long[][] rows, OnnxJavaType type, InputScratch scratch, int index) throws OrtException {
         int b = rows.length;
         int s = rows[0].length;
         for (long[] row : rows) {
@@ -317,8 +365,11 @@ public final class DecoderSession implements AutoCloseable {
                 throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
             }
         }
+        int bytes = (type == OnnxJavaType.INT32 ? 4 : 8) * b * s;
+        ByteBuffer memory = scratch != null ? scratch.take(index, bytes)
+                : ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
         if (type == OnnxJavaType.INT32) {
-            IntBuffer buf = ByteBuffer.allocateDirect(4 * b * s).order(ByteOrder.nativeOrder()).asIntBuffer();
+            IntBuffer buf = memory.asIntBuffer();
             for (long[] row : rows) {
                 for (long v : row) {
                     buf.put(Math.toIntExact(v));
@@ -327,7 +378,7 @@ public final class DecoderSession implements AutoCloseable {
             buf.rewind();
             return OnnxTensor.createTensor(env, buf, new long[] {b, s});
         }
-        LongBuffer buf = ByteBuffer.allocateDirect(8 * b * s).order(ByteOrder.nativeOrder()).asLongBuffer();
+        LongBuffer buf = memory.asLongBuffer();
         for (long[] row : rows) {
             buf.put(row);
         }

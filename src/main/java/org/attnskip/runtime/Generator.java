@@ -70,7 +70,7 @@ public final class Generator {
         int[] generated = new int[steps];
         int count = 0;
         StopReason stop = StopReason.LENGTH;
-        KvCache cache = session.emptyCache(1);
+        KvCache cache = session.emptyCache(1, steps + 1L); // every position the run can use: allocated once
         try {
             DecoderSession.Output out = session.run(new long[][] {toLongs(promptIds)}, new long[][] {ones(promptIds.length)},
                     new long[][] {range(0, promptIds.length)}, cache);

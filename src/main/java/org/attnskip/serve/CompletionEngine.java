@@ -90,8 +90,13 @@ final class CompletionEngine {
     private void continuePrompt(List<Choice> group, List<CompletionProgress> progresses, CompletionRequest request,
                                 List<CompletionProgress> shared, List<CompletableFuture<Void>> decoding) {
         int[] promptIds = group.get(0).promptIds();
+        // A single choice decoding alone gets a cache sized for the whole completion, so a cache updated in
+        // place is allocated once; copies for several choices and the batcher's rows are growing caches.
+        KvCache fresh = batcher == null && group.size() == 1
+                ? session.emptyCache(1, (long) promptIds.length + request.maxTokens())
+                : session.growingCache(1);
         DecoderSession.Output out = session.run(new long[][] {longs(promptIds)}, new long[][] {ones(promptIds.length)},
-                new long[][] {range(promptIds.length)}, session.emptyCache(1));
+                new long[][] {range(promptIds.length)}, fresh);
         KvCache prefilled = out.cache();
         try {
             Choice first = group.get(0);
