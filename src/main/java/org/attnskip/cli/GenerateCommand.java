@@ -91,20 +91,16 @@ public final class GenerateCommand implements Callable<Integer> {
             try {
                 Generator generator = new Generator(session, tok);
                 Generator.Options options = new Generator.Options(positions, temperature, topP, seed);
-                long start = System.nanoTime();
                 Generator.Generation g = generator.generate(prompt, options, json ? piece -> { } : piece -> {
                     out.print(piece);
                     out.flush();
                 });
-                double seconds = (System.nanoTime() - start) / 1e9;
                 if (json) {
                     out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
                             .writeValueAsString(toJson(g, session)));
                 } else {
                     out.println();
-                    int fed = g.promptIds().length - 1 + g.generatedIds().length;
-                    System.err.printf("achieved tok/s: %.1f on %s%n", fed / Math.max(seconds, 1e-9),
-                            session.opened().device().cliName());
+                    System.err.println(rateLine(g.timing(), session.opened().device().cliName()));
                 }
             } finally {
                 if (tok instanceof AutoCloseable c) {
@@ -115,6 +111,19 @@ public final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Decode tokens per second over the single-token runs only (as llama2.c's run.c, whose timer
+     * starts after its first step), then the prefill, which runs the whole prompt at once.
+     */
+    static String rateLine(Generator.Timing t, String device) {
+        String prefill = String.format(java.util.Locale.ROOT, "prefill of %d tokens %.1f ms", t.prefillTokens(), t.prefillNanos() / 1e6);
+        if (t.decodeRuns() == 0) {
+            return "achieved tok/s: n/a on " + device + " (no decode step; " + prefill + ")";
+        }
+        return String.format(java.util.Locale.ROOT, "achieved tok/s: %.1f on %s (decode: %d steps in %.3f s; %s)", t.decodeTokensPerSecond(),
+                device, t.decodeRuns(), t.decodeNanos() / 1e9, prefill);
+    }
+
     private static Map<String, Object> toJson(Generator.Generation g, DecoderSession session) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("prompt_ids", g.promptIds());
@@ -122,6 +131,9 @@ public final class GenerateCommand implements Callable<Integer> {
         m.put("stop", g.stop().name().toLowerCase());
         m.put("text", g.text());
         m.put("device", session.opened().device().cliName());
+        m.put("decode_steps", g.timing().decodeRuns());
+        m.put("decode_seconds", g.timing().decodeNanos() / 1e9);
+        m.put("prefill_seconds", g.timing().prefillNanos() / 1e9);
         return m;
     }
 }
