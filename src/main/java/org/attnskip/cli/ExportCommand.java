@@ -2,6 +2,8 @@ package org.attnskip.cli;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
+import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.HfCheckpoint;
 import org.attnskip.export.HfConfig;
 import org.attnskip.export.Llama2cCheckpoint;
@@ -26,7 +28,8 @@ import java.util.stream.Stream;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = {"Export Llama-family weights to an ONNX model directory.",
-                "It holds model.onnx (standard opset-17 ops, optimum's input and output names, a KV cache), "
+                "It holds model.onnx (standard opset-17 ops, or ONNX Runtime's contrib ops with --graph fused; optimum's "
+                        + "input and output names, a KV cache), "
                         + "attnskip.json describing it, and the tokenizer file. The directory is written whole or not at all."})
 public final class ExportCommand implements Callable<Integer> {
 
@@ -64,12 +67,19 @@ public final class ExportCommand implements Callable<Integer> {
             description = "element type of weights, activations, KV cache and logits (default: ${DEFAULT-VALUE})")
     String dtype;
 
+    @Option(names = "--graph", defaultValue = "unfused", paramLabel = "unfused|fused",
+            description = "unfused: standard ONNX ops, every step spelled out; fused: ONNX Runtime's contrib ops as its"
+                    + " model builder writes them (SkipSimplifiedLayerNormalization, GroupQueryAttention with rotary"
+                    + " inside, packed q|k|v), fewer nodes and a KV cache updated in place (default: ${DEFAULT-VALUE})")
+    String graph;
+
     @Option(names = "--external-data", description = "keep the weights in model.onnx.data (automatic above 1.5 GB)")
     boolean externalData;
 
     @Override
     public Integer call() {
         ExportDtype type = ExportDtype.parse(dtype);
+        GraphFlavour flavour = GraphFlavour.parse(graph);
         if (source.hf != null) {
             // An unsupported or broken config.json is the real problem; report it before a missing tokenizer.
             HfConfig.read(source.hf);
@@ -82,12 +92,14 @@ public final class ExportCommand implements Callable<Integer> {
             checkTokenizer(tokenizerFile, config);
             tokenizerRef = ModelManifest.TokenizerRef.forFile(tokenizerFile.getFileName().toString());
         }
-        ModelProto model = LlamaOnnxExporter.export(weights, type);
-        ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource());
+        ModelProto model = flavour == GraphFlavour.FUSED
+                ? FusedLlamaExporter.export(weights, type)
+                : LlamaOnnxExporter.export(weights, type);
+        ModelManifest manifest = ModelManifest.of(config, type, tokenizerRef, describeSource(), flavour);
         ModelDirectory written = ModelDirectory.write(output, model, manifest, tokenizerFile, externalData);
-        System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s%n", written.dir(),
+        System.out.printf("wrote %s: %d layers, dim %d, %d heads (%d KV), vocab %d, %s, %s graph, %s%n", written.dir(),
                 config.layers(), config.dim(), config.heads(), config.kvHeads(), config.vocabSize(), type.cliName(),
-                humanBytes(directoryBytes(written.dir())));
+                flavour.cliName(), humanBytes(directoryBytes(written.dir())));
         return 0;
     }
 

@@ -11,6 +11,8 @@ import com.fasterxml.jackson.annotation.JsonProperty;
  * @param model     the graph's file name inside the directory
  * @param dtype     fp32 or fp16
  * @param source    where the weights came from, e.g. {@code llama2c:stories260K.bin}
+ * @param graph     the graph flavour ({@link GraphFlavour}: unfused or fused); absent in directories
+ *                  written before flavours existed, which are unfused
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record ModelManifest(
@@ -19,7 +21,8 @@ public record ModelManifest(
         @JsonProperty("architecture") Architecture architecture,
         @JsonProperty("tokenizer") TokenizerRef tokenizer,
         @JsonProperty("dtype") String dtype,
-        @JsonProperty("source") String source) {
+        @JsonProperty("source") String source,
+        @JsonProperty("graph") String graph) {
 
     public static final String FORMAT = "attnskip-model/1";
 
@@ -67,13 +70,19 @@ public record ModelManifest(
     }
 
     public static ModelManifest of(LlamaConfig c, ExportDtype dtype, TokenizerRef tokenizer, String source) {
+        return of(c, dtype, tokenizer, source, GraphFlavour.UNFUSED);
+    }
+
+    public static ModelManifest of(LlamaConfig c, ExportDtype dtype, TokenizerRef tokenizer, String source,
+                                   GraphFlavour graph) {
         RopeScaling scaling = c.ropeScaling() == null ? null : new RopeScaling("llama3", c.ropeScaling().factor(),
                 c.ropeScaling().lowFreqFactor(), c.ropeScaling().highFreqFactor(),
                 c.ropeScaling().originalMaxPositionEmbeddings());
         Architecture a = new Architecture(c.layers(), c.dim(), c.heads(), c.kvHeads(), c.headDim(), c.hiddenDim(),
                 c.vocabSize(), c.seqLen(), c.ropeTheta(), scaling, c.normEps(), c.qkvBias(), c.sharedClassifier(),
                 c.bosId(), c.eosId());
-        return new ModelManifest(FORMAT, ModelDirectory.MODEL_FILE, a, tokenizer, dtype.cliName(), source);
+        return new ModelManifest(FORMAT, ModelDirectory.MODEL_FILE, a, tokenizer, dtype.cliName(), source,
+                graph.cliName());
     }
 
     /** The architecture as a LlamaConfig, for code that rebuilds or checks the model. */

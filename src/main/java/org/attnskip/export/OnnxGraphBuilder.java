@@ -41,10 +41,19 @@ final class OnnxGraphBuilder {
 
     /** Adds a node whose outputs are named by the caller (graph outputs such as {@code logits}). */
     void node(String opType, String nodeName, String[] inputs, String[] outputs, AttributeProto... attributes) {
+        node("", opType, nodeName, inputs, outputs, attributes);
+    }
+
+    /** As above for an operator of another domain, such as ONNX Runtime's {@code com.microsoft}. */
+    void node(String domain, String opType, String nodeName, String[] inputs, String[] outputs,
+              AttributeProto... attributes) {
         if (!names.add(nodeName)) {
             throw new IllegalStateException("duplicate node name " + nodeName);
         }
         NodeProto.Builder n = NodeProto.newBuilder().setOpType(opType).setName(nodeName);
+        if (!domain.isEmpty()) {
+            n.setDomain(domain);
+        }
         for (String in : inputs) {
             n.addInput(in);
         }

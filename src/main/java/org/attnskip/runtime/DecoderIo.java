@@ -28,9 +28,10 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
                         List<CachePair> caches) {
     /**
      * A cache input and the output that holds its next value; {@code stacked} when one tensor
-     * holds key and value along a leading axis of 2.
+     * holds key and value along a leading axis of 2; {@code inPlace} when the attention op can write
+     * the new positions into the past buffer itself, if the present output is bound to that buffer.
      */
-    public record CachePair(int layer, String past, String present, boolean stacked) {
+    public record CachePair(int layer, String past, String present, boolean stacked, boolean inPlace) {
     }
 
     /**
@@ -75,7 +76,7 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             }
             for (int i = 0; i < kv.inputs().size(); i++) {
                 caches.add(new CachePair(number, kv.inputs().get(i), kv.outputs().get(i),
-                        kv.layout() == KvCache.Layout.STACKED));
+                        kv.layout() == KvCache.Layout.STACKED, layer.cacheUpdatedInPlace()));
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),

@@ -23,16 +23,23 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Runs a decoder graph: token ids, attention mask and position ids (where the graph takes them)
  * and the KV caches in; logits and the next caches out, under the names layout discovery found
  * ({@link DecoderIo}). A graph from which a rewriter removed some layers' cache still runs: only
  * the caches it keeps are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
+ * <p>
+ * Where every kept cache belongs to an attention op that can update it in place (GroupQueryAttention,
+ * as in {@code export --graph fused}), {@link #emptyCache} gives a fixed-capacity buffer per cache
+ * input, bound as the input and as the pinned present output of each run: a decode step then copies
+ * no past position. Elsewhere (caches grown by Concat) each run returns new present tensors, as before.
  */
 public final class DecoderSession implements AutoCloseable {
     /** One cache input, the output that refills it, and its fixed dimensions. */
-    record CacheSlot(int layer, String past, String present, boolean stacked, long heads, long headDim, OnnxJavaType type) {
+    record CacheSlot(int layer, String past, String present, boolean stacked, boolean inPlace, long heads, long headDim,
+                     OnnxJavaType type) {
         /** [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked. */
         long[] shape(int batch, long length) {
             return stacked ? new long[] {2, batch, heads, length, headDim} : new long[] {batch, heads, length, headDim};
@@ -42,6 +49,9 @@ public final class DecoderSession implements AutoCloseable {
             return (stacked ? 2 : 1) * heads * headDim * (type == OnnxJavaType.FLOAT16 ? 2 : 4);
         }
     }
+
+    /** Positions an in-place cache gets beyond the first run's need when no capacity was asked for. */
+    private static final long INITIAL_SLACK = 256;
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OrtSession session;
@@ -54,6 +64,7 @@ public final class DecoderSession implements AutoCloseable {
     private final OnnxJavaType maskType;
     private final OnnxJavaType positionType;
     private final boolean batchable;
+    private final boolean inPlace;
     private final int vocabSize;
 
     private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
@@ -74,11 +85,13 @@ public final class DecoderSession implements AutoCloseable {
             maskType = hasMask ? tensorInfo(inputs.get(io.attentionMask())).type : null;
             positionType = hasPositions ? tensorInfo(inputs.get(io.positionIds())).type : null;
             slots = cacheSlots(io, inputs, outputs);
+            inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run only through left padding, which needs the mask to
             // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
-            // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
+            // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone, and so do
+            // caches updated in place (GroupQueryAttention takes every row's past to start at slot 0).
             batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions
-                    && slots.stream().noneMatch(CacheSlot::stacked);
+                    && slots.stream().noneMatch(CacheSlot::stacked) && !inPlace;
             long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
         } catch (OrtException e) {
@@ -123,8 +136,8 @@ public final class DecoderSession implements AutoCloseable {
             if (info.type != OnnxJavaType.FLOAT && info.type != OnnxJavaType.FLOAT16) {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
-            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), shape[at + 1], shape[at + 3],
-                    info.type));
+            slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), pair.inPlace(),
+                    shape[at + 1], shape[at + 3], info.type));
         }
         return List.copyOf(slots);
     }
@@ -199,11 +212,76 @@ public final class DecoderSession implements AutoCloseable {
         return owned;
     }
 
-    /** An empty cache (no past positions) for a batch of sequences. */
+    /**
+     * An empty cache (no past positions) for a batch of sequences: updated in place where the graph
+     * allows it, sized by the first run and reallocated (doubling) when a run needs more positions.
+     */
     public KvCache emptyCache(int batch) {
+        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0) : growingCache(batch);
+    }
+
+    /**
+     * As {@link #emptyCache(int)}, allocated once for {@code capacity} positions (prompt and generated
+     * tokens) when it is updated in place.
+     */
+    public KvCache emptyCache(int batch, long capacity) {
+        return inPlace ? allocate(batch, capacity, null) : growingCache(batch);
+    }
+
+    /** An empty cache that each run replaces by its present outputs, past and new positions: every graph takes it. */
+    public KvCache growingCache(int batch) {
         List<ByteBuffer> none = new ArrayList<>();
         slots.forEach(s -> none.add(ByteBuffer.allocateDirect(0)));
         return cacheOf(none, batch, 0);
+    }
+
+    /** Whether {@link #emptyCache} is a fixed buffer that the attention updates in place. */
+    public boolean updatesCacheInPlace() {
+        return inPlace;
+    }
+
+    /**
+     * Fixed-capacity buffers [batch, heads, capacity, head_dim], one per slot, holding the positions of
+     * {@code from} (closed afterwards) when it is given.
+     */
+    private KvCache allocate(int batch, long capacity, KvCache from) {
+        Map<String, OnnxTensor> past = new LinkedHashMap<>();
+        Map<String, OnnxTensor> present = new LinkedHashMap<>();
+        List<ByteBuffer> buffers = new ArrayList<>();
+        try {
+            for (int i = 0; i < slots.size(); i++) {
+                CacheSlot s = slots.get(i);
+                ByteBuffer data = ByteBuffer.allocateDirect(Math.toIntExact(batch * capacity * s.bytesPerPosition()))
+                        .order(ByteOrder.nativeOrder());
+                if (from != null && from.length() > 0) {
+                    copyPositions(from.buffers().get(i), from.capacity(), data, capacity, from.length(), batch * s.heads(),
+                            s.bytesPerPosition() / s.heads());
+                }
+                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(batch, capacity), s.type());
+                buffers.add(data);
+                past.put(s.past(), t);
+                present.put(s.present(), t);
+            }
+        } catch (OrtException e) {
+            past.values().forEach(OnnxTensor::close);
+            throw new IllegalStateException("cannot create a KV cache: " + e.getMessage(), e);
+        }
+        long length = 0;
+        if (from != null) {
+            length = from.length();
+            from.close();
+        }
+        return KvCache.inPlace(past, present, buffers, batch, length, capacity);
+    }
+
+    /** Copies the first {@code length} positions of each [batch * heads] row from one capacity to another. */
+    private static void copyPositions(ByteBuffer from, long fromCapacity, ByteBuffer to, long toCapacity, long length,
+                                      long rows, long bytesPerRowPosition) {
+        int bytes = Math.toIntExact(length * bytesPerRowPosition);
+        for (long r = 0; r < rows; r++) {
+            to.put(Math.toIntExact(r * toCapacity * bytesPerRowPosition), from,
+                    Math.toIntExact(r * fromCapacity * bytesPerRowPosition), bytes);
+        }
     }
 
     /** The logits of a run and the cache to feed to the next one. */
@@ -235,6 +313,11 @@ public final class DecoderSession implements AutoCloseable {
                     + " != past " + cache.length() + " + seq " + seq);
         }
         checkVocabulary(inputIds);
+        long needed = cache.length() + seq;
+        if (cache.inPlace() && needed > cache.capacity()) {
+            cache = allocate(batch, cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()),
+                    cache);
+        }
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
         feed.putAll(extraInputs);
         List<OnnxTensor> made = new ArrayList<>();
@@ -246,6 +329,11 @@ public final class DecoderSession implements AutoCloseable {
             }
             if (hasPositions) {
                 made.add(put(feed, io.positionIds(), integers(positionIds, positionType)));
+            }
+            if (cache.inPlace()) {
+                // The attention writes the new positions into the bound buffers; only the logits are new.
+                result = session.run(feed, Set.of(io.logits()), cache.presentBindings());
+                return new Output(readLogits(result), cache.extended(seq));
             }
             result = session.run(feed);
             Logits logits = readLogits(result);

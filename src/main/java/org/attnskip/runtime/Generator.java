@@ -87,7 +87,7 @@ public final class Generator {
         int[] generated = new int[steps];
         int count = 0;
         StopReason stop = StopReason.LENGTH;
-        KvCache cache = session.emptyCache(1);
+        KvCache cache = session.emptyCache(1, steps + 1L); // every position the run can use: allocated once
         long prefillNanos = 0;
         int decodeRuns = 0;
         long decodeStart = 0;

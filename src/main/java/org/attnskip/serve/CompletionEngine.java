@@ -44,7 +44,8 @@ final class CompletionEngine {
      */
     Completion complete(int[] promptIds, CompletionRequest request, Consumer<String> sink, BooleanSupplier clientGone,
                         long arrivalNano) {
-        KvCache cache = session.emptyCache(1);
+        // sized for the whole completion, so a cache updated in place is allocated once
+        KvCache cache = session.emptyCache(1, (long) promptIds.length + request.maxTokens());
         CompletionProgress progress = new CompletionProgress(promptIds, request, sink, clientGone, arrivalNano, tokenizer,
                 pieces, metrics, session.kvBytesPerPosition());
         try {

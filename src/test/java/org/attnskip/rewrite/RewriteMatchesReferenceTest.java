@@ -3,6 +3,8 @@ package org.attnskip.rewrite;
 import ai.onnxruntime.OnnxTensor;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
+import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
@@ -17,9 +19,12 @@ import org.attnskip.reference.NoiseDraw;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
+import org.attnskip.runtime.KvCache;
 import org.attnskip.runtime.OrtSessionFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
@@ -36,7 +41,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The rewritten graph's logits equal the reference implementation with the same manipulation,
  * as one prefill and token by token with the KV cache: drop and freeze at k in {0, 1, L/2, L-1, L},
- * random (gaussian, angle, shuffle) with a fixed seed.
+ * random (gaussian, angle, shuffle) with a fixed seed. Each model is exported in both graph
+ * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
+ * so it is reallocated on the way) and with the growing cache. Freeze does not run on fused graphs
+ * (it refuses them), so only the unfused flavour checks it.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
@@ -45,32 +53,49 @@ class RewriteMatchesReferenceTest {
     @TempDir
     Path tmp;
 
-    @Test
-    void stories260K() throws Exception {
-        check("stories260K", Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin")));
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void stories260K(GraphFlavour flavour) throws Exception {
+        // head size 8: the fused graph rotates q and k in RotaryEmbedding nodes before GroupQueryAttention
+        check("stories260K", Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin")), flavour);
     }
 
-    @Test
-    void storiesDeep12() throws Exception {
-        check("deep12", Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin")));
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void storiesDeep12(GraphFlavour flavour) throws Exception {
+        // head size 16: GroupQueryAttention rotates q and k itself
+        check("deep12", Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin")), flavour);
     }
 
-    @Test
-    void syntheticGroupedQueryWithBiases() throws Exception {
-        check("synthetic", TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42));
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void syntheticGroupedQueryWithBiases(GraphFlavour flavour) throws Exception {
+        check("synthetic", TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42), flavour);
     }
 
-    private void check(String name, LlamaWeights w) throws Exception {
+    /** Biases on the packed q|k|v projection, then rotary inside GroupQueryAttention (head size 16). */
+    @Test
+    void syntheticFusedRotaryInsideAttentionWithBiases() throws Exception {
+        check("synthetic16", TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 4, 4, 2, 97, 64, false, true), 43),
+                GraphFlavour.FUSED);
+    }
+
+    private void check(String model, LlamaWeights w, GraphFlavour flavour) throws Exception {
+        String name = model + "/" + flavour.cliName();
         int L = w.config.layers();
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, name.hashCode());
+        int[] tokens = tokens(w.config.vocabSize(), SEQ, model.hashCode());
         ReferenceLlama ref = new ReferenceLlama(w);
-        Path base = tmp.resolve(name + ".onnx");
-        OnnxModelIO.save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
+        Path base = tmp.resolve(model + "-" + flavour.cliName() + ".onnx");
+        OnnxModelIO.save(flavour == GraphFlavour.FUSED ? FusedLlamaExporter.export(w, ExportDtype.FLOAT)
+                : LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
 
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
             Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
             compare(name + " drop k=" + k, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromLayer(k, L), 128)),
                     ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
+            if (flavour == GraphFlavour.FUSED) {
+                continue;
+            }
             float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
             compare(name + " freeze k=" + k, rewrite(base, (g, l) -> FreezePass.apply(g, l, LayerSelection.fromLayer(k, L))),
                     frozen, tokens);
@@ -106,7 +131,11 @@ class RewriteMatchesReferenceTest {
         return out;
     }
 
-    /** One prefill of the whole sequence, then the same sequence token by token with the cache. */
+    /**
+     * One prefill of the whole sequence, then the same sequence token by token with the cache: the
+     * session's own (in place where the graph allows it, from a capacity of 5 so that it grows twice
+     * on the way) and, when that is in place, also the growing cache.
+     */
     private void compare(String what, Path graph, float[][] expected, int[] tokens) {
         try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
             var out = s.run(new long[][] {longs(tokens, 0, tokens.length)}, new long[][] {ones(tokens.length)},
@@ -115,14 +144,20 @@ class RewriteMatchesReferenceTest {
                 assertClose(what + " prefill pos " + t, expected[t], out.logits().at(0, t));
             }
             out.cache().close();
-            var cache = s.emptyCache(1);
-            for (int t = 0; t < tokens.length; t++) {
-                var step = s.run(new long[][] {{tokens[t]}}, new long[][] {ones(t + 1)}, new long[][] {{t}}, cache);
-                assertClose(what + " cached pos " + t, expected[t], step.logits().at(0, 0));
-                cache = step.cache();
+            decodeTokenByToken(what + " cached", s, s.emptyCache(1, 5), expected, tokens);
+            if (s.updatesCacheInPlace()) {
+                decodeTokenByToken(what + " concat-cached", s, s.growingCache(1), expected, tokens);
             }
-            cache.close();
         }
+    }
+
+    private static void decodeTokenByToken(String what, DecoderSession s, KvCache cache, float[][] expected, int[] tokens) {
+        for (int t = 0; t < tokens.length; t++) {
+            var step = s.run(new long[][] {{tokens[t]}}, new long[][] {ones(t + 1)}, new long[][] {{t}}, cache);
+            assertClose(what + " pos " + t, expected[t], step.logits().at(0, 0));
+            cache = step.cache();
+        }
+        cache.close();
     }
 
     /**

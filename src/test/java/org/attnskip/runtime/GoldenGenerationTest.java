@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
+import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
@@ -11,6 +13,8 @@ import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -23,28 +27,33 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The exported graph, run greedily with the KV cache, reproduces what llama2.c's run.c printed. */
+/**
+ * The exported graph, run greedily with the KV cache, reproduces what llama2.c's run.c printed: the
+ * unfused graph with its growing cache and the fused one with its cache updated in place.
+ */
 class GoldenGenerationTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
     Path tmp;
 
-    @Test
-    void stories260KReproducesEveryGoldenOutput() throws IOException {
-        checkGolden("stories260K", "stories260K.bin", ExportDtype.FLOAT);
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void stories260KReproducesEveryGoldenOutput(GraphFlavour flavour) throws IOException {
+        checkGolden("stories260K", "stories260K.bin", ExportDtype.FLOAT, flavour);
     }
 
-    @Test
-    void storiesDeep12ReproducesEveryGoldenOutput() throws IOException {
-        checkGolden("stories-deep12", "stories-deep12.bin", ExportDtype.FLOAT);
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void storiesDeep12ReproducesEveryGoldenOutput(GraphFlavour flavour) throws IOException {
+        checkGolden("stories-deep12", "stories-deep12.bin", ExportDtype.FLOAT, flavour);
     }
 
     @Test
     void lastPromptLogitsMatchRunC() throws IOException {
         Path folder = Fixtures.model("stories260K");
         JsonNode golden = JSON.readTree(folder.resolve("golden/once_upon_a_time.logits_last_prompt_pos.json").toFile());
-        ModelDirectory dir = export(folder, "stories260K.bin", ExportDtype.FLOAT);
+        ModelDirectory dir = export(folder, "stories260K.bin", ExportDtype.FLOAT, GraphFlavour.UNFUSED);
         try (DecoderSession s = DecoderSession.open(dir.modelFile(), Device.CPU)) {
             int[] prompt = ints(golden.get("prompt_ids"));
             LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
@@ -62,14 +71,15 @@ class GoldenGenerationTest {
     }
 
     /** fp16 weights, activations and cache against the fp32 export, over the 201 ids of a golden story. */
-    @Test
-    void fp16StaysCloseToFp32() throws IOException {
+    @ParameterizedTest
+    @EnumSource(GraphFlavour.class)
+    void fp16StaysCloseToFp32(GraphFlavour flavour) throws IOException {
         Path folder = Fixtures.model("stories260K");
         int[] ids = ints(JSON.readTree(folder.resolve("golden/once_upon_a_time.ids.json").toFile()).get("all_ids"));
         ExportDtype[] types = {ExportDtype.FLOAT, ExportDtype.FLOAT16};
         Logits[] runs = new Logits[2];
         for (int k = 0; k < 2; k++) {
-            ModelDirectory dir = export(folder, "stories260K.bin", types[k]);
+            ModelDirectory dir = export(folder, "stories260K.bin", types[k], flavour);
             try (DecoderSession s = DecoderSession.open(dir.modelFile(), Device.CPU)) {
                 LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {ids}, 0);
                 DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
@@ -87,15 +97,16 @@ class GoldenGenerationTest {
             }
             sameArgmax += Sampler.argmax(a) == Sampler.argmax(b) ? 1 : 0;
         }
-        System.out.printf("fp16 vs fp32 on stories260K: max |logit delta| %.4f, same argmax at %d of %d positions%n",
-                worst, sameArgmax, ids.length);
+        System.out.printf("fp16 vs fp32 on stories260K (%s): max |logit delta| %.4f, same argmax at %d of %d positions%n",
+                flavour.cliName(), worst, sameArgmax, ids.length);
         assertTrue(worst <= 0.1, "fp16 max |logit delta| " + worst);
         assertTrue(sameArgmax >= ids.length - 2, "argmax agrees at " + sameArgmax + " of " + ids.length);
     }
 
-    private void checkGolden(String folderName, String checkpoint, ExportDtype dtype) throws IOException {
+    private void checkGolden(String folderName, String checkpoint, ExportDtype dtype, GraphFlavour flavour)
+            throws IOException {
         Path folder = Fixtures.model(folderName);
-        ModelDirectory dir = export(folder, checkpoint, dtype);
+        ModelDirectory dir = export(folder, checkpoint, dtype, flavour);
         Tokenizer tokenizer = Llama2cTokenizer.load(dir.tokenizerFile(), dir.manifest().architecture().vocab());
         List<Path> goldens;
         try (Stream<Path> files = Files.list(folder.resolve("golden"))) {
@@ -103,6 +114,7 @@ class GoldenGenerationTest {
         }
         assertEquals(5, goldens.size());
         try (DecoderSession session = DecoderSession.open(dir.modelFile(), Device.CPU)) {
+            assertEquals(flavour == GraphFlavour.FUSED, session.updatesCacheInPlace());
             Generator generator = new Generator(session, tokenizer);
             for (Path idsFile : goldens) {
                 JsonNode golden = JSON.readTree(idsFile.toFile());
@@ -119,11 +131,13 @@ class GoldenGenerationTest {
         }
     }
 
-    private ModelDirectory export(Path folder, String checkpoint, ExportDtype dtype) {
+    private ModelDirectory export(Path folder, String checkpoint, ExportDtype dtype, GraphFlavour flavour) {
         LlamaWeights w = Llama2cCheckpoint.read(folder.resolve(checkpoint));
         Path tok = folder.resolve("tok512.bin");
-        return ModelDirectory.write(tmp.resolve(folder.getFileName()), LlamaOnnxExporter.export(w, dtype),
-                ModelManifest.of(w.config, dtype, ModelManifest.TokenizerRef.forFile("tok512.bin"), "llama2c:" + checkpoint),
+        return ModelDirectory.write(tmp.resolve(folder.getFileName() + "-" + flavour.cliName()),
+                flavour == GraphFlavour.FUSED ? FusedLlamaExporter.export(w, dtype) : LlamaOnnxExporter.export(w, dtype),
+                ModelManifest.of(w.config, dtype, ModelManifest.TokenizerRef.forFile("tok512.bin"), "llama2c:" + checkpoint,
+                        flavour),
                 tok, false);
     }
 

@@ -1,0 +1,144 @@
+package org.attnskip.runtime;
+
+import ai.onnxruntime.OnnxTensor;
+import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
+import org.attnskip.export.LlamaOnnxExporter;
+import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.TestLlamaWeights;
+import org.attnskip.onnx.OnnxModelIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fused graph's cache is one buffer per cache input that GroupQueryAttention writes in place:
+ * after each run the buffers we allocated hold exactly the K/V that the growing cache's present
+ * outputs hold, the positions not yet used are still zero, and a decode step keeps the same buffers.
+ */
+class InPlaceKvCacheTest {
+    private static final int[] PROMPT = {1, 17, 42, 5, 88, 23, 9};
+    private static final int NEXT = 31;
+    private static final int CAPACITY = 16;
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void rotaryInsideAttention() {
+        // head size 16: GroupQueryAttention rotates q and k itself
+        check(TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 2, 4, 2, 97, 64, false, false), 5));
+    }
+
+    @Test
+    void rotaryBeforeAttention() {
+        // head size 8: RotaryEmbedding nodes rotate q and k, the cache is GroupQueryAttention's all the same
+        check(TestLlamaWeights.random(TestLlamaWeights.config(32, 64, 2, 4, 2, 97, 64, false, false), 6));
+    }
+
+    @Test
+    void unfusedGraphKeepsTheGrowingCache() {
+        LlamaWeights w = TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 2, 4, 2, 97, 64, false, false), 5);
+        try (DecoderSession s = DecoderSession.open(save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), "unfused"),
+                Device.CPU)) {
+            assertFalse(s.updatesCacheInPlace());
+            KvCache cache = s.emptyCache(1, CAPACITY);
+            assertFalse(cache.inPlace());
+            cache.close();
+        }
+    }
+
+    private void check(LlamaWeights w) {
+        try (DecoderSession s = DecoderSession.open(save(FusedLlamaExporter.export(w, ExportDtype.FLOAT), "fused"),
+                Device.CPU)) {
+            assertTrue(s.updatesCacheInPlace());
+            int n = PROMPT.length;
+            DecoderSession.Output grown = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
+                    new long[][] {range(0, n)}, s.growingCache(1));
+            DecoderSession.Output inPlace = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
+                    new long[][] {range(0, n)}, s.emptyCache(1, CAPACITY));
+            List<ByteBuffer> buffers = inPlace.cache().buffers();
+            assertEquals(s.slots().size(), buffers.size());
+            assertSameCache(s, grown.cache(), inPlace.cache(), n);
+
+            DecoderSession.Output grownStep = s.run(new long[][] {{NEXT}}, new long[][] {ones(n + 1)},
+                    new long[][] {{n}}, grown.cache());
+            DecoderSession.Output step = s.run(new long[][] {{NEXT}}, new long[][] {ones(n + 1)}, new long[][] {{n}},
+                    inPlace.cache());
+            for (int i = 0; i < buffers.size(); i++) {
+                assertSame(buffers.get(i), step.cache().buffers().get(i), "the decode step reuses the buffer");
+            }
+            assertEquals(n + 1, step.cache().length());
+            assertSameCache(s, grownStep.cache(), step.cache(), n + 1);
+            float[] a = grownStep.logits().at(0, 0);
+            float[] b = step.logits().at(0, 0);
+            for (int v = 0; v < a.length; v++) {
+                assertEquals(a[v], b[v], 1e-6f, "logit " + v);
+            }
+            grownStep.cache().close();
+            step.cache().close();
+        }
+    }
+
+    /** Positions below {@code length} of each buffer equal the growing cache's present tensor; the rest are zero. */
+    private static void assertSameCache(DecoderSession s, KvCache grown, KvCache inPlace, int length) {
+        for (int i = 0; i < s.slots().size(); i++) {
+            DecoderSession.CacheSlot slot = s.slots().get(i);
+            OnnxTensor present = grown.tensors().get(slot.past());
+            FloatBuffer expected = present.getFloatBuffer();
+            FloatBuffer actual = inPlace.buffers().get(i).duplicate().order(ByteOrder.nativeOrder()).asFloatBuffer();
+            int rowFloats = (int) slot.headDim();
+            for (int h = 0; h < slot.heads(); h++) {
+                for (int p = 0; p < CAPACITY; p++) {
+                    for (int d = 0; d < rowFloats; d++) {
+                        float got = actual.get((h * CAPACITY + p) * rowFloats + d);
+                        if (p < length) {
+                            assertEquals(expected.get((h * length + p) * rowFloats + d), got, 0f,
+                                    slot.past() + " head " + h + " position " + p);
+                        } else {
+                            assertEquals(0f, got, slot.past() + " head " + h + " unused position " + p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private Path save(ai.onnx.proto.OnnxMl.ModelProto m, String name) {
+        Path file = tmp.resolve(name + ".onnx");
+        OnnxModelIO.save(m, null, file, false);
+        return file;
+    }
+
+    private static long[] longs(int[] a) {
+        long[] out = new long[a.length];
+        for (int i = 0; i < a.length; i++) {
+            out[i] = a[i];
+        }
+        return out;
+    }
+
+    private static long[] ones(int n) {
+        long[] o = new long[n];
+        java.util.Arrays.fill(o, 1);
+        return o;
+    }
+
+    private static long[] range(int from, int to) {
+        long[] o = new long[to - from];
+        for (int i = from; i < to; i++) {
+            o[i - from] = i;
+        }
+        return o;
+    }
+}
