@@ -7,6 +7,7 @@ import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
 import org.attnskip.runtime.ModelLocation;
+import org.attnskip.runtime.OrtSessionFactory;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
@@ -57,6 +58,15 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "where to run; auto uses CUDA when it can load, else the CPU, and says so (default: ${DEFAULT-VALUE})")
     String device;
 
+    @Option(names = "--threads", defaultValue = "0",
+            description = "ONNX Runtime intra-op threads; 0 chooses by the model's size: 1 below 16 MB of weights, "
+                    + "where handing work to a second thread costs more than it saves, else all cores (default: ${DEFAULT-VALUE})")
+    int threads;
+
+    @Option(names = "--ort-profile", paramLabel = "PREFIX",
+            description = "write ONNX Runtime's per-node timing profile (Chrome trace JSON) to PREFIX_<date>.json")
+    String ortProfile;
+
     @Option(names = "--json", description = "print one JSON object (ids, text, stop reason) instead of streaming the text")
     boolean json;
 
@@ -83,7 +93,11 @@ public final class GenerateCommand implements Callable<Integer> {
         }
 
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (DecoderSession session = DecoderSession.open(modelFile, dev)) {
+        if (threads < 0) {
+            throw new BadInputException("--threads must be 0 (by model size) or more, got " + threads);
+        }
+        OrtSessionFactory.Settings settings = OrtSessionFactory.Settings.of(dev).withThreads(threads).withProfile(ortProfile);
+        try (DecoderSession session = DecoderSession.open(modelFile, settings)) {
             if (session.opened().fallbackNote() != null) {
                 System.err.println("attnskip: " + session.opened().fallbackNote());
             }
