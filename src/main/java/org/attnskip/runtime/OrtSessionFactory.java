@@ -26,11 +26,13 @@ public final class OrtSessionFactory {
 
     /**
      * How a session runs. The defaults are what measured fastest for decoding on a 2-core machine
-     * (README, Benchmarks): see {@link #threadsFor} for the thread count.
+     * shared with other work (README, Benchmarks): see {@link #threadsFor} for the thread count.
      *
      * @param intraOpThreads 0 to choose by the model's size ({@link #threadsFor})
      * @param spinning       whether idle intra-op threads spin waiting for work (ONNX Runtime's default)
-     *                       or sleep; spinning wastes a core that other processes need on a busy machine
+     *                       or sleep (ours): a spinning thread holds a core that the other thread, or
+     *                       another process, needs; on the stories15M shape with 2 threads, decode
+     *                       steps took 1.5 to 3 times as long with spinning
      * @param memoryPattern  ONNX Runtime's memory pattern planning (its default: on)
      * @param cpuArena       ONNX Runtime's CPU memory arena (its default: on)
      * @param profilePrefix  null, or the file prefix of ONNX Runtime's per-node profile (a JSON trace)
@@ -38,7 +40,7 @@ public final class OrtSessionFactory {
     public record Settings(Device device, int intraOpThreads, OptLevel optimization, boolean spinning,
                            boolean memoryPattern, boolean cpuArena, String profilePrefix) {
         public Settings(Device device, int intraOpThreads, OptLevel optimization) {
-            this(device, intraOpThreads, optimization, true, true, true, null);
+            this(device, intraOpThreads, optimization, false, true, true, null);
         }
 
         public static Settings of(Device device) {
@@ -73,7 +75,9 @@ public final class OrtSessionFactory {
     /**
      * Intra-op threads for a model when none are asked for: one below {@link #SMALL_MODEL_BYTES} of
      * weights, where a step's few microseconds of work per node are shorter than handing half of it
-     * to another thread, else every core.
+     * to another thread, else every core. Measured interleaved on 2 cores: stories260K (1 MB) and
+     * stories-deep12 (5 MB) decode as fast or faster on one thread; the stories15M shape (58 MB)
+     * decodes in 0.43-0.45 of one thread's time on two (without spinning).
      */
     public static int threadsFor(Path modelFile) {
         return modelBytes(modelFile) < SMALL_MODEL_BYTES ? 1 : Runtime.getRuntime().availableProcessors();
