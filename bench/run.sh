@@ -4,8 +4,9 @@
 # Markdown tables on stdout.
 # Usage: bench/run.sh [BASELINE VARIANT...]
 #   A model is a model directory or .onnx file, optionally with #threads=N,spinning=off,... (see 'attnskip bench --help').
-#   Without models: exports the synthetic model SYNTH (seed 20240501) and its --drop-attn-above 0.5
-#   rewrite into a temporary directory and benchmarks those.
+#   Without models: exports the synthetic model SYNTH (seed 20240501) as the unfused and the fused
+#   graph, rewrites both with --drop-attn-above 0.5, all into a temporary directory, and benchmarks
+#   the unfused graph (baseline) against the three others.
 # Environment: BENCH_OPTS (extra 'attnskip bench' options), SYNTH (the synthetic spec),
 #   ATTNSKIP (the command that runs attnskip; default: ./attnskip, which builds the jar if needed).
 set -euo pipefail
@@ -16,9 +17,12 @@ opts=${BENCH_OPTS:-}
 if [ $# -eq 0 ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  $attnskip export --synthetic "$synth" --seed 20240501 -o "$work/synthetic" >&2
-  $attnskip optimize "$work/synthetic" -o "$work/synthetic-drop05" --drop-attn-above 0.5 >&2
-  set -- "$work/synthetic" "$work/synthetic-drop05"
+  for graph in unfused fused; do
+    name=synthetic; [ $graph = fused ] && name=synthetic-fused
+    $attnskip export --synthetic "$synth" --seed 20240501 --graph $graph -o "$work/$name" >&2
+    $attnskip optimize "$work/$name" -o "$work/$name-drop05" --drop-attn-above 0.5 >&2
+  done
+  set -- "$work/synthetic" "$work/synthetic-fused" "$work/synthetic-drop05" "$work/synthetic-fused-drop05"
 fi
 # shellcheck disable=SC2086  # BENCH_OPTS is a list of options
 $attnskip bench "$@" --noise-floor $opts
