@@ -15,8 +15,8 @@ import java.util.Map;
  * The memory-bound floor of one decode step: every weight is read once and every cached key and
  * value of the context once, so no step can take less than those bytes over the read bandwidth.
  * Tables that a step only indexes (token embeddings, rotary cos/sin looked up by position: an
- * initializer whose every use is the data input of a Gather) are read one row at a time and are not
- * counted.
+ * initializer whose every use is the data input of a Gather, or the cos/sin cache of ONNX Runtime's
+ * RotaryEmbedding or GroupQueryAttention) are read one row at a time and are not counted.
  *
  * @param weightBytes        initializer bytes read per decode step
  * @param kvBytesPerPosition K and V bytes of one position over all layers that keep a cache
@@ -50,14 +50,25 @@ public record DecodeFloor(long weightBytes, long kvBytesPerPosition) {
     }
 
     private static boolean onlyIndexed(List<NodeProto> uses, String name) {
-        if (uses.isEmpty()) {
-            return true; // an unused initializer is never read
-        }
-        for (NodeProto n : uses) {
-            if (!n.getOpType().equals("Gather") || !n.getInput(0).equals(name) || n.getInputList().subList(1, n.getInputCount()).contains(name)) {
-                return false;
+        // an unused initializer is never read
+        return uses.stream().allMatch(n -> {
+            for (int i = 0; i < n.getInputCount(); i++) {
+                if (n.getInput(i).equals(name) && !indexedInput(n, i)) {
+                    return false;
+                }
             }
-        }
-        return true;
+            return true;
+        });
+    }
+
+    /** Inputs an op reads only at the given indices or positions: Gather's data, the rotary cos/sin caches. */
+    private static boolean indexedInput(NodeProto n, int input) {
+        boolean contrib = n.getDomain().equals("com.microsoft");
+        return switch (n.getOpType()) {
+            case "Gather" -> input == 0;
+            case "RotaryEmbedding" -> contrib && (input == 2 || input == 3);
+            case "GroupQueryAttention" -> contrib && (input == 7 || input == 8);
+            default -> false;
+        };
     }
 }
