@@ -52,9 +52,42 @@ public final class ExportedWeights {
         ModelManifest manifest = dir.manifest();
         ExportDtype dtype = ExportDtype.parse(manifest.dtype() == null ? ExportDtype.FLOAT.cliName() : manifest.dtype());
         ExportedWeights reader = new ExportedWeights(model);
+        if (GraphFlavour.FUSED.cliName().equals(manifest.graph())) {
+            LlamaWeights weights = reader.fusedWeights(manifest.config());
+            reader.requireSameGraph(FusedLlamaExporter.export(weights, dtype));
+            return weights;
+        }
         LlamaWeights weights = reader.weights(manifest.config());
         reader.requireSameGraph(LlamaOnnxExporter.export(weights, dtype));
         return weights;
+    }
+
+    /** The inverse of {@link FusedLlamaExporter}: the packed q|k|v projection is split back into its row blocks. */
+    private LlamaWeights fusedWeights(LlamaConfig c) {
+        int d = c.dim(), kv = c.kvDim(), hid = c.hiddenDim();
+        float[] embedding = values("model.embed_tokens.weight", c.vocabSize(), d);
+        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "model.layers." + i + ".";
+            float[] qkv = matrix(p + "attn.qkv_proj.weight", d + 2 * kv, d);
+            float[] bias = optional(p + "attn.qkv_proj.bias", d + 2 * kv);
+            layers[i] = new LlamaWeights.Layer(
+                    values(p + "input_layernorm.weight", d),
+                    Arrays.copyOfRange(qkv, 0, d * d),
+                    Arrays.copyOfRange(qkv, d * d, (d + kv) * d),
+                    Arrays.copyOfRange(qkv, (d + kv) * d, (d + 2 * kv) * d),
+                    matrix(p + "attn.o_proj.weight", d, d),
+                    bias == null ? null : Arrays.copyOfRange(bias, 0, d),
+                    bias == null ? null : Arrays.copyOfRange(bias, d, d + kv),
+                    bias == null ? null : Arrays.copyOfRange(bias, d + kv, d + 2 * kv),
+                    values(p + "post_attention_layernorm.weight", d),
+                    matrix(p + "mlp.gate_proj.weight", hid, d),
+                    matrix(p + "mlp.down_proj.weight", d, hid),
+                    matrix(p + "mlp.up_proj.weight", hid, d));
+        }
+        float[] finalNorm = values("model.norm.weight", d);
+        float[] classifier = initializers.containsKey("lm_head.weight") ? matrix("lm_head.weight", c.vocabSize(), d) : embedding;
+        return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
     }
 
     private LlamaWeights weights(LlamaConfig c) {
@@ -165,7 +198,7 @@ public final class ExportedWeights {
     }
 
     private static boolean sameValues(TensorProto have, Path baseDir, TensorProto want) {
-        if (want.getDataType() == DataType.INT64_VALUE) {
+        if (want.getDataType() == DataType.INT64_VALUE || want.getDataType() == DataType.INT32_VALUE) {
             return Arrays.equals(Tensors.longs(have, baseDir), Tensors.longs(want, null));
         }
         return Arrays.equals(Tensors.floats(have, baseDir), Tensors.floats(want, null));

@@ -88,10 +88,9 @@ public final class DecoderSession implements AutoCloseable {
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run only through left padding, which needs the mask to
             // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
-            // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone, and so do
-            // caches updated in place (GroupQueryAttention takes every row's past to start at slot 0).
+            // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
             batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions
-                    && slots.stream().noneMatch(CacheSlot::stacked) && !inPlace;
+                    && slots.stream().noneMatch(CacheSlot::stacked);
             long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
         } catch (OrtException e) {
@@ -217,7 +216,8 @@ public final class DecoderSession implements AutoCloseable {
      * allows it, sized by the first run and reallocated (doubling) when a run needs more positions.
      */
     public KvCache emptyCache(int batch) {
-        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0) : growingCache(batch);
+        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0, new InputScratch(3))
+                : growingCache(batch);
     }
 
     /**
@@ -225,7 +225,7 @@ public final class DecoderSession implements AutoCloseable {
      * tokens) when it is updated in place.
      */
     public KvCache emptyCache(int batch, long capacity) {
-        return inPlace ? allocate(batch, capacity, null) : growingCache(batch);
+        return inPlace ? KvCache.allocateInPlace(env, slots, batch, capacity, null) : growingCache(batch);
     }
 
     /** An empty cache that each run replaces by its present outputs, past and new positions: every graph takes it. */
@@ -238,50 +238,6 @@ public final class DecoderSession implements AutoCloseable {
     /** Whether {@link #emptyCache} is a fixed buffer that the attention updates in place. */
     public boolean updatesCacheInPlace() {
         return inPlace;
-    }
-
-    /**
-     * Fixed-capacity buffers [batch, heads, capacity, head_dim], one per slot, holding the positions of
-     * {@code from} (closed afterwards) when it is given.
-     */
-    private KvCache allocate(int batch, long capacity, KvCache from) {
-        Map<String, OnnxTensor> past = new LinkedHashMap<>();
-        Map<String, OnnxTensor> present = new LinkedHashMap<>();
-        List<ByteBuffer> buffers = new ArrayList<>();
-        try {
-            for (int i = 0; i < slots.size(); i++) {
-                CacheSlot s = slots.get(i);
-                ByteBuffer data = ByteBuffer.allocateDirect(Math.toIntExact(batch * capacity * s.bytesPerPosition()))
-                        .order(ByteOrder.nativeOrder());
-                if (from != null && from.length() > 0) {
-                    copyPositions(from.buffers().get(i), from.capacity(), data, capacity, from.length(), batch * s.heads(),
-                            s.bytesPerPosition() / s.heads());
-                }
-                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(batch, capacity), s.type());
-                buffers.add(data);
-                past.put(s.past(), t);
-                present.put(s.present(), t);
-            }
-        } catch (OrtException e) {
-            past.values().forEach(OnnxTensor::close);
-            throw new IllegalStateException("cannot create a KV cache: " + e.getMessage(), e);
-        }
-        long length = 0;
-        if (from != null) {
-            length = from.length();
-            from.close();
-        }
-        return KvCache.inPlace(past, present, buffers, batch, length, capacity);
-    }
-
-    /** Copies the first {@code length} positions of each [batch * heads] row from one capacity to another. */
-    private static void copyPositions(ByteBuffer from, long fromCapacity, ByteBuffer to, long toCapacity, long length,
-                                      long rows, long bytesPerRowPosition) {
-        int bytes = Math.toIntExact(length * bytesPerRowPosition);
-        for (long r = 0; r < rows; r++) {
-            to.put(Math.toIntExact(r * toCapacity * bytesPerRowPosition), from,
-                    Math.toIntExact(r * fromCapacity * bytesPerRowPosition), bytes);
-        }
     }
 
     /** The logits of a run and the cache to feed to the next one. */
@@ -315,20 +271,21 @@ public final class DecoderSession implements AutoCloseable {
         checkVocabulary(inputIds);
         long needed = cache.length() + seq;
         if (cache.inPlace() && needed > cache.capacity()) {
-            cache = allocate(batch, cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()),
-                    cache);
+            cache = KvCache.allocateInPlace(env, slots, batch,
+                    cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()), cache);
         }
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
         feed.putAll(extraInputs);
         List<OnnxTensor> made = new ArrayList<>();
         OrtSession.Result result = null;
         try {
-            made.add(put(feed, io.inputIds(), integers(inputIds, idType)));
+            InputScratch scratch = cache.scratch();
+            made.add(put(feed, io.inputIds(), integers(inputIds, idType, scratch, 0)));
             if (hasMask) {
-                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType)));
+                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType, scratch, 1)));
             }
             if (hasPositions) {
-                made.add(put(feed, io.positionIds(), integers(positionIds, positionType)));
+                made.add(put(feed, io.positionIds(), integers(positionIds, positionType, scratch, 2)));
             }
             if (cache.inPlace()) {
                 // The attention writes the new positions into the bound buffers; only the logits are new.
@@ -396,8 +353,11 @@ public final class DecoderSession implements AutoCloseable {
         return new Logits(values, (int) shape[0], (int) shape[1], (int) shape[2]);
     }
 
-    /** Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's masks). */
-    private OnnxTensor integers(long[][] rows, OnnxJavaType type) throws OrtException {
+    /**
+     * Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's
+     * masks), written into the sequence's scratch buffer {@code index} when it has one.
+     */
+    private OnnxTensor integers(long[][] rows, OnnxJavaType type, InputScratch scratch, int index) throws OrtException {
         int b = rows.length;
         int s = rows[0].length;
         for (long[] row : rows) {
@@ -405,8 +365,11 @@ public final class DecoderSession implements AutoCloseable {
                 throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
             }
         }
+        int bytes = (type == OnnxJavaType.INT32 ? 4 : 8) * b * s;
+        ByteBuffer memory = scratch != null ? scratch.take(index, bytes)
+                : ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
         if (type == OnnxJavaType.INT32) {
-            IntBuffer buf = ByteBuffer.allocateDirect(4 * b * s).order(ByteOrder.nativeOrder()).asIntBuffer();
+            IntBuffer buf = memory.asIntBuffer();
             for (long[] row : rows) {
                 for (long v : row) {
                     buf.put(Math.toIntExact(v));
@@ -415,7 +378,7 @@ public final class DecoderSession implements AutoCloseable {
             buf.rewind();
             return OnnxTensor.createTensor(env, buf, new long[] {b, s});
         }
-        LongBuffer buf = ByteBuffer.allocateDirect(8 * b * s).order(ByteOrder.nativeOrder()).asLongBuffer();
+        LongBuffer buf = memory.asLongBuffer();
         for (long[] row : rows) {
             buf.put(row);
         }

@@ -82,7 +82,7 @@ public final class KvBatch implements AutoCloseable {
 
     private static DecoderSession.Output prefill(DecoderSession session, int[] prompt) {
         LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
-        return session.run(in.inputIds(), in.attentionMask(), in.positionIds(), session.emptyCache(1));
+        return session.run(in.inputIds(), in.attentionMask(), in.positionIds(), session.growingCache(1));
     }
 
     /** The logits after each of {@code steps}, fed one at a time after the prompt, at batch 1. */

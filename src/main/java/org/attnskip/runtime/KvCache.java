@@ -1,9 +1,14 @@
 package org.attnskip.runtime;
 
 import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -28,14 +33,17 @@ public final class KvCache implements AutoCloseable {
     /** For an in-place cache: the present outputs bound to the same tensors. */
     private final Map<String, OnnxTensor> presentBindings;
     private final long capacity;
+    /** For an in-place cache: the sequence's reused input buffers; else null. */
+    private final InputScratch scratch;
     private boolean closed;
 
     KvCache(Map<String, OnnxTensor> past, int batch, long length, OrtSession.Result owner) {
-        this(past, batch, length, owner, null, Map.of(), 0);
+        this(past, batch, length, owner, null, Map.of(), 0, null);
     }
 
     private KvCache(Map<String, OnnxTensor> past, int batch, long length, OrtSession.Result owner,
-                    List<ByteBuffer> buffers, Map<String, OnnxTensor> presentBindings, long capacity) {
+                    List<ByteBuffer> buffers, Map<String, OnnxTensor> presentBindings, long capacity,
+                    InputScratch scratch) {
         this.past = past;
         this.batch = batch;
         this.length = length;
@@ -43,6 +51,7 @@ public final class KvCache implements AutoCloseable {
         this.buffers = buffers;
         this.presentBindings = presentBindings;
         this.capacity = capacity;
+        this.scratch = scratch;
     }
 
     /**
@@ -50,8 +59,60 @@ public final class KvCache implements AutoCloseable {
      * yet, the first run sizes it).
      */
     static KvCache inPlace(Map<String, OnnxTensor> past, Map<String, OnnxTensor> presentBindings,
-                           List<ByteBuffer> buffers, int batch, long length, long capacity) {
-        return new KvCache(past, batch, length, null, buffers, presentBindings, capacity);
+                           List<ByteBuffer> buffers, int batch, long length, long capacity, InputScratch scratch) {
+        return new KvCache(past, batch, length, null, buffers, presentBindings, capacity, scratch);
+    }
+
+    /**
+     * Fixed-capacity buffers [batch, heads, capacity, head_dim], one per slot, holding the positions of
+     * {@code from} (closed afterwards) when it is given.
+     */
+    static KvCache allocateInPlace(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, int batch, long capacity,
+                                   KvCache from) {
+        Map<String, OnnxTensor> past = new LinkedHashMap<>();
+        Map<String, OnnxTensor> present = new LinkedHashMap<>();
+        List<ByteBuffer> buffers = new ArrayList<>();
+        try {
+            for (int i = 0; i < slots.size(); i++) {
+                DecoderSession.CacheSlot s = slots.get(i);
+                ByteBuffer data = ByteBuffer.allocateDirect(Math.toIntExact(batch * capacity * s.bytesPerPosition()))
+                        .order(ByteOrder.nativeOrder());
+                if (from != null && from.length() > 0) {
+                    copyPositions(from.buffers().get(i), from.capacity(), data, capacity, from.length(), batch * s.heads(),
+                            s.bytesPerPosition() / s.heads());
+                }
+                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(batch, capacity), s.type());
+                buffers.add(data);
+                past.put(s.past(), t);
+                present.put(s.present(), t);
+            }
+        } catch (OrtException e) {
+            past.values().forEach(OnnxTensor::close);
+            throw new IllegalStateException("cannot create a KV cache: " + e.getMessage(), e);
+        }
+        long length = 0;
+        InputScratch scratch = new InputScratch(3);
+        if (from != null) {
+            length = from.length();
+            scratch = from.scratch();
+            from.close();
+        }
+        return inPlace(past, present, buffers, batch, length, capacity, scratch);
+    }
+
+    /** Copies the first {@code length} positions of each [batch * heads] row from one capacity to another. */
+    private static void copyPositions(ByteBuffer from, long fromCapacity, ByteBuffer to, long toCapacity, long length,
+                                      long rows, long bytesPerRowPosition) {
+        int bytes = Math.toIntExact(length * bytesPerRowPosition);
+        for (long r = 0; r < rows; r++) {
+            to.put(Math.toIntExact(r * toCapacity * bytesPerRowPosition), from,
+                    Math.toIntExact(r * fromCapacity * bytesPerRowPosition), bytes);
+        }
+    }
+
+    /** The sequence's reused input buffers, or null for a growing cache (whose runs allocate theirs). */
+    InputScratch scratch() {
+        return scratch;
     }
 
     Map<String, OnnxTensor> tensors() {
@@ -83,7 +144,7 @@ public final class KvCache implements AutoCloseable {
      */
     KvCache extended(long added) {
         closed = true;
-        return new KvCache(past, batch, length + added, null, buffers, presentBindings, capacity);
+        return new KvCache(past, batch, length + added, null, buffers, presentBindings, capacity, scratch);
     }
 
     public int batch() {

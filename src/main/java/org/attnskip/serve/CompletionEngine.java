@@ -44,8 +44,10 @@ final class CompletionEngine {
      */
     Completion complete(int[] promptIds, CompletionRequest request, Consumer<String> sink, BooleanSupplier clientGone,
                         long arrivalNano) {
-        // sized for the whole completion, so a cache updated in place is allocated once
-        KvCache cache = session.emptyCache(1, (long) promptIds.length + request.maxTokens());
+        // Alone, sized for the whole completion, so a cache updated in place is allocated once; the
+        // batcher lays out growing caches side by side.
+        KvCache cache = batcher != null ? session.growingCache(1)
+                : session.emptyCache(1, (long) promptIds.length + request.maxTokens());
         CompletionProgress progress = new CompletionProgress(promptIds, request, sink, clientGone, arrivalNano, tokenizer,
                 pieces, metrics, session.kvBytesPerPosition());
         try {
