@@ -11,8 +11,8 @@ import com.fasterxml.jackson.annotation.JsonProperty;
  * @param model     the graph's file name inside the directory
  * @param dtype     fp32 or fp16
  * @param source    where the weights came from, e.g. {@code llama2c:stories260K.bin}
- * @param graph     the graph flavour ({@link GraphFlavour}: unfused or fused); absent in directories
- *                  written before flavours existed, which are unfused
+ * @param graph     {@code fused} for {@link GraphFlavour#FUSED}; absent for the unfused graph (so the
+ *                  manifests of unfused exports read as they always did)
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record ModelManifest(
@@ -82,7 +82,7 @@ public record ModelManifest(
                 c.vocabSize(), c.seqLen(), c.ropeTheta(), scaling, c.normEps(), c.qkvBias(), c.sharedClassifier(),
                 c.bosId(), c.eosId());
         return new ModelManifest(FORMAT, ModelDirectory.MODEL_FILE, a, tokenizer, dtype.cliName(), source,
-                graph.cliName());
+                graph == GraphFlavour.FUSED ? graph.cliName() : null);
     }
 
     /** The architecture as a LlamaConfig, for code that rebuilds or checks the model. */
