@@ -7,6 +7,7 @@ import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
 import org.attnskip.runtime.ModelLocation;
+import org.attnskip.runtime.OrtSessionFactory;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
@@ -57,6 +58,15 @@ public final class GenerateCommand implements Callable<Integer> {
             description = "where to run; auto uses CUDA when it can load, else the CPU, and says so (default: ${DEFAULT-VALUE})")
     String device;
 
+    @Option(names = "--threads", defaultValue = "0",
+            description = "ONNX Runtime intra-op threads; 0 chooses by the model's size: 1 below 16 MB of weights, "
+                    + "where handing work to a second thread costs more than it saves, else all cores (default: ${DEFAULT-VALUE})")
+    int threads;
+
+    @Option(names = "--ort-profile", paramLabel = "PREFIX",
+            description = "write ONNX Runtime's per-node timing profile (Chrome trace JSON) to PREFIX_<date>.json")
+    String ortProfile;
+
     @Option(names = "--json", description = "print one JSON object (ids, text, stop reason) instead of streaming the text")
     boolean json;
 
@@ -83,7 +93,11 @@ public final class GenerateCommand implements Callable<Integer> {
         }
 
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (DecoderSession session = DecoderSession.open(modelFile, dev)) {
+        if (threads < 0) {
+            throw new BadInputException("--threads must be 0 (by model size) or more, got " + threads);
+        }
+        OrtSessionFactory.Settings settings = OrtSessionFactory.Settings.of(dev).withThreads(threads).withProfile(ortProfile);
+        try (DecoderSession session = DecoderSession.open(modelFile, settings)) {
             if (session.opened().fallbackNote() != null) {
                 System.err.println("attnskip: " + session.opened().fallbackNote());
             }
@@ -91,20 +105,16 @@ public final class GenerateCommand implements Callable<Integer> {
             try {
                 Generator generator = new Generator(session, tok);
                 Generator.Options options = new Generator.Options(positions, temperature, topP, seed);
-                long start = System.nanoTime();
                 Generator.Generation g = generator.generate(prompt, options, json ? piece -> { } : piece -> {
                     out.print(piece);
                     out.flush();
                 });
-                double seconds = (System.nanoTime() - start) / 1e9;
                 if (json) {
                     out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
                             .writeValueAsString(toJson(g, session)));
                 } else {
                     out.println();
-                    int fed = g.promptIds().length - 1 + g.generatedIds().length;
-                    System.err.printf("achieved tok/s: %.1f on %s%n", fed / Math.max(seconds, 1e-9),
-                            session.opened().device().cliName());
+                    System.err.println(rateLine(g.timing(), session.opened().device().cliName()));
                 }
             } finally {
                 if (tok instanceof AutoCloseable c) {
@@ -115,6 +125,19 @@ public final class GenerateCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Decode tokens per second over the single-token runs only (as llama2.c's run.c, whose timer
+     * starts after its first step), then the prefill, which runs the whole prompt at once.
+     */
+    static String rateLine(Generator.Timing t, String device) {
+        String prefill = String.format(java.util.Locale.ROOT, "prefill of %d tokens %.1f ms", t.prefillTokens(), t.prefillNanos() / 1e6);
+        if (t.decodeRuns() == 0) {
+            return "achieved tok/s: n/a on " + device + " (no decode step; " + prefill + ")";
+        }
+        return String.format(java.util.Locale.ROOT, "achieved tok/s: %.1f on %s (decode: %d steps in %.3f s; %s)", t.decodeTokensPerSecond(),
+                device, t.decodeRuns(), t.decodeNanos() / 1e9, prefill);
+    }
+
     private static Map<String, Object> toJson(Generator.Generation g, DecoderSession session) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("prompt_ids", g.promptIds());
@@ -122,6 +145,9 @@ public final class GenerateCommand implements Callable<Integer> {
         m.put("stop", g.stop().name().toLowerCase());
         m.put("text", g.text());
         m.put("device", session.opened().device().cliName());
+        m.put("decode_steps", g.timing().decodeRuns());
+        m.put("decode_seconds", g.timing().decodeNanos() / 1e9);
+        m.put("prefill_seconds", g.timing().prefillNanos() / 1e9);
         return m;
     }
 }

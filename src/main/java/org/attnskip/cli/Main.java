@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
                 ServeCommand.class,
                 ExportTritonCommand.class,
                 ProbeCommand.class,
+                BenchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {

@@ -36,8 +36,25 @@ public final class Generator {
 
     public enum StopReason { EOS, BOS, LENGTH }
 
-    /** What a run produced: the prompt ids (BOS first), the generated ids, the text sent to the sink. */
-    public record Generation(int[] promptIds, int[] generatedIds, StopReason stop, String text) {
+    /**
+     * What a run produced: the prompt ids (BOS first), the generated ids, the text sent to the sink,
+     * and how long the model runs took.
+     */
+    public record Generation(int[] promptIds, int[] generatedIds, StopReason stop, String text, Timing timing) {
+    }
+
+    /**
+     * Wall time of the prefill run (the whole prompt at once, first sampling included) and of the
+     * single-token decode runs after it, each with its sampling and text piece: the decode rate is
+     * {@code decodeRuns / decodeNanos}, prompt tokens not counted.
+     */
+    public record Timing(int prefillTokens, long prefillNanos, int decodeRuns, long decodeNanos) {
+        static final Timing NONE = new Timing(0, 0, 0, 0);
+
+        /** Decode tokens per second, or NaN when no decode run happened. */
+        public double decodeTokensPerSecond() {
+            return decodeRuns == 0 ? Double.NaN : decodeRuns / (decodeNanos / 1e9);
+        }
     }
 
     public Generation generate(String prompt, Options options, Consumer<String> sink) {
@@ -63,7 +80,7 @@ public final class Generator {
             emitPiece(promptIds[i - 1], promptIds[i], emit);
         }
         if (promptIds.length > steps) {
-            return new Generation(promptIds, new int[0], StopReason.LENGTH, text.toString());
+            return new Generation(promptIds, new int[0], StopReason.LENGTH, text.toString(), Timing.NONE);
         }
 
         Sampler sampler = new Sampler(options.temperature(), options.topP(), options.seed());
@@ -71,7 +88,12 @@ public final class Generator {
         int count = 0;
         StopReason stop = StopReason.LENGTH;
         KvCache cache = session.emptyCache(1, steps + 1L); // every position the run can use: allocated once
+        long prefillNanos = 0;
+        int decodeRuns = 0;
+        long decodeStart = 0;
+        long end = 0;
         try {
+            long start = System.nanoTime();
             DecoderSession.Output out = session.run(new long[][] {toLongs(promptIds)}, new long[][] {ones(promptIds.length)},
                     new long[][] {range(0, promptIds.length)}, cache);
             cache = out.cache();
@@ -80,6 +102,10 @@ public final class Generator {
             int prev = promptIds[promptIds.length - 1];
             while (true) {
                 int next = sampler.next(logits);
+                if (decodeStart == 0) {
+                    decodeStart = System.nanoTime();
+                    prefillNanos = decodeStart - start;
+                }
                 if (next == tokenizer.bos()) {
                     stop = StopReason.BOS;
                     break;
@@ -98,11 +124,15 @@ public final class Generator {
                 cache = out.cache();
                 logits = out.logits().last(0);
                 pos++;
+                decodeRuns++;
             }
+            end = System.nanoTime();
         } finally {
             cache.close();
         }
-        return new Generation(promptIds, Arrays.copyOf(generated, count), stop, text.toString());
+        // the decode span runs from the prefill's first sample to the last decode run's sample
+        Timing timing = new Timing(promptIds.length, prefillNanos, decodeRuns, decodeRuns == 0 ? 0 : end - decodeStart);
+        return new Generation(promptIds, Arrays.copyOf(generated, count), stop, text.toString(), timing);
     }
 
     private void emitPiece(int prev, int token, Consumer<String> emit) {

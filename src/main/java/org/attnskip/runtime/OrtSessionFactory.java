@@ -25,12 +25,81 @@ public final class OrtSessionFactory {
     }
 
     /**
-     * @param intraOpThreads 0 for all cores
+     * How a session runs. The defaults are what measured fastest for decoding on a 2-core machine
+     * shared with other work (README, Benchmarks): see {@link #threadsFor} for the thread count.
+     *
+     * @param intraOpThreads 0 to choose by the model's size ({@link #threadsFor})
+     * @param spinning       whether idle intra-op threads spin waiting for work (ONNX Runtime's default)
+     *                       or sleep (ours): a spinning thread holds a core that the other thread, or
+     *                       another process, needs; on the stories15M shape with 2 threads, decode
+     *                       steps took 1.5 to 3 times as long with spinning
+     * @param memoryPattern  ONNX Runtime's memory pattern planning (its default: on)
+     * @param cpuArena       ONNX Runtime's CPU memory arena (its default: on)
+     * @param profilePrefix  null, or the file prefix of ONNX Runtime's per-node profile (a JSON trace)
      */
-    public record Settings(Device device, int intraOpThreads, OptLevel optimization) {
+    public record Settings(Device device, int intraOpThreads, OptLevel optimization, boolean spinning,
+                           boolean memoryPattern, boolean cpuArena, String profilePrefix) {
+        public Settings(Device device, int intraOpThreads, OptLevel optimization) {
+            this(device, intraOpThreads, optimization, false, true, true, null);
+        }
+
         public static Settings of(Device device) {
             return new Settings(device, 0, OptLevel.ALL_OPT);
         }
+
+        public Settings withThreads(int threads) {
+            return new Settings(device, threads, optimization, spinning, memoryPattern, cpuArena, profilePrefix);
+        }
+
+        public Settings withOptimization(OptLevel level) {
+            return new Settings(device, intraOpThreads, level, spinning, memoryPattern, cpuArena, profilePrefix);
+        }
+
+        public Settings withSpinning(boolean on) {
+            return new Settings(device, intraOpThreads, optimization, on, memoryPattern, cpuArena, profilePrefix);
+        }
+
+        public Settings withMemoryPattern(boolean on) {
+            return new Settings(device, intraOpThreads, optimization, spinning, on, cpuArena, profilePrefix);
+        }
+
+        public Settings withCpuArena(boolean on) {
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, on, profilePrefix);
+        }
+
+        public Settings withProfile(String prefix) {
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, prefix);
+        }
+    }
+
+    /**
+     * Intra-op threads for a model when none are asked for: one below {@link #SMALL_MODEL_BYTES} of
+     * weights, where a step's few microseconds of work per node are shorter than handing half of it
+     * to another thread, else every core. Measured interleaved on 2 cores: stories260K (1 MB) and
+     * stories-deep12 (5 MB) decode as fast or faster on one thread; the stories15M shape (58 MB)
+     * decodes in 0.43-0.45 of one thread's time on two (without spinning).
+     */
+    public static int threadsFor(Path modelFile) {
+        return modelBytes(modelFile) < SMALL_MODEL_BYTES ? 1 : Runtime.getRuntime().availableProcessors();
+    }
+
+    static final long SMALL_MODEL_BYTES = 16L << 20;
+
+    /** The graph file and its external data file under the usual names: the weights, give or take the graph itself. */
+    static long modelBytes(Path modelFile) {
+        long bytes = 0;
+        try (var files = Files.list(modelFile.toAbsolutePath().getParent())) {
+            String name = modelFile.getFileName().toString();
+            for (Path p : files.toList()) {
+                String n = p.getFileName().toString();
+                if (n.equals(name) || n.equals(name + ".data") || n.equals(name + "_data")) {
+                    bytes += Files.size(p);
+                }
+            }
+        } catch (java.io.IOException e) {
+            return Long.MAX_VALUE; // unreadable here means the session will say so; threads do not matter
+        }
+        return bytes;
     }
 
     /** The process's one ONNX Runtime environment, whoever made it first; sessions set their own log level. */
@@ -74,8 +143,14 @@ public final class OrtSessionFactory {
         try (SessionOptions options = new SessionOptions()) {
             options.setOptimizationLevel(settings.optimization());
             options.setSessionLogLevel(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR);
-            int threads = settings.intraOpThreads() > 0 ? settings.intraOpThreads() : Runtime.getRuntime().availableProcessors();
+            int threads = settings.intraOpThreads() > 0 ? settings.intraOpThreads() : threadsFor(modelFile);
             options.setIntraOpNumThreads(threads);
+            options.addConfigEntry("session.intra_op.allow_spinning", settings.spinning() ? "1" : "0");
+            options.setMemoryPatternOptimization(settings.memoryPattern());
+            options.setCPUArenaAllocator(settings.cpuArena());
+            if (settings.profilePrefix() != null) {
+                options.enableProfiling(settings.profilePrefix());
+            }
             if (cuda) {
                 try {
                     options.addCUDA(0);

@@ -58,6 +58,12 @@ class ExportGenerateCliTest {
         assertEquals(0, run("generate", dir.toString(), "--prompt", "Once upon a time", "-n", "200",
                 "--temperature", "0", "--device", "cpu"), stderr());
         assertEquals(Files.readString(folder.resolve("golden/once_upon_a_time.txt")), stdout());
+        // The rate counts single-token decode runs only: positions 200 minus the prompt's, prefilled at once.
+        java.util.regex.Matcher rate = java.util.regex.Pattern.compile(
+                "achieved tok/s: [0-9.]+ on cpu \\(decode: (\\d+) steps in [0-9.]+ s; prefill of (\\d+) tokens [0-9.]+ ms\\)")
+                .matcher(stderr());
+        assertTrue(rate.find(), stderr());
+        assertEquals(200, Integer.parseInt(rate.group(1)) + Integer.parseInt(rate.group(2)), stderr());
 
         // A bare .onnx with --tokenizer is the same model.
         assertEquals(0, run("generate", dir.resolve("model.onnx").toString(), "--tokenizer",

@@ -1,0 +1,37 @@
+package org.attnskip.runtime;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+class SessionThreadsTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void oneThreadBelowTheSmallModelSizeCountingExternalData() throws IOException {
+        Path small = Files.createDirectories(tmp.resolve("small")).resolve("model.onnx");
+        sized(small, 1 << 20);
+        assertEquals(1 << 20, OrtSessionFactory.modelBytes(small));
+        assertEquals(1, OrtSessionFactory.threadsFor(small));
+
+        Path big = Files.createDirectories(tmp.resolve("big")).resolve("model.onnx");
+        sized(big, 40_000);
+        sized(big.resolveSibling("model.onnx.data"), OrtSessionFactory.SMALL_MODEL_BYTES);
+        sized(big.resolveSibling("other.onnx"), 5); // another graph's file is not this model's weights
+        assertEquals(40_000 + OrtSessionFactory.SMALL_MODEL_BYTES, OrtSessionFactory.modelBytes(big));
+        assertEquals(Runtime.getRuntime().availableProcessors(), OrtSessionFactory.threadsFor(big));
+    }
+
+    private static void sized(Path file, long bytes) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(bytes); // sparse: nothing is written
+        }
+    }
+}
