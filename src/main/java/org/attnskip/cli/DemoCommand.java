@@ -39,8 +39,7 @@ public final class DemoCommand implements Callable<Integer> {
     /** Large enough that skipped attention shows on 2 CPU cores, small enough for a few minutes in all. */
     static final String LATENCY_SPEC = "layers=12,hidden=256,heads=4,ffn=768,vocab=512,seq=1280";
     static final long LATENCY_SEED = 20240501L;
-    static final String LATENCY_MODEL = "the 12-layer synthetic model (random weights, " + LATENCY_SPEC + ", seed "
-            + LATENCY_SEED + ")";
+    static final String LATENCY_MODEL = "the 12-layer synthetic model (random weights, hidden 256)";
 
     @Option(names = "--model", paramLabel = "MODEL", description = "measure this model (.onnx, directory, llama2.c .bin) instead")
     Path model;
@@ -51,7 +50,7 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--freeze-above", defaultValue = "0.6", paramLabel = "F", description = "the freeze threshold of the summary (default: ${DEFAULT-VALUE})")
     String freezeAbove;
 
-    @Option(names = "--thresholds", defaultValue = "0,0.25,0.5,0.75,0.9", paramLabel = "LIST",
+    @Option(names = "--thresholds", defaultValue = "0,0.5,0.75,0.9", paramLabel = "LIST",
             description = "the quality curve's further thresholds, for both drop and freeze (default: ${DEFAULT-VALUE})")
     String thresholds;
 
@@ -196,7 +195,7 @@ public final class DemoCommand implements Callable<Integer> {
     /** The demo's own defaults where the user gave none: few items, one long prefill and one long decode context. */
     private void applyDemoDefaults() {
         if (options.maxItems == 0) {
-            options.maxItems = 10;
+            options.maxItems = 8;
         }
         if (options.maxDocs == 0) {
             options.maxDocs = 16;
@@ -208,7 +207,10 @@ public final class DemoCommand implements Callable<Integer> {
             options.decodeContexts = "1024";
         }
         if (options.repeats == 10) {
-            options.repeats = 6;
+            options.repeats = 5;
+        }
+        if (options.warmup == 2) {
+            options.warmup = 1;
         }
     }
 }

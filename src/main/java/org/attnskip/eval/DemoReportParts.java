@@ -24,7 +24,16 @@ public final class DemoReportParts {
         }
         for (SweepReport sweep : List.of(r.qualityDrop(), r.qualityFreeze())) {
             ReportTables.Table t = ReportTables.forSweep(sweep).get(1);
-            tables.add(new ReportTables.Table("Sweep: " + sweep.mode() + " on " + r.qualityModel(), t.note(), t.header(), t.rows()));
+            // no latency was timed on this model, so the sweep's Pareto marks and recommendation say nothing here
+            List<List<String>> rows = t.rows().stream().map(row -> {
+                List<String> copy = new ArrayList<>(row);
+                copy.set(0, copy.get(0).replace(" (recommended)", "").replace(" (Pareto)", ""));
+                return (List<String>) copy;
+            }).toList();
+            GenerationAgreement g = sweep.points().get(0).generation();
+            String note = "quality only, " + sweepNote(sweep.points().get(0)) + (g == null ? "" : "; greedy generation: "
+                    + g.prompts() + " prompts of " + g.promptTokens() + " tokens, " + g.newTokens() + " new tokens each");
+            tables.add(new ReportTables.Table("Sweep: " + sweep.mode() + " on " + r.qualityModel(), note, t.header(), rows));
         }
         ReportTables.Table setup = ReportTables.forSweep(r.qualityDrop()).get(0);
         tables.add(new ReportTables.Table("Setup (quality)", null, setup.header(), setup.rows()));
@@ -117,7 +126,7 @@ public final class DemoReportParts {
     /** Top-1 agreement of drop and freeze against the threshold: the paper's curve in one picture. */
     private static XYChart qualityCurve(DemoReport r) {
         int layers = DemoSummary.layerCount(r.qualityDrop());
-        XYChart c = Charts.chart("Quality kept against threshold: " + r.qualityModel().split(":")[0],
+        XYChart c = Charts.chart("Quality kept against threshold: " + r.qualityModel().split(" \\(")[0],
                 "threshold f (layers >= ceil(f * " + layers + ") manipulated; 1 = none)", "top-1 agreement with the baseline");
         for (SweepReport sweep : List.of(r.qualityDrop(), r.qualityFreeze())) {
             List<SweepPoint> points = sweep.points().stream()
@@ -140,7 +149,7 @@ public final class DemoReportParts {
     /** Variant/baseline median ratios of the latency model's headline points. */
     private static CategoryChart latencyBars(DemoReport r) {
         CategoryChart c = new CategoryChartBuilder().width(800).height(480)
-                .title("Latency, variant / baseline (" + r.latencyModel().split(",")[0] + ")")
+                .title("Latency, variant / baseline (" + r.latencyModel().split(" \\(")[0] + ")")
                 .xAxisTitle("variant").yAxisTitle("median time, variant / baseline").build();
         c.getStyler().setYAxisDecimalPattern("0.###");
         List<String> names = new ArrayList<>();
@@ -148,7 +157,7 @@ public final class DemoReportParts {
         List<Double> decode = new ArrayList<>();
         for (SweepReport sweep : List.of(r.latencyDrop(), r.latencyFreeze())) {
             for (SweepPoint p : sweep.points()) {
-                names.add(sweep.mode() + " " + DemoSummary.f(p.threshold()));
+                names.add(p.layers().isEmpty() ? "identical graph (noise floor)" : sweep.mode() + " " + DemoSummary.f(p.threshold()));
                 prefill.add(p.prefillRatio());
                 decode.add(p.decodeRatio());
             }

@@ -29,9 +29,9 @@ public final class DemoSummary {
         if (r.latencyDrop() != null) {
             SweepPoint ld = r.latency(true);
             SweepPoint lf = r.latency(false);
-            lines.add("time saved  drop " + f(r.headlineDrop()) + ": decode " + ratio(ld.decodeRatio()) + " per token at context "
-                    + last(ld.latency().decode()) + "; freeze " + f(r.headlineFreeze()) + ": prefill " + ratio(lf.prefillRatio())
-                    + " at " + last(lf.latency().prefill()) + " tokens (on " + r.latencyModel() + ")");
+            lines.add("time saved  on " + r.latencyModel() + ": drop " + f(r.headlineDrop()) + " decode " + ratio(ld.decodeRatio())
+                    + " per token at context " + last(ld.latency().decode()) + "; freeze " + f(r.headlineFreeze()) + " prefill "
+                    + ratio(lf.prefillRatio()) + " at " + last(lf.latency().prefill()) + " tokens");
             lines.add("KV memory   drop " + f(r.headlineDrop()) + " keeps the cache of " + (layers - drop.layers().size()) + " of "
                     + layers + " layers: " + ReportTables.bytes(ld.latency().baselineKvBytes()) + " -> "
                     + ReportTables.bytes(ld.latency().variantKvBytes()) + " per sequence at " + ld.latency().largestContext()

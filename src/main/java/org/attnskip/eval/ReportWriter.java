@@ -56,6 +56,8 @@ public final class ReportWriter {
         StringBuilder md = new StringBuilder("# ").append(title).append("\n\n");
         if (!summary.isEmpty()) {
             md.append("```\n").append(String.join("\n", summary)).append("\n```\n\n");
+            // a report that opens with a summary shows its charts under it: they are part of the story
+            chartFiles.forEach(file -> md.append("![").append(file).append("](").append(file).append(")\n\n"));
         }
         for (ReportTables.Table t : tables) {
             md.append("## ").append(t.title()).append("\n\n");
@@ -69,7 +71,7 @@ public final class ReportWriter {
             }
             md.append('\n');
         }
-        for (String file : chartFiles) {
+        for (String file : summary.isEmpty() ? chartFiles : List.<String>of()) {
             md.append("![").append(file).append("](").append(file).append(")\n\n");
         }
         return md.toString();
@@ -88,6 +90,7 @@ public final class ReportWriter {
                 .append(escape(title)).append("</h1>\n");
         if (!summary.isEmpty()) {
             h.append("<pre class=\"summary\">").append(escape(String.join("\n", summary))).append("</pre>\n");
+            htmlCharts(h, charts);
         }
         for (ReportTables.Table t : tables) {
             h.append("<h2>").append(escape(t.title())).append("</h2>\n");
@@ -104,12 +107,18 @@ public final class ReportWriter {
             }
             h.append("</table>\n");
         }
+        if (summary.isEmpty()) {
+            htmlCharts(h, charts);
+        }
+        return h.append("</body></html>\n").toString();
+    }
+
+    private static void htmlCharts(StringBuilder h, Map<String, byte[]> charts) {
         for (var chart : charts.entrySet()) {
             h.append("<h2>").append(escape(chart.getKey())).append("</h2>\n<img alt=\"").append(escape(chart.getKey()))
                     .append("\" src=\"data:image/png;base64,").append(Base64.getEncoder().encodeToString(chart.getValue()))
                     .append("\">\n");
         }
-        return h.append("</body></html>\n").toString();
     }
 
     private static String escape(String s) {

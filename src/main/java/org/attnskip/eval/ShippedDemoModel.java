@@ -15,8 +15,7 @@ public final class ShippedDemoModel {
     static final String RESOURCE_DIR = "demo/";
     public static final String CHECKPOINT = "stories-deep12.bin";
     static final String TOKENIZER = "tok512.bin";
-    public static final String DESCRIPTION = "stories-deep12: a trained llama2.c model (12 layers, dim 96, 6 heads, 2 KV heads,"
-            + " 1.23 M parameters) packed into attnskip's jar";
+    public static final String DESCRIPTION = "stories-deep12 (trained, 12 layers, 1.23 M parameters, packed in the jar)";
 
     private ShippedDemoModel() {
     }

@@ -107,8 +107,10 @@ class DemoCommandTest {
         assertEquals(128, latency.at("/decode/0/tokens").asInt());
         assertTrue(latency.at("/prefill/0/ratio").asDouble() > 0 && latency.at("/decode/0/ratio").asDouble() > 0);
         long base = latency.get("baseline_kv_bytes").asLong();
-        // synthetic 12 layers, 4 KV heads of 64 dims, fp32, K and V, 128 positions
-        assertEquals(12L * 2 * 4 * 64 * 4 * 128, base);
+        // the largest context: 128 positions and the 4 timed decode steps after them
+        assertEquals(132, latency.get("largest_context").asInt());
+        // synthetic 12 layers, 4 KV heads of 64 dims, fp32, K and V
+        assertEquals(12L * 2 * 4 * 64 * 4 * 132, base);
         assertEquals(base * 8, latency.get("variant_kv_bytes").asLong() * 12);
         // the noise-floor point: the identical graph keeps every cache
         JsonNode same = report.at("/latency_drop/points/1");
@@ -124,18 +126,16 @@ class DemoCommandTest {
         Path model = ShippedDemoModel.extractTo(tmp.resolve("model"));
         for (String mode : List.of("drop", "freeze")) {
             Path dir = tmp.resolve("sweep-" + mode);
-            List<String> args = new ArrayList<>(List.of("sweep", model.toString(), "--mode", mode, "--thresholds", "0,0.6,0.9",
+            List<String> args = new ArrayList<>(List.of("sweep", model.toString(), "--mode", mode, "--thresholds", "0.6",
                     "--no-latency", "--report", dir.toString()));
             args.addAll(QUALITY_FLAGS);
             CliRun sweep = CliRun.of(args.toArray(String[]::new));
             assertEquals(0, sweep.code(), sweep.err());
-            JsonNode expected = new ObjectMapper().readTree(dir.resolve("report.json").toFile()).get("points");
-            JsonNode actual = report.at("/quality_" + mode + "/points");
-            assertEquals(expected.size(), actual.size());
-            for (int i = 0; i < expected.size(); i++) {
-                for (String field : List.of("layers", "text", "tasks", "generation")) {
-                    assertEquals(expected.get(i).get(field), actual.get(i).get(field), mode + " point " + i + " " + field);
-                }
+            JsonNode expected = new ObjectMapper().readTree(dir.resolve("report.json").toFile()).at("/points/0");
+            JsonNode actual = report.at("/quality_" + mode + "/points/1");
+            assertEquals(0.6, actual.get("threshold").asDouble());
+            for (String field : List.of("threshold", "layers", "text", "tasks", "generation")) {
+                assertEquals(expected.get(field), actual.get(field), mode + " " + field);
             }
         }
     }
@@ -173,7 +173,8 @@ class DemoCommandTest {
         String png = Base64.getEncoder().encodeToString(Files.readAllBytes(out.resolve("demo-latency.png")));
         assertTrue(html.contains(png));
         Path broken = work.resolve("report.html");
-        Files.writeString(broken, html.replace(png, png.substring(0, 200)), StandardCharsets.UTF_8);
+        String notAPng = Base64.getEncoder().encodeToString("not a png".getBytes(StandardCharsets.US_ASCII));
+        Files.writeString(broken, html.replace(png, notAPng), StandardCharsets.UTF_8);
         HeadlessChromium.Page page = chromium.inspect(broken, work);
         assertTrue(page.images().get(0).loaded());
         assertFalse(page.images().get(1).loaded(), page.images().toString());
