@@ -12,7 +12,9 @@ import org.attnskip.eval.SweepReport;
 import org.attnskip.eval.ThresholdSweep;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
+import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.SyntheticWeights;
+import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.runtime.Tokenizer;
 import picocli.CommandLine.Command;
@@ -63,9 +65,9 @@ public final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         applyDemoDefaults();
-        List<String> drop = ThresholdSweep.parseThresholds(dropAbove);
-        List<String> freeze = ThresholdSweep.parseThresholds(freezeAbove);
-        List<String> curve = curve(ThresholdSweep.parseThresholds(thresholds), drop.get(0), freeze.get(0));
+        String drop = single(dropAbove, "--drop-attn-above");
+        String freeze = single(freezeAbove, "--freeze-above");
+        List<String> curve = curve(ThresholdSweep.parseThresholds(thresholds), drop, freeze);
         EvalSettings settings = options.settings();
         try (ScratchDir scratch = new ScratchDir("attnskip-demo")) {
             useShippedData(scratch.path());
@@ -87,11 +89,11 @@ public final class DemoCommand implements Callable<Integer> {
             List<String> documents = options.documents();
             var tasks = options.loadTasks();
             step("2/4 drop at thresholds " + curve + ": rewrite, then score against the baseline");
-            SweepReport qualityDrop = new ThresholdSweep(scoring, ThresholdSweep.Mode.DROP, "gaussian", 0, 0.05).run(quality.onnx(),
-                    curve, tokenizer, documents, tasks, scratch.path(), config(quality, "drop", curve), Main.VERSION);
+            SweepReport qualityDrop = sweep(scoring, ThresholdSweep.Mode.DROP).run(quality.onnx(), curve, tokenizer, documents,
+                    tasks, scratch.path(), config(quality, "drop", curve), Main.VERSION);
             step("3/4 freeze at thresholds " + curve + ": rewrite, then score against the baseline");
-            SweepReport qualityFreeze = new ThresholdSweep(scoring, ThresholdSweep.Mode.FREEZE, "gaussian", 0, 0.05).run(quality.onnx(),
-                    curve, tokenizer, documents, tasks, scratch.path(), config(quality, "freeze", curve), Main.VERSION);
+            SweepReport qualityFreeze = sweep(scoring, ThresholdSweep.Mode.FREEZE).run(quality.onnx(), curve, tokenizer, documents,
+                    tasks, scratch.path(), config(quality, "freeze", curve), Main.VERSION);
             SweepReport latencyDrop = null;
             SweepReport latencyFreeze = null;
             String latencyName = model == null ? LATENCY_MODEL : quality.described();
@@ -100,24 +102,24 @@ public final class DemoCommand implements Callable<Integer> {
                 if (model == null) {
                     step("4/4 latency on " + LATENCY_MODEL + ": baseline and variant interleaved");
                     Path base = scratch.path().resolve("latency-model.onnx");
-                    OnnxModelIO.save(LlamaOnnxExporter.export(SyntheticWeights.generate(LATENCY_SPEC, LATENCY_SEED), ExportDtype.FLOAT),
-                            null, base, false);
-                    timed = new ModelSource(base, null, "synthetic " + LATENCY_SPEC + " seed " + LATENCY_SEED, 1280);
+                    LlamaWeights weights = SyntheticWeights.generate(LATENCY_SPEC, LATENCY_SEED);
+                    OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, base, false);
+                    timed = new ModelSource(base, null, "synthetic " + LATENCY_SPEC + " seed " + LATENCY_SEED, weights.config.seqLen());
                 } else {
                     step("4/4 latency on " + model + ": baseline and variant interleaved");
                 }
                 EvalSettings timing = settings.fittedTo(timed.maxPositions(), note -> System.err.println("attnskip: " + note));
                 // 1.0 leaves the graph as it is: its ratio is the noise floor of the others
-                List<String> dropPoints = List.of(drop.get(0), "1.0");
-                latencyDrop = new ThresholdSweep(timing, ThresholdSweep.Mode.DROP, "gaussian", 0, 0.05).run(timed.onnx(), dropPoints,
-                        null, List.of(), List.of(), scratch.path(), config(timed, "drop", dropPoints), Main.VERSION);
-                latencyFreeze = new ThresholdSweep(timing, ThresholdSweep.Mode.FREEZE, "gaussian", 0, 0.05).run(timed.onnx(), freeze,
-                        null, List.of(), List.of(), scratch.path(), config(timed, "freeze", freeze), Main.VERSION);
+                List<String> dropPoints = Double.parseDouble(drop) == 1 ? List.of(drop) : List.of(drop, "1.0");
+                latencyDrop = sweep(timing, ThresholdSweep.Mode.DROP).run(timed.onnx(), dropPoints, null, List.of(), List.of(),
+                        scratch.path(), config(timed, "drop", dropPoints), Main.VERSION);
+                latencyFreeze = sweep(timing, ThresholdSweep.Mode.FREEZE).run(timed.onnx(), List.of(freeze), null, List.of(),
+                        List.of(), scratch.path(), config(timed, "freeze", List.of(freeze)), Main.VERSION);
             } else {
                 step("4/4 latency skipped (--no-latency)");
             }
-            DemoReport report = new DemoReport(List.of(), qualityName, latencyName, Double.parseDouble(drop.get(0)),
-                    Double.parseDouble(freeze.get(0)), qualityDrop, qualityFreeze, latencyDrop, latencyFreeze);
+            DemoReport report = new DemoReport(List.of(), qualityName, latencyName, Double.parseDouble(drop),
+                    Double.parseDouble(freeze), qualityDrop, qualityFreeze, latencyDrop, latencyFreeze);
             report = report.withSummary(DemoSummary.lines(report, options.report.resolve("report.html").toString()));
             ReportWriter.write(options.report, report, "attnskip demo", report.summary(), DemoReportParts.tables(report),
                     DemoReportParts.charts(report));
@@ -127,9 +129,22 @@ public final class DemoCommand implements Callable<Integer> {
                 report.summary().forEach(System.out::println);
             }
         } catch (java.io.IOException e) {
-            throw new org.attnskip.onnx.BadInputException("cannot create " + options.report + ": " + e.getMessage());
+            throw new BadInputException("cannot create " + options.report + ": " + e.getMessage());
         }
         return 0;
+    }
+
+    /** A sweep of drop or freeze (no noise; the perplexity tolerance only marks sweep's recommendation, unused here). */
+    private static ThresholdSweep sweep(EvalSettings settings, ThresholdSweep.Mode mode) {
+        return new ThresholdSweep(settings, mode, "gaussian", 0, 0.05);
+    }
+
+    private static String single(String value, String option) {
+        List<String> list = ThresholdSweep.parseThresholds(value);
+        if (list.size() != 1) {
+            throw new BadInputException(option + " takes one threshold, not " + value);
+        }
+        return list.get(0);
     }
 
     /** The curve's thresholds with the headline ones, in order. */

@@ -29,9 +29,13 @@ public final class DemoSummary {
         if (r.latencyDrop() != null) {
             SweepPoint ld = r.latency(true);
             SweepPoint lf = r.latency(false);
+            // the identical graph's ratios say how far the others can be trusted on this machine
+            String floor = r.latencyDrop().points().stream().filter(p -> p.layers().isEmpty()).findFirst()
+                    .map(p -> String.format(Locale.ROOT, "; identical graphs: x%.3f, x%.3f (noise floor)", p.decodeRatio(),
+                            p.prefillRatio())).orElse("");
             lines.add("time saved  on " + r.latencyModel() + ": drop " + f(r.headlineDrop()) + " decode " + ratio(ld.decodeRatio())
                     + " per token at context " + last(ld.latency().decode()) + "; freeze " + f(r.headlineFreeze()) + " prefill "
-                    + ratio(lf.prefillRatio()) + " at " + last(lf.latency().prefill()) + " tokens");
+                    + ratio(lf.prefillRatio()) + " at " + last(lf.latency().prefill()) + " tokens" + floor);
             lines.add("KV memory   drop " + f(r.headlineDrop()) + " keeps the cache of " + (layers - drop.layers().size()) + " of "
                     + layers + " layers: " + ReportTables.bytes(ld.latency().baselineKvBytes()) + " -> "
                     + ReportTables.bytes(ld.latency().variantKvBytes()) + " per sequence at " + ld.latency().largestContext()

@@ -60,6 +60,9 @@ class DemoCommandTest {
             assertEquals(printed.get(i), report.get("summary").get(i).asText());
         }
         assertTrue(printed.get(0).contains("drop 0.6 removes attention in layers 8-11 of 12"), printed.get(0));
+        JsonNode floor = report.at("/latency_drop/points/1");
+        assertTrue(printed.get(2).endsWith(String.format(java.util.Locale.ROOT, "identical graphs: x%.3f, x%.3f (noise floor)",
+                floor.at("/latency/decode/0/ratio").asDouble(), floor.at("/latency/prefill/0/ratio").asDouble())), printed.get(2));
         assertTrue(printed.get(4).endsWith(out.resolve("report.html").toString()), printed.get(4));
         String md = Files.readString(out.resolve("report.md"));
         String html = Files.readString(out.resolve("report.html"));

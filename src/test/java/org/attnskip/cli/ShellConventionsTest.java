@@ -88,6 +88,10 @@ class ShellConventionsTest {
         assertEquals(2, run.code());
         assertEquals("attnskip: threshold 2 is outside [0, 1]\n", run.err());
         assertFalse(Files.exists(out));
+        CliRun two = CliRun.of("demo", "--drop-attn-above", "0.5,0.6", "--report", out.toString());
+        assertEquals(2, two.code());
+        assertEquals("attnskip: --drop-attn-above takes one threshold, not 0.5,0.6\n", two.err());
+        assertFalse(Files.exists(out));
         CliRun unknown = CliRun.of("no-such-command");
         assertEquals(2, unknown.code());
         assertEquals(1, unknown.err().lines().count(), unknown.err());
