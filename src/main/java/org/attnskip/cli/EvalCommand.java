@@ -42,6 +42,10 @@ public final class EvalCommand implements Callable<Integer> {
             EvalReport report = new Evaluation(settings).compare(base.onnx(), var.onnx(), tokenizer, options.documents(),
                     options.loadTasks(), config, Main.VERSION);
             ReportWriter.write(options.report, report, "attnskip eval", ReportTables.forEval(report), Charts.forEval(report));
+            if (options.json) {
+                System.out.println(ReportWriter.json(report));
+                return 0;
+            }
             printSummary(report);
             System.out.println("report: " + options.report.resolve("report.html"));
         }

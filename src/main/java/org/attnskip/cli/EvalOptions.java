@@ -84,6 +84,9 @@ final class EvalOptions {
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
+    @Option(names = "--json", description = "print the report (report.json's content) on stdout instead of the summary")
+    boolean json;
+
     EvalSettings settings() {
         Device d = Device.parse(device);
         OptLevel level = switch (graphOpt.toLowerCase(Locale.ROOT)) {

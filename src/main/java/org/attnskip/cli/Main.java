@@ -1,13 +1,17 @@
 package org.attnskip.cli;
 
 import org.attnskip.onnx.BadInputException;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtProvider;
+import org.attnskip.runtime.OrtSessionFactory;
+import picocli.AutoComplete;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** The attnskip command line: one subcommand class per file, registered here. */
 @Command(name = "attnskip",
         mixinStandardHelpOptions = true,
-        version = "attnskip " + Main.VERSION,
+        versionProvider = Main.Version.class,
         description = "Rewrites ONNX decoder LLM graphs to skip, freeze or randomise attention above a layer.",
         subcommands = {
                 InspectCommand.class,
@@ -21,6 +25,7 @@ import picocli.CommandLine.Command;
                 ExportTritonCommand.class,
                 ProbeCommand.class,
                 BenchCommand.class,
+                AutoComplete.GenerateCompletion.class,
                 CommandLine.HelpCommand.class
         })
 public final class Main {
@@ -30,11 +35,26 @@ public final class Main {
         System.exit(run(args));
     }
 
+    /** attnskip's version and the ONNX Runtime it runs on: the library's version and its execution providers. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            var providers = OrtEnvironment.getAvailableProviders();
+            String build = providers.contains(OrtProvider.CUDA) ? "GPU build (onnxruntime_gpu)" : "CPU build (onnxruntime)";
+            return new String[] {"attnskip " + VERSION,
+                    "ONNX Runtime " + OrtSessionFactory.environment().getVersion() + ", " + build + ", execution providers: "
+                            + providers.stream().map(OrtProvider::getName).sorted().toList()};
+        }
+    }
+
     /** Runs a command line and returns its exit code: 0 success, 2 bad input, 1 internal error. */
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new Main());
         // every subcommand answers --help and --version, whether or not its class asks for them
-        cli.getSubcommands().values().forEach(sub -> sub.getCommandSpec().mixinStandardHelpOptions(true));
+        cli.getSubcommands().values().forEach(sub -> sub.getCommandSpec().mixinStandardHelpOptions(true)
+                .versionProvider(new Version()));
+        // picocli hides its completion subcommand; list it so that users find it in the help
+        cli.getSubcommands().get("generate-completion").getCommandSpec().usageMessage().hidden(false);
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             if (ex instanceof BadInputException) {
                 commandLine.getErr().println("attnskip: " + ex.getMessage());

@@ -103,6 +103,9 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", description = "sensitivity: where to run (default: ${DEFAULT-VALUE})")
     String device;
 
+    @Option(names = "--json", description = "print the report (report.json's content) on stdout instead of the recommendations")
+    boolean json;
+
     @Option(names = "--tokenizer", description = "llama2.c tokenizer.bin or Hugging Face tokenizer.json (default: tok512.bin or tokenizer.bin next to a checkpoint, or the model directory's)")
     Path tokenizerFile;
 
@@ -257,7 +260,9 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("version", Main.VERSION);
         ProbeReport result = new ProbeReport(config, representations, importance, switched, sensitivity, notes);
         ReportWriter.write(report, result, "attnskip probe: " + model.getFileName(), ProbeTables.of(result), ProbeCharts.of(result));
-        if (sensitivity != null) {
+        if (json) {
+            System.out.println(ReportWriter.json(result));
+        } else if (sensitivity != null) {
             for (Recommendation r : sensitivity.recommendations()) {
                 System.out.printf("recommended %-22s k = %d (layers %s)%s%n", r.mode(), r.k(), r.layers(),
                         r.evidence() == null ? "" : String.format(java.util.Locale.ROOT, ": top-1 %.4f, KL %.4f, ppl x%.4f",
@@ -269,7 +274,9 @@ public final class ProbeCommand implements Callable<Integer> {
                         sensitivity.nonContiguous().layers(), e.top1(), e.kl(), e.perplexityRatio());
             }
         }
-        System.out.println("probe: wrote " + report.resolve("report.html") + ", report.json and report.md");
+        if (!json) {
+            System.out.println("probe: wrote " + report.resolve("report.html") + ", report.json and report.md");
+        }
         deleteQuietly(work);
         return 0;
     }

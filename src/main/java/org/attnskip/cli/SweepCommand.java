@@ -74,6 +74,10 @@ public final class SweepCommand implements Callable<Integer> {
                     options.documents(), options.loadTasks(), scratch.path(), config, Main.VERSION);
             ReportWriter.write(options.report, report, "attnskip sweep (" + m.name().toLowerCase(Locale.ROOT) + ")",
                     ReportTables.forSweep(report), Charts.forSweep(report));
+            if (options.json) {
+                System.out.println(ReportWriter.json(report));
+                return 0;
+            }
             ReportTables.Table table = ReportTables.forSweep(report).get(1);
             System.out.println(String.join(" | ", table.header()));
             table.rows().forEach(r -> System.out.println(String.join(" | ", r)));

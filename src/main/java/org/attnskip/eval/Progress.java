@@ -8,7 +8,8 @@ import java.io.PrintStream;
 
 /**
  * Progress of one stage on stderr: a progress bar on a terminal, otherwise a plain line at the start
- * and at every tenth of the way (so logs stay readable), or nothing at all when quiet. A stage
+ * and at every tenth of the way (so logs stay readable), or nothing at all when quiet. NO_COLOR,
+ * TERM=dumb and CI ask for plain lines too: a bar redraws itself with carriage returns. A stage
  * counted in bytes ({@link #ofBytes}) shows MB and MB/s, and off a terminal one line per item.
  */
 public final class Progress implements AutoCloseable {
@@ -32,7 +33,7 @@ public final class Progress implements AutoCloseable {
         if (quiet) {
             bar = null;
             plain = null;
-        } else if (System.console() != null) {
+        } else if (interactive()) {
             ProgressBarBuilder builder = new ProgressBarBuilder().setTaskName(name).setInitialMax(total)
                     .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250);
             if (bytes) {
@@ -46,6 +47,16 @@ public final class Progress implements AutoCloseable {
             plain.printf(bytes ? "%s: %d bytes to write%n" : "%s: 0/%d%n", name, total);
             nextReport = Math.max(1, total / 10);
         }
+    }
+
+    /** True when a progress bar may redraw itself: a terminal that did not ask for plain output. */
+    public static boolean interactive() {
+        return interactive(System.getenv(), System.console() != null);
+    }
+
+    public static boolean interactive(java.util.Map<String, String> env, boolean console) {
+        boolean noColor = env.get("NO_COLOR") != null && !env.get("NO_COLOR").isEmpty();
+        return console && !noColor && !"dumb".equals(env.get("TERM")) && env.get("CI") == null;
     }
 
     public static Progress start(String name, long total, boolean quiet) {
