@@ -15,6 +15,10 @@ import java.nio.file.Path;
 
 /** Calibrated drop's options, shared by optimize and sweep. */
 final class CompensationOptions {
+    /** Null options mean these; picocli defaults would hide whether the user gave the option. */
+    private static final long DEFAULT_TOKENS = 16384;
+    private static final double DEFAULT_RIDGE = 0.01;
+
     @Option(names = "--compensate", paramLabel = "linear",
             description = {"with drop: replace each dropped attention sub-block by a per-token linear map of its norm output,",
                     "W . norm(x) + b, fitted by ridge regression on --calibration-text, lowest layer first"})
@@ -37,6 +41,12 @@ final class CompensationOptions {
             description = "with --compensate: keep the fitted map's R largest singular values, two thin MatMuls (default: full rank)")
     Integer rank;
 
+    @Option(names = "--calibration-target", paramLabel = "branch|stream",
+            description = {"with --compensate: fit each map to the attention branch of the model as calibrated so far (branch),",
+                    "or to the original model's stream after the attention add minus the stream arriving (stream),",
+                    "which also undoes the drift the maps below leave (default: branch)"})
+    String target;
+
     boolean enabled() {
         return compensate != null;
     }
@@ -44,8 +54,9 @@ final class CompensationOptions {
     /** Refuses calibration options that would be ignored, and malformed ones. */
     void check(boolean dropMode) {
         if (compensate == null) {
-            if (calibrationText != null || calibrationTokens != null || ridge != null || rank != null) {
-                throw new BadInputException("--calibration-text, --calibration-tokens, --ridge and --rank need --compensate linear");
+            if (calibrationText != null || calibrationTokens != null || ridge != null || rank != null || target != null) {
+                throw new BadInputException("--calibration-text, --calibration-tokens, --ridge, --rank and --calibration-target"
+                        + " need --compensate linear");
             }
             return;
         }
@@ -67,6 +78,7 @@ final class CompensationOptions {
         if (ridge != null && !(ridge >= 0 && Double.isFinite(ridge))) {
             throw new BadInputException("--ridge " + ridge + ": must be a number >= 0");
         }
+        target();
         if (rank != null && rank < 1) {
             throw new BadInputException("--rank " + rank + ": must be at least 1");
         }
@@ -74,12 +86,11 @@ final class CompensationOptions {
 
     /** The compensation for a model: its calibration text tokenized once, the maps fitted per selection. */
     DropCompensation forModel(ModelSource source, Tokenizer tokenizer, Device device, Path scratch, boolean quiet) {
-        CalibrationText text = CalibrationText.read(calibrationText, tokenizer, calibrationTokens == null ? 16384 : calibrationTokens,
-                source.maxPositions());
-        double r = ridge == null ? 0.01 : ridge;
+        CalibrationText text = CalibrationText.read(calibrationText, tokenizer, tokens(), source.maxPositions());
+        double r = ridgeValue();
         int k = rank == null ? 0 : rank;
         return (baseline, selection) -> {
-            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, scratch, device,
+            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, target(), scratch, device,
                     line -> {
                         if (!quiet) {
                             System.err.println("attnskip: " + line);
@@ -87,6 +98,37 @@ final class CompensationOptions {
                     });
             return new DropCompensation.Fitted(c.maps(), c.metadata());
         };
+    }
+
+    private LinearCalibration.Target target() {
+        if (target == null) {
+            return LinearCalibration.Target.BRANCH;
+        }
+        return switch (target) {
+            case "branch" -> LinearCalibration.Target.BRANCH;
+            case "stream" -> LinearCalibration.Target.STREAM;
+            default -> throw new BadInputException("--calibration-target " + target + ": use branch or stream");
+        };
+    }
+
+    private long tokens() {
+        return calibrationTokens == null ? DEFAULT_TOKENS : calibrationTokens;
+    }
+
+    private double ridgeValue() {
+        return ridge == null ? DEFAULT_RIDGE : ridge;
+    }
+
+    /** The settings as a report's config records them. */
+    java.util.Map<String, Object> config() {
+        java.util.Map<String, Object> c = new java.util.LinkedHashMap<>();
+        c.put("compensate", compensate);
+        c.put("calibration_text", calibrationText.toString());
+        c.put("calibration_tokens", tokens());
+        c.put("ridge", ridgeValue());
+        c.put("rank", rank == null ? "full" : rank);
+        c.put("calibration_target", target().name().toLowerCase(java.util.Locale.ROOT));
+        return c;
     }
 
     /** The tokenizer calibration text is encoded with: the given file, or the model's. */

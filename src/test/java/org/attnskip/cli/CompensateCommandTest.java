@@ -57,6 +57,7 @@ class CompensateCommandTest {
                 meta.get("calibration_sha256"));
         assertEquals("600", meta.get("calibration_tokens"));
         assertEquals("0.01", meta.get("ridge"));
+        assertEquals("branch", meta.get("calibration_target"));
         assertEquals(String.valueOf(2 * (64 * 64 + 64)), meta.get("params_added"));
         var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertTrue(report.get("notes").toString().contains("8,320 parameters added"), r.out());
@@ -107,6 +108,8 @@ class CompensateCommandTest {
                 new String[] {"--drop-attn-above", "0.5", "--compensate", "cubic", "--calibration-text", "eval/stories.txt"},
                 new String[] {"--freeze-above", "0.5", "--compensate", "linear", "--calibration-text", "eval/stories.txt"},
                 new String[] {"--drop-attn-above", "0.5", "--ridge", "0.1"},
+                new String[] {"--drop-attn-above", "0.5", "--compensate", "linear", "--calibration-text", "eval/stories.txt",
+                        "--calibration-target", "logits"},
                 new String[] {"--drop-attn-above", "0.5", "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--ridge", "-1"},
                 new String[] {"--drop-attn-above", "0.5", "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--rank", "0"},
                 new String[] {"--drop-attn-above", "0.5", "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--rank", "64"},

@@ -9,7 +9,8 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.reference.AffineMap;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.runtime.Device;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
@@ -29,10 +30,12 @@ class LinearCalibrationTest {
      * norm output: y = Wo (Wv x + bv), each query head reading its group's value head. Calibrating on
      * every token alone (ridge 0) must therefore recover M = (Wo Wv)^T and b = Wo bv, computed here
      * from the weights, in each dropped layer: the upper layer sees the lower one already replaced,
-     * and as that replacement is exact for such sequences its fit is exact too.
+     * and as that replacement is exact for such sequences its fit is exact too. So is the stream
+     * target's: no drift is left to undo.
      */
-    @Test
-    void oneTokenSequencesRecoverTheValueOutputProductInEveryDroppedLayer() {
+    @ParameterizedTest
+    @EnumSource(LinearCalibration.Target.class)
+    void oneTokenSequencesRecoverTheValueOutputProductInEveryDroppedLayer(LinearCalibration.Target target) {
         LlamaConfig config = TestLlamaWeights.config(48, 96, 4, 6, 2, 97, 64, false, true);
         LlamaWeights w = TestLlamaWeights.random(config, 11);
         Path model = tmp.resolve("gqa.onnx");
@@ -44,7 +47,8 @@ class LinearCalibrationTest {
         CalibrationText text = new CalibrationText(model, "test", sequences, sequences.size());
         LayerSelection selection = LayerSelection.fromLayer(2, 4);
 
-        LinearCalibration.Calibrated c = LinearCalibration.fit(model, selection, text, 0.0, 0, tmp, Device.CPU, line -> { });
+        LinearCalibration.Calibrated c = LinearCalibration.fit(model, selection, text, 0.0, 0, target, tmp, Device.CPU,
+                line -> { });
 
         assertEquals(selection.layers(), c.maps().keySet());
         for (Map.Entry<Integer, AffineMap> e : c.maps().entrySet()) {
@@ -69,7 +73,7 @@ class LinearCalibrationTest {
                     worst = Math.max(worst, Math.abs(m - e.getValue().first()[in * dim + out]));
                 }
             }
-            System.out.printf("layer %d: max abs(fitted - Wo Wv) %.2e%n", e.getKey(), worst);
+            System.out.printf("%s layer %d: max abs(fitted - Wo Wv) %.2e%n", target, e.getKey(), worst);
             assertTrue(worst < 1e-5, "layer " + e.getKey() + ": max |fitted - Wo Wv| = " + worst);
         }
         assertEquals(97, c.tokens());
