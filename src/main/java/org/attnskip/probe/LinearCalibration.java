@@ -67,26 +67,22 @@ public final class LinearCalibration {
      * @param rank 0 for full-rank maps, else R in 1..dim-1
      */
     public static Calibrated fit(Path baseline, LayerSelection selection, CalibrationText text, double ridge, int rank,
-                                 Path scratch, Device device, Consumer<String> progress) {
-        return fit(baseline, selection, text, ridge, rank, Target.BRANCH, scratch, device, progress);
-    }
-
-    public static Calibrated fit(Path baseline, LayerSelection selection, CalibrationText text, double ridge, int rank,
                                  Target target, Path scratch, Device device, Consumer<String> progress) {
         Map<Integer, AffineMap> maps = new TreeMap<>();
         for (int layer : selection.layers()) {
             Path graph = scratch.resolve("calibrate-layer" + layer + ".onnx");
             Path original = scratch.resolve("calibrate-original-layer" + layer + ".onnx");
             boolean stream = target == Target.STREAM && !maps.isEmpty();
-            writeTappedGraph(baseline, layer, maps, graph);
+            writeTappedGraph(baseline, layer, maps, stream, graph);
             if (stream) {
-                writeTappedGraph(baseline, layer, Map.of(), original);
+                writeTappedGraph(baseline, layer, Map.of(), true, original);
             }
             RidgeFit fit = null;
             try (HiddenStateRunner runner = HiddenStateRunner.openForOutputs(graph, device);
                  HiddenStateRunner originalRunner = stream ? HiddenStateRunner.openForOutputs(original, device) : null) {
                 for (int[] sequence : text.sequences()) {
-                    Map<String, float[][]> out = runner.outputs(sequence, List.of(NORM_TAP, BRANCH_TAP, STREAM_TAP));
+                    Map<String, float[][]> out = runner.outputs(sequence,
+                            stream ? List.of(NORM_TAP, BRANCH_TAP, STREAM_TAP) : List.of(NORM_TAP, BRANCH_TAP));
                     float[][] x = out.get(NORM_TAP);
                     float[][] y = out.get(BRANCH_TAP);
                     if (stream) {
@@ -109,8 +105,8 @@ public final class LinearCalibration {
         return new Calibrated(Collections.unmodifiableMap(maps), text.sha256(), text.tokens(), ridge, rank, target);
     }
 
-    /** The baseline with the maps fitted so far in place and layer's taps exposed. */
-    private static void writeTappedGraph(Path baseline, int layer, Map<Integer, AffineMap> fitted, Path out) {
+    /** The baseline with the maps fitted so far in place and layer's taps exposed (its input stream too when asked). */
+    private static void writeTappedGraph(Path baseline, int layer, Map<Integer, AffineMap> fitted, boolean stream, Path out) {
         LoadedModel loaded = OnnxModelIO.load(baseline);
         Graph g = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(g);
@@ -118,7 +114,9 @@ public final class LinearCalibration {
         // exposed first, on the original layout: the pass below edits only the layers below
         ExposeResidualStreamPass.exposeValue(g, layout, target.attention().normOutput(), NORM_TAP);
         ExposeResidualStreamPass.exposeValue(g, layout, target.attention().branchOutput(), BRANCH_TAP);
-        ExposeResidualStreamPass.exposeValue(g, layout, target.residualIn(), STREAM_TAP);
+        if (stream) {
+            ExposeResidualStreamPass.exposeValue(g, layout, target.residualIn(), STREAM_TAP);
+        }
         if (!fitted.isEmpty()) {
             LayerSelection below = new LayerSelection(null, -1, Collections.unmodifiableSortedSet(new TreeSet<>(fitted.keySet())));
             CompensatedDropPass.apply(g, layout, below, fitted, 0);

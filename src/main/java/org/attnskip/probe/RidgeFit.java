@@ -62,13 +62,16 @@ public final class RidgeFit {
         return rows;
     }
 
-    /** The fitted map; with rank > 0 and < dim, M truncated to its rank largest singular values. */
+    /** The fitted map; with rank R in 1..dim-1, M truncated to its R largest singular values; 0 for full rank. */
     public AffineMap solve(double ridge, int rank) {
         if (in != out) {
             throw new IllegalStateException("an AffineMap maps dim to dim; this fit is " + in + " -> " + out);
         }
+        if (rank >= in) {
+            throw new BadInputException("--rank " + rank + " must be below the hidden size " + in);
+        }
         double[][] m = solveMatrix(ridge);
-        if (rank <= 0 || rank >= in) {
+        if (rank <= 0) {
             return new AffineMap(in, flatten(m), null, bias(m));
         }
         // M ~ U_R S_R V_R^T = (U_R S_R) V_R^T: x . M runs as two thin MatMuls, dim x R then R x dim.

@@ -92,6 +92,40 @@ class CompensateCommandTest {
         }
     }
 
+    /**
+     * sweep --compensate linear: the same threshold swept plainly and calibrated on other stories;
+     * on stories-deep12 with the top 3 layers dropped the maps bring the KL to the baseline down.
+     */
+    @Test
+    void sweepWithCompensationRecordsItAndLowersTheKlOfPlainDrop() throws Exception {
+        Path dir = tmp.resolve("deep12");
+        CliRun export = CliRun.of("export", "--llama2c", Fixtures.model("stories-deep12/stories-deep12.bin").toString(),
+                "--tokenizer", Fixtures.model("stories-deep12/tok512.bin").toString(), "-o", dir.toString());
+        assertEquals(0, export.code(), export.err());
+        Path calibration = tmp.resolve("calibration.jsonl");
+        Files.write(calibration, Files.readAllLines(Fixtures.require("data/stories260K-samples.jsonl")).subList(0, 40));
+        List<String> common = List.of("sweep", dir.toString(), "--mode", "drop", "--thresholds", "0.75", "--text", "eval/stories.txt",
+                "--max-docs", "6", "--max-tokens", "128", "--no-latency", "--bootstrap", "50", "--quiet");
+        double[] kl = new double[2];
+        for (int compensated = 0; compensated < 2; compensated++) {
+            Path report = tmp.resolve("sweep" + compensated);
+            List<String> args = new ArrayList<>(common);
+            args.addAll(List.of("--report", report.toString()));
+            if (compensated == 1) {
+                args.addAll(List.of("--compensate", "linear", "--calibration-text", calibration.toString(), "--calibration-tokens", "3000"));
+            }
+            CliRun r = CliRun.of(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.err());
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(report.resolve("report.json").toFile());
+            assertEquals(compensated == 1 ? "linear" : null, json.get("config").has("compensate")
+                    ? json.get("config").get("compensate").asText() : null);
+            assertEquals("[9,10,11]", json.get("points").get(0).get("layers").toString());
+            kl[compensated] = json.get("points").get(0).get("text").get("mean_kl").get("value").asDouble();
+        }
+        System.out.printf("sweep 0.75 on stories-deep12: mean KL plain %.4f, calibrated %.4f%n", kl[0], kl[1]);
+        assertTrue(kl[1] < 0.8 * kl[0], "calibrated KL " + kl[1] + " vs plain " + kl[0]);
+    }
+
     private static float[] weights(LoadedModel model, String name) {
         TensorProto t = model.proto().getGraph().getInitializerList().stream().filter(i -> i.getName().equals(name))
                 .findFirst().orElseThrow(() -> new AssertionError("no initializer " + name));
