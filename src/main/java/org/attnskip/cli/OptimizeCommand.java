@@ -105,13 +105,13 @@ public final class OptimizeCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "64", description = "with --auto: tokens per document (default: ${DEFAULT-VALUE})")
     int maxTokens;
 
-    @Option(names = "--tokenizer", paramLabel = "FILE", description = "with --auto: tokenizer (default: the model directory's or one next to it)")
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "with --auto or --compensate: tokenizer (default: the model directory's or one next to it)")
     Path tokenizer;
 
     @Option(names = "--bootstrap", defaultValue = "1000", description = "with --auto: bootstrap resamples (default: ${DEFAULT-VALUE})")
     int bootstrap;
 
-    @Option(names = "--quiet", description = "with --auto: no progress output")
+    @Option(names = "--quiet", description = "with --auto or --compensate: no progress output")
     boolean quiet;
 
     @Option(names = "--freeze-logits", defaultValue = "last", paramLabel = "last|all",
