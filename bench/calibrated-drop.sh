@@ -32,6 +32,16 @@ for spec in "stories-deep12 9" "stories-deep12 6" "stories260K 4" "stories260K 3
     done
   done
 done
+# the variants the text mentions: rank 24 at 3 dropped layers, the stream target at 6
+a optimize "$work/stories-deep12" -o "$work/stories-deep12-rank24" --drop-attn --from-layer 9 --compensate linear --rank 24 \
+  --calibration-text "$work/calibration.jsonl" --quiet > /dev/null
+a optimize "$work/stories-deep12" -o "$work/stories-deep12-stream6" --drop-attn --from-layer 6 --compensate linear \
+  --calibration-target stream --calibration-text "$work/calibration.jsonl" --quiet > /dev/null
+for v in rank24 stream6; do
+  line=$(a eval --baseline "$work/stories-deep12" --variant "$work/stories-deep12-$v" --text "$work/held-out.jsonl" --no-latency \
+    --quiet --report "$work/report-stories-deep12-$v" | grep -E '^(perplexity|agreement)' | tr -s ' ' | tr '\n' ' ')
+  echo "stories-deep12 $v, held-out: $line"
+done
 a export --synthetic layers=12,hidden=256,heads=4,ffn=768,vocab=512,seq=1280 --seed 20240501 -o "$work/syn12" > /dev/null
 a optimize "$work/syn12" -o "$work/syn12-drop" --drop-attn-above 0.5 > /dev/null
 a optimize "$work/syn12" -o "$work/syn12-linear" --drop-attn-above 0.5 --compensate linear \
