@@ -11,6 +11,7 @@ import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.ModelOutput;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
+import org.attnskip.rewrite.CompensatedDropPass;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezePass;
 import org.attnskip.rewrite.FreezePrefillPass;
@@ -18,6 +19,7 @@ import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.attnskip.eval.Bootstrap;
+import org.attnskip.eval.DropCompensation;
 import org.attnskip.eval.ModelSource;
 import org.attnskip.eval.TextDocuments;
 import org.attnskip.probe.AutoChoice;
@@ -103,13 +105,13 @@ public final class OptimizeCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "64", description = "with --auto: tokens per document (default: ${DEFAULT-VALUE})")
     int maxTokens;
 
-    @Option(names = "--tokenizer", paramLabel = "FILE", description = "with --auto: tokenizer (default: the model directory's or one next to it)")
+    @Option(names = "--tokenizer", paramLabel = "FILE", description = "with --auto or --compensate: tokenizer (default: the model directory's or one next to it)")
     Path tokenizer;
 
     @Option(names = "--bootstrap", defaultValue = "1000", description = "with --auto: bootstrap resamples (default: ${DEFAULT-VALUE})")
     int bootstrap;
 
-    @Option(names = "--quiet", description = "with --auto: no progress output")
+    @Option(names = "--quiet", description = "with --auto or --compensate: no progress output")
     boolean quiet;
 
     @Option(names = "--freeze-logits", defaultValue = "last", paramLabel = "last|all",
@@ -137,8 +139,12 @@ public final class OptimizeCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print the change report as JSON on stdout")
     boolean json;
 
+    @picocli.CommandLine.Mixin
+    CompensationOptions compensation;
+
     @Override
     public Integer call() throws Exception {
+        compensation.check(which.dropAbove != null || which.dropLayers != null || which.drop);
         LoadedModel loaded = OnnxModelIO.load(model);
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
@@ -158,6 +164,15 @@ public final class OptimizeCommand implements Callable<Integer> {
             report = RandomNoisePass.apply(graph, layout, selection, spec);
             extra.put("noise", spec.toString());
             extra.put("seed", Long.toString(seed));
+        } else if (compensation.enabled()) {
+            compensation.checkRank(layout.hiddenSize());
+            try (ScratchDir scratch = new ScratchDir("attnskip-calibrate")) {
+                ModelSource source = ModelSource.resolve(model, tokenizer, scratch.path());
+                DropCompensation.Fitted fitted = compensation.forModel(source, CompensationOptions.tokenizer(source), Device.AUTO,
+                        scratch.path(), quiet).fit(source.onnx(), selection);
+                report = CompensatedDropPass.apply(graph, layout, selection, fitted.maps(), context);
+                extra.putAll(fitted.metadata());
+            }
         } else { // --drop-attn-above, --drop-attn-layers, --drop-attn or --auto --mode drop: the group allows one mode
             report = DropAttentionPass.apply(graph, layout, selection, context);
         }

@@ -47,6 +47,9 @@ public final class SweepCommand implements Callable<Integer> {
     @Mixin
     EvalOptions options;
 
+    @Mixin
+    CompensationOptions compensation;
+
     @Override
     public Integer call() {
         ThresholdSweep.Mode m;
@@ -55,6 +58,7 @@ public final class SweepCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new BadInputException("--mode " + mode + ": use drop, freeze or random");
         }
+        compensation.check(m == ThresholdSweep.Mode.DROP);
         List<String> list = ThresholdSweep.parseThresholds(thresholds);
         var settings = options.settings();
         try (ScratchDir scratch = new ScratchDir("attnskip-sweep")) {
@@ -70,9 +74,15 @@ public final class SweepCommand implements Callable<Integer> {
                 config.put("noise_seed", noiseSeed);
                 config.put("random_scoring", "one pass per prefix (only a random graph's last position is defined)");
             }
-            SweepReport report = new ThresholdSweep(settings, m, noise, noiseSeed, pplTolerance).run(source.onnx(), list, tokenizer,
+            ThresholdSweep sweep = new ThresholdSweep(settings, m, noise, noiseSeed, pplTolerance);
+            if (compensation.enabled()) {
+                sweep.compensatedBy(compensation.forModel(source, tokenizer, settings.device(), scratch.path(), options.quiet));
+                config.putAll(compensation.config());
+            }
+            SweepReport report = sweep.run(source.onnx(), list, tokenizer,
                     options.documents(), options.loadTasks(), scratch.path(), config, Main.VERSION);
-            ReportWriter.write(options.report, report, "attnskip sweep (" + m.name().toLowerCase(Locale.ROOT) + ")",
+            ReportWriter.write(options.report, report, "attnskip sweep (" + m.name().toLowerCase(Locale.ROOT)
+                            + (compensation.enabled() ? ", compensated linear" : "") + ")",
                     ReportTables.forSweep(report), Charts.forSweep(report));
             if (options.json) {
                 System.out.println(ReportWriter.json(report));

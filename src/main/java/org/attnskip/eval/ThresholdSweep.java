@@ -7,6 +7,7 @@ import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
+import org.attnskip.rewrite.CompensatedDropPass;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezePass;
 import org.attnskip.rewrite.FreezePrefillPass;
@@ -38,6 +39,7 @@ public final class ThresholdSweep {
     private final String noise;
     private final long noiseSeed;
     private final double perplexityTolerance;
+    private DropCompensation compensation;
 
     public ThresholdSweep(EvalSettings settings, Mode mode, String noise, long noiseSeed, double perplexityTolerance) {
         this.evaluation = new Evaluation(settings);
@@ -45,6 +47,12 @@ public final class ThresholdSweep {
         this.noise = noise;
         this.noiseSeed = noiseSeed;
         this.perplexityTolerance = perplexityTolerance;
+    }
+
+    /** Drop mode then rewrites each threshold as calibrated drop, with maps the compensation fits. */
+    public ThresholdSweep compensatedBy(DropCompensation compensation) {
+        this.compensation = compensation;
+        return this;
     }
 
     public SweepReport run(Path baseline, List<String> thresholds, Tokenizer tokenizer, List<String> documents, List<Task> tasks,
@@ -98,7 +106,14 @@ public final class ThresholdSweep {
         LayerSelection selection = LayerSelection.fromFraction(threshold, layout.numLayers());
         Map<String, String> extra = Map.of();
         ChangeReport change = switch (mode) {
-            case DROP -> DropAttentionPass.apply(graph, layout, selection, 1024);
+            case DROP -> {
+                if (compensation == null) {
+                    yield DropAttentionPass.apply(graph, layout, selection, 1024);
+                }
+                DropCompensation.Fitted fitted = compensation.fit(baseline, selection);
+                extra = fitted.metadata();
+                yield CompensatedDropPass.apply(graph, layout, selection, fitted.maps(), 1024);
+            }
             case FREEZE -> deployableFreeze ? FreezePrefillPass.apply(graph, layout, selection)
                     : FreezePass.apply(graph, layout, selection);
             case RANDOM -> {

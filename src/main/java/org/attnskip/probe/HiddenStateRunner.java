@@ -72,35 +72,40 @@ public final class HiddenStateRunner implements AutoCloseable {
         }
     }
 
+    /** Opens any decoder graph to read outputs by name ({@link #outputs}), residual stream exposed or not. */
+    public static HiddenStateRunner openForOutputs(Path model, Device device) {
+        DecoderIo io = DecoderIo.discover(model);
+        return new HiddenStateRunner(OrtSessionFactory.open(model, device), io, 0);
+    }
+
     public int layers() {
         return layers;
+    }
+
+    /** One prompt's pass, these [1, S, N] outputs as [S][N] each (null where the graph lacks one). */
+    public Map<String, float[][]> outputs(int[] tokens, java.util.List<String> names) {
+        Map<String, OnnxTensor> feed = new HashMap<>();
+        try {
+            feed(tokens, feed);
+            try (OrtSession.Result result = opened.session().run(feed, new java.util.HashSet<>(names))) {
+                Map<String, float[][]> out = new java.util.LinkedHashMap<>();
+                for (String name : names) {
+                    out.put(name, read(result, name));
+                }
+                return out;
+            }
+        } catch (OrtException e) {
+            throw new BadInputException("ONNX Runtime failed to run the graph: " + e.getMessage().lines().findFirst().orElse(""), e);
+        } finally {
+            feed.values().forEach(OnnxTensor::close);
+        }
     }
 
     public Pass run(int[] tokens) {
         OrtSession session = opened.session();
         Map<String, OnnxTensor> feed = new HashMap<>();
         try {
-            int s = tokens.length;
-            for (Map.Entry<String, NodeInfo> e : session.getInputInfo().entrySet()) {
-                String name = e.getKey();
-                TensorInfo info = (TensorInfo) e.getValue().getInfo();
-                if (name.equals(io.inputIds())) {
-                    feed.put(name, row(java.util.Arrays.stream(tokens).asLongStream().toArray(), info.type));
-                } else if (name.equals(io.attentionMask())) {
-                    feed.put(name, row(filled(s, i -> 1), info.type));
-                } else if (name.equals(io.positionIds())) {
-                    feed.put(name, row(filled(s, i -> i), info.type));
-                } else if (io.caches().stream().anyMatch(c -> c.past().equals(name))) {
-                    // batch 1 and no past positions; a stacked cache has its [2] axis in front
-                    int at = io.caches().stream().anyMatch(c -> c.past().equals(name) && c.stacked()) ? 1 : 0;
-                    long[] shape = info.getShape().clone();
-                    shape[at] = 1;
-                    shape[at + 2] = 0;
-                    feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
-                } else {
-                    throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
-                }
-            }
+            feed(tokens, feed);
             try (OrtSession.Result result = session.run(feed)) {
                 float[][][] hidden = new float[layers + 1][][];
                 float[][][] attention = new float[layers][][];
@@ -116,6 +121,32 @@ public final class HiddenStateRunner implements AutoCloseable {
             throw new BadInputException("ONNX Runtime failed to run the graph: " + e.getMessage().lines().findFirst().orElse(""), e);
         } finally {
             feed.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    /** Token ids, a full mask, positions 0..S-1 and empty caches, as the graph declares them. */
+    private void feed(int[] tokens, Map<String, OnnxTensor> feed) throws OrtException {
+        OrtSession session = opened.session();
+        int s = tokens.length;
+        for (Map.Entry<String, NodeInfo> e : session.getInputInfo().entrySet()) {
+            String name = e.getKey();
+            TensorInfo info = (TensorInfo) e.getValue().getInfo();
+            if (name.equals(io.inputIds())) {
+                feed.put(name, row(java.util.Arrays.stream(tokens).asLongStream().toArray(), info.type));
+            } else if (name.equals(io.attentionMask())) {
+                feed.put(name, row(filled(s, i -> 1), info.type));
+            } else if (name.equals(io.positionIds())) {
+                feed.put(name, row(filled(s, i -> i), info.type));
+            } else if (io.caches().stream().anyMatch(c -> c.past().equals(name))) {
+                // batch 1 and no past positions; a stacked cache has its [2] axis in front
+                int at = io.caches().stream().anyMatch(c -> c.past().equals(name) && c.stacked()) ? 1 : 0;
+                long[] shape = info.getShape().clone();
+                shape[at] = 1;
+                shape[at + 2] = 0;
+                feed.put(name, OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), shape, info.type));
+            } else {
+                throw new BadInputException("cannot feed graph input '" + name + "' for the probe");
+            }
         }
     }
 

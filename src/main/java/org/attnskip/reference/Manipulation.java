@@ -29,6 +29,16 @@ public sealed interface Manipulation {
     }
 
     /**
+     * Calibrated drop: in these layers the attention sub-block is replaced by a fitted per-token
+     * map of the layer's own attention norm, h_mid = h_in + map(norm1(h_in)); no cache, no attention.
+     */
+    record CompensatedDrop(java.util.Map<Integer, AffineMap> maps) implements Manipulation {
+        public CompensatedDrop {
+            maps = java.util.Map.copyOf(maps);
+        }
+    }
+
+    /**
      * Previous tokens' states are frozen at the input of layer k: in every layer i >= k, their K/V
      * are computed by layer i's own norm, K/V projections and rotary (at the token's own position)
      * from the state that entered layer k. The last token runs normally and uses its own normal K/V.

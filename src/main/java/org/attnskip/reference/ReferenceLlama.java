@@ -142,6 +142,9 @@ public final class ReferenceLlama {
         if (manipulation instanceof Manipulation.Drop drop) {
             return causalPass(tokens, drop.layers(), null, null);
         }
+        if (manipulation instanceof Manipulation.CompensatedDrop compensated) {
+            return compensatedPass(tokens, compensated.maps());
+        }
         if (manipulation instanceof Manipulation.Switch switched) {
             return causalPass(tokens, Set.of(), switched, null);
         }
@@ -183,6 +186,29 @@ public final class ReferenceLlama {
                 }
                 if (!dropped.contains(l)) {
                     attention(l, x, t, kv);
+                }
+                feedForward(l, x);
+            }
+            logits[t] = classify(x);
+        }
+        return logits;
+    }
+
+    /** Calibrated drop: in the mapped layers x += map(norm1(x)) instead of attention. */
+    private float[][] compensatedPass(int[] tokens, java.util.Map<Integer, AffineMap> maps) {
+        KvCache kv = new KvCache(tokens.length);
+        float[][] logits = new float[tokens.length][];
+        for (int t = 0; t < tokens.length; t++) {
+            float[] x = embed(tokens[t]);
+            for (int l = 0; l < layerCount; l++) {
+                AffineMap map = maps.get(l);
+                if (map == null) {
+                    attention(l, x, t, kv);
+                } else {
+                    float[] branch = map.apply(rmsnorm(x, weights.layers[l].attnNorm()));
+                    for (int i = 0; i < dim; i++) {
+                        x[i] += branch[i];
+                    }
                 }
                 feedForward(l, x);
             }
@@ -254,6 +280,14 @@ public final class ReferenceLlama {
         if (m instanceof Manipulation.Drop drop) {
             for (int l : drop.layers()) {
                 checkLayer(l, layerCount - 1);
+            }
+        } else if (m instanceof Manipulation.CompensatedDrop compensated) {
+            for (var e : compensated.maps().entrySet()) {
+                checkLayer(e.getKey(), layerCount - 1);
+                if (e.getValue().dim() != dim) {
+                    throw new IllegalArgumentException("layer " + e.getKey() + ": map of dim " + e.getValue().dim()
+                            + ", the model's dim is " + dim);
+                }
             }
         } else if (m instanceof Manipulation.Freeze freeze) {
             checkLayer(freeze.k(), layerCount);

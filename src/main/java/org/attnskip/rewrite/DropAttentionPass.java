@@ -26,6 +26,15 @@ public final class DropAttentionPass {
     }
 
     public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength) {
+        return apply(g, layout, selection, contextLength, Map.of());
+    }
+
+    /**
+     * As above, but where {@code substitutes} names a value for a layer, that value takes the
+     * attention branch's place at the layer's residual add instead of nothing (calibrated drop).
+     */
+    static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength,
+                              Map<Integer, String> substitutes) {
         int nodesBefore = g.nodes().size();
         Map<String, TensorProto> initializersBefore = new HashMap<>(g.initializers());
         List<String> notes = new ArrayList<>();
@@ -37,7 +46,13 @@ public final class DropAttentionPass {
         // layout holds for lower layers stay valid.
         for (int i : new java.util.TreeSet<>(selection.layers()).descendingSet()) {
             LayerLayout layer = layout.layer(i);
-            added += bypassResidualAdd(g, layer);
+            String substitute = substitutes.get(i);
+            if (substitute == null) {
+                added += bypassResidualAdd(g, layer);
+            } else {
+                NodeProto add = layer.attention().residualAdd();
+                g.replace(add, Graph.withInputRenamed(add, layer.attention().branchOutput(), substitute));
+            }
             for (String out : layer.kv().outputs()) {
                 g.removeOutput(out);
                 removedOutputs.add(out);

@@ -65,6 +65,18 @@ public final class ExposeResidualStreamPass {
         return new Exposed(hidden, attentionOut, notes);
     }
 
+    /**
+     * Adds one value of the graph as an output [batch, seq, hidden] under a new name (such as the
+     * calibration taps: a layer's attention norm output and its attention branch).
+     */
+    public static void exposeValue(Graph g, DecoderLayout layout, String value, String name) {
+        int elemType = g.valueInfo(layout.logits()).map(v -> v.getType().getTensorType().getElemType())
+                .filter(t -> t != 0).orElse(TensorProto.DataType.FLOAT_VALUE);
+        if (expose(g, value, name, elemType, layout.hiddenSize(), new ArrayList<>()) == null) {
+            throw new BadInputException(name + ": the graph has no such value to expose");
+        }
+    }
+
     private static String expose(Graph g, String value, String name, int elemType, int hiddenSize, List<String> notes) {
         if (value == null || value.isEmpty()) {
             notes.add(name + " not exposed: a fused op does not output that residual stream");

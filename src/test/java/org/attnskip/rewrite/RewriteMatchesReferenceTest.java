@@ -13,6 +13,7 @@ import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.AffineMap;
 import org.attnskip.reference.Manipulation;
 import org.attnskip.reference.Noise;
 import org.attnskip.reference.NoiseDraw;
@@ -41,7 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The rewritten graph's logits equal the reference implementation with the same manipulation,
  * as one prefill and token by token with the KV cache: drop and freeze at k in {0, 1, L/2, L-1, L},
- * random (gaussian, angle, shuffle) with a fixed seed. Each model is exported in both graph
+ * random (gaussian, angle, shuffle) with a fixed seed, calibrated drop (seeded maps, full rank at
+ * k in {0, 1, L/2, L-1}, rank 3 on a non-contiguous set). Each model is exported in both graph
  * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
  * so it is reallocated on the way) and with the growing cache. Freeze does not run on fused graphs
  * (it refuses them), so only the unfused flavour checks it.
@@ -106,6 +108,18 @@ class RewriteMatchesReferenceTest {
                 compare(name + " freeze-prefill k=" + k, sliced, frozen, tokens); // nothing to freeze: unchanged graph
             }
         }
+        // calibrated drop: full-rank maps at every k, a rank-3 map on a non-contiguous set
+        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1))) {
+            LayerSelection selection = LayerSelection.fromLayer(k, L);
+            Map<Integer, AffineMap> maps = randomMaps(selection.layers(), w.config.dim(), 0, k);
+            compare(name + " compensated k=" + k, rewrite(base, (g, l) -> CompensatedDropPass.apply(g, l, selection, maps, 128)),
+                    ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(maps)), tokens);
+        }
+        LayerSelection someLayers = LayerSelection.fromList("0," + (L - 2), L);
+        Map<Integer, AffineMap> lowRank = randomMaps(someLayers.layers(), w.config.dim(), 3, 99);
+        compare(name + " compensated-rank3 0," + (L - 2),
+                rewrite(base, (g, l) -> CompensatedDropPass.apply(g, l, someLayers, lowRank, 128)),
+                ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(lowRank)), tokens);
         // a non-contiguous set, as --drop-attn-layers and the probe's recommendation produce
         String list = "1," + (L - 2);
         compare(name + " drop-list " + list, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromList(list, L), 128)),
@@ -234,6 +248,28 @@ class RewriteMatchesReferenceTest {
         String[] words = what.split(" ");
         WORST.merge(words[0] + " " + words[1], m, Math::max);
         assertTrue(m <= TOLERANCE, () -> what + ": max |delta| = " + m);
+    }
+
+    /** Seeded maps of about the size of an attention branch; rank 0 means full rank. */
+    private static Map<Integer, AffineMap> randomMaps(Set<Integer> layers, int dim, int rank, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        Map<Integer, AffineMap> maps = new java.util.HashMap<>();
+        for (int layer : layers) {
+            int width = rank == 0 ? dim : rank;
+            float[] first = gaussian(r, dim * width, 0.3 / Math.sqrt(dim));
+            float[] second = rank == 0 ? null : gaussian(r, width * dim, 0.3 / Math.sqrt(width));
+            maps.put(layer, new AffineMap(dim, first, second, gaussian(r, dim, 0.1)));
+        }
+        return maps;
+    }
+
+    private static float[] gaussian(SplittableRandom r, int n, double scale) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            // Box-Muller from two uniforms
+            v[i] = (float) (scale * Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble()));
+        }
+        return v;
     }
 
     private static int[] tokens(int vocab, int n, long seed) {
