@@ -124,11 +124,11 @@ public final class FreezePrefillPass {
         return writes;
     }
 
-    private static String lastPosition(NodeEmitter e, String value) {
+    static String lastPosition(NodeEmitter e, String value) {
         return e.op("Slice", value, e.int64s("starts", -1), e.int64s("ends", Long.MAX_VALUE), e.int64s("axes", 1));
     }
 
-    private static void markLastPositionOnly(Graph g, String logits) {
+    static void markLastPositionOnly(Graph g, String logits) {
         ValueInfoProto old = g.valueInfo(logits).orElse(null);
         if (old == null || old.getType().getTensorType().getShape().getDimCount() < 2) {
             return;

@@ -20,6 +20,8 @@ import org.attnskip.runtime.Device;
 import org.attnskip.runtime.OrtSessionFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
@@ -47,17 +49,53 @@ class RewriteMatchesReferenceTest {
 
     @Test
     void stories260K() throws Exception {
-        check("stories260K", Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin")));
+        check("stories260K", model("stories260K"));
     }
 
     @Test
     void storiesDeep12() throws Exception {
-        check("deep12", Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin")));
+        check("deep12", model("deep12"));
     }
 
     @Test
     void syntheticGroupedQueryWithBiases() throws Exception {
-        check("synthetic", TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42));
+        check("synthetic", model("synthetic"));
+    }
+
+    /**
+     * Single-input freeze (--freeze-kv single-input): the evaluation form at every position and the
+     * deployable form at the last one, against the reference with the same flavour.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"stories260K", "deep12", "synthetic"})
+    void singleInputFreeze(String name) throws Exception {
+        LlamaWeights w = model(name);
+        int L = w.config.layers();
+        int[] tokens = tokens(w.config.vocabSize(), SEQ, name.hashCode());
+        ReferenceLlama ref = new ReferenceLlama(w);
+        Path base = tmp.resolve(name + ".onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
+        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
+            float[][] expected = ref.logitsAllPositions(tokens, new Manipulation.SingleInputFreeze(k));
+            LayerSelection s = LayerSelection.fromLayer(k, L);
+            compare(name + " single-input k=" + k, rewrite(base, (g, l) -> SingleInputFreezePass.apply(g, l, s, false)),
+                    expected, tokens);
+            Path sliced = rewrite(base, (g, l) -> SingleInputFreezePass.apply(g, l, s, true));
+            if (k < L) {
+                compareLastPosition(name + " single-input-prefill k=" + k, sliced, expected, tokens);
+            } else {
+                compare(name + " single-input-prefill k=" + k, sliced, expected, tokens);
+            }
+        }
+    }
+
+    private static LlamaWeights model(String name) throws Exception {
+        return switch (name) {
+            case "stories260K" -> Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin"));
+            case "deep12" -> Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin"));
+            case "synthetic" -> TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42);
+            default -> throw new IllegalArgumentException(name);
+        };
     }
 
     private void check(String name, LlamaWeights w) throws Exception {
