@@ -8,8 +8,7 @@ import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.DropAttentionPass;
-import org.attnskip.rewrite.FreezePass;
-import org.attnskip.rewrite.FreezePrefillPass;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -38,6 +37,7 @@ public final class ThresholdSweep {
     private final String noise;
     private final long noiseSeed;
     private final double perplexityTolerance;
+    private FreezeKv freezeKv = FreezeKv.DEFAULT;
 
     public ThresholdSweep(EvalSettings settings, Mode mode, String noise, long noiseSeed, double perplexityTolerance) {
         this.evaluation = new Evaluation(settings);
@@ -45,6 +45,12 @@ public final class ThresholdSweep {
         this.noise = noise;
         this.noiseSeed = noiseSeed;
         this.perplexityTolerance = perplexityTolerance;
+    }
+
+    /** The freeze flavour that freeze mode rewrites with (default {@link FreezeKv#DEFAULT}). */
+    public ThresholdSweep freezeKv(FreezeKv flavour) {
+        this.freezeKv = flavour;
+        return this;
     }
 
     public SweepReport run(Path baseline, List<String> thresholds, Tokenizer tokenizer, List<String> documents, List<Task> tasks,
@@ -99,8 +105,7 @@ public final class ThresholdSweep {
         Map<String, String> extra = Map.of();
         ChangeReport change = switch (mode) {
             case DROP -> DropAttentionPass.apply(graph, layout, selection, 1024);
-            case FREEZE -> deployableFreeze ? FreezePrefillPass.apply(graph, layout, selection)
-                    : FreezePass.apply(graph, layout, selection);
+            case FREEZE -> freezeKv.apply(graph, layout, selection, !deployableFreeze);
             case RANDOM -> {
                 RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
                 extra = Map.of("noise", spec.toString(), "seed", Long.toString(noiseSeed));

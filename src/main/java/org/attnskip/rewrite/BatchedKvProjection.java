@@ -11,6 +11,7 @@ import org.attnskip.onnx.Attributes;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.Tensors;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -60,6 +61,9 @@ final class BatchedKvProjection {
             String[] norm = i == k ? firstNorm : splitNormWeight(g, layer);
             if (i != k) {
                 requireSameNormalisation(g, first, firstNorm[0], layer, norm[0]);
+                if (norm.length > 2) {
+                    g.remove(g.producer(norm[0])); // an RMS op rebuilt only for the comparison
+                }
             }
             AttentionOperands op = operands(layer);
             operands.add(op);
@@ -105,13 +109,34 @@ final class BatchedKvProjection {
         return new AttentionOperands(core.getInput(1), core.getInput(2));
     }
 
-    /** [normalised without the weight, the weight] of the layer's input norm, which must end in Mul(x, weight). */
+    /**
+     * [normalised without the weight, the weight] of the layer's input norm: either spelled out,
+     * ending in Mul(x, weight), or an RMS norm op (SimplifiedLayerNormalization, or its Skip form
+     * fused with the previous residual add), which is rebuilt on the layer's stream with unit weight
+     * (then a third element says so).
+     */
     private static String[] splitNormWeight(Graph g, LayerLayout layer) {
         AttentionBlock a = layer.attention();
+        NodeProto norm = a.norm();
+        if (norm != null && RMS_NORMS.contains(norm.getOpType()) && norm.getOutput(0).equals(a.normOutput())) {
+            String weight = norm.getInput(norm.getOpType().startsWith("Skip") ? 2 : 1);
+            TensorProto w = g.initializer(weight).orElseThrow(() -> new BadInputException("freeze --freeze-kv single-input:"
+                    + " layer " + layer.index() + "'s input norm weight is not a stored tensor"));
+            String ones = g.freshName(weight + "/attnskip_ones");
+            int n = Math.toIntExact(Tensors.elementCount(w));
+            float[] one = new float[n];
+            java.util.Arrays.fill(one, 1f);
+            g.addInitializer(w.getDataType() == TensorProto.DataType.FLOAT16_VALUE
+                    ? Tensors.float16Tensor(ones, new long[] {n}, one) : Tensors.floatTensor(ones, new long[] {n}, one));
+            NodeProto plain = PlainNorm.of(g, norm.getOpType().startsWith("Skip") ? norm : asSkip(norm), layer.residualIn(),
+                    g.freshName(a.normOutput() + "/attnskip_unweighted"));
+            g.add(plain.toBuilder().setInput(1, ones).build());
+            return new String[] {plain.getOutput(0), weight, "rebuilt"};
+        }
         NodeProto mul = g.producer(a.normOutput());
         if (a.normSharedWithPreviousAdd() || mul == null || !mul.getOpType().equals("Mul") || !mul.getDomain().isEmpty()) {
             throw new BadInputException("freeze --freeze-kv single-input: layer " + layer.index() + "'s input norm ("
-                    + (a.norm() == null ? "none" : a.norm().getOpType()) + ") does not end in a multiplication by its"
+                    + (norm == null ? "none" : norm.getOpType()) + ") does not end in a multiplication by its"
                     + " weight; cannot fold it into the batched K/V projection");
         }
         for (int j = 0; j < 2; j++) {
@@ -121,6 +146,14 @@ final class BatchedKvProjection {
         }
         throw new BadInputException("freeze --freeze-kv single-input: layer " + layer.index()
                 + "'s input norm weight is not a stored tensor");
+    }
+
+    private static final Set<String> RMS_NORMS = Set.of("SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization");
+
+    /** A SimplifiedLayerNormalization spelled as the Skip form PlainNorm takes apart (input, skip, weight). */
+    private static NodeProto asSkip(NodeProto simplified) {
+        return simplified.toBuilder().setOpType("SkipSimplifiedLayerNormalization").clearInput()
+                .addInput(simplified.getInput(0)).addInput("").addInput(simplified.getInput(1)).build();
     }
 
     /** Layer i's norm without its weight must compute what layer k's does (same ops, same constants). */
