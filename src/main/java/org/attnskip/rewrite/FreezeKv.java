@@ -41,9 +41,14 @@ public enum FreezeKv {
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
-            if (layout.layer(i).attention().kind() == AttentionKind.FUSED_ATTENTION) {
-                throw new BadInputException("freeze: layer " + i + " uses " + AttentionKind.FUSED_ATTENTION.label
+            AttentionKind kind = layout.layer(i).attention().kind();
+            if (kind == AttentionKind.FUSED_ATTENTION) {
+                throw new BadInputException("freeze: layer " + i + " uses " + kind.label
                         + ", which projects Q, K and V inside the op; its K/V cannot be computed from layer " + k + "'s stream");
+            }
+            if (kind != AttentionKind.UNFUSED && kind != AttentionKind.MULTI_HEAD_ATTENTION) {
+                throw new BadInputException("freeze: layer " + i + " uses " + kind.label + "; freeze is implemented for"
+                        + " unfused attention and com.microsoft::MultiHeadAttention only");
             }
         }
         if (!allPositions && FreezeCachedAttentionPass.handles(layout, k)) {
