@@ -36,6 +36,10 @@ final class BatchedKvProjection {
     record Projection(NodeProto matMul, String weight, String bias, String output) {
     }
 
+    /** A layer's input norm as normalised-without-weight times weight; rebuilt: a node added for this. */
+    private record NormSplit(String unweighted, String weight, boolean rebuilt) {
+    }
+
     /** The values the attention reads as K and as V (current positions, or past and current). */
     record AttentionOperands(String keys, String values) {
     }
@@ -48,8 +52,8 @@ final class BatchedKvProjection {
     static List<AttentionOperands> apply(Graph g, DecoderLayout layout, int k) {
         int L = layout.numLayers();
         LayerLayout first = layout.layer(k);
-        String[] firstNorm = splitNormWeight(g, first);
-        String normalised = firstNorm[0];
+        NormSplit firstNorm = splitNormWeight(g, first);
+        String normalised = firstNorm.unweighted();
         List<String> weights = new ArrayList<>();
         List<String> biases = new ArrayList<>();
         List<Long> widths = new ArrayList<>();
@@ -58,11 +62,11 @@ final class BatchedKvProjection {
         NodeEmitter e = new NodeEmitter(g, "/attnskip/single_input_kv");
         for (int i = k; i < L; i++) {
             LayerLayout layer = layout.layer(i);
-            String[] norm = i == k ? firstNorm : splitNormWeight(g, layer);
+            NormSplit norm = i == k ? firstNorm : splitNormWeight(g, layer);
             if (i != k) {
-                requireSameNormalisation(g, first, firstNorm[0], layer, norm[0]);
-                if (norm.length > 2) {
-                    g.remove(g.producer(norm[0])); // an RMS op rebuilt only for the comparison
+                requireSameNormalisation(g, first, firstNorm.unweighted(), layer, norm.unweighted());
+                if (norm.rebuilt()) {
+                    g.remove(g.producer(norm.unweighted())); // an RMS op rebuilt only for the comparison
                 }
             }
             AttentionOperands op = operands(layer);
@@ -70,7 +74,7 @@ final class BatchedKvProjection {
             for (String side : List.of(op.keys(), op.values())) {
                 Projection p = projection(g, layer, side);
                 projections.add(p);
-                weights.add(e.op("Mul", e.unsqueeze(norm[1], 1), p.weight()));
+                weights.add(e.op("Mul", e.unsqueeze(norm.weight(), 1), p.weight()));
                 biases.add(p.bias());
                 widths.add(columns(g, layer, p.weight()));
             }
@@ -110,12 +114,11 @@ final class BatchedKvProjection {
     }
 
     /**
-     * [normalised without the weight, the weight] of the layer's input norm: either spelled out,
+     * The layer's input norm split into normalised-without-weight and weight: either spelled out,
      * ending in Mul(x, weight), or an RMS norm op (SimplifiedLayerNormalization, or its Skip form
-     * fused with the previous residual add), which is rebuilt on the layer's stream with unit weight
-     * (then a third element says so).
+     * fused with the previous residual add), which is rebuilt on the layer's stream with unit weight.
      */
-    private static String[] splitNormWeight(Graph g, LayerLayout layer) {
+    private static NormSplit splitNormWeight(Graph g, LayerLayout layer) {
         AttentionBlock a = layer.attention();
         NodeProto norm = a.norm();
         if (norm != null && RMS_NORMS.contains(norm.getOpType()) && norm.getOutput(0).equals(a.normOutput())) {
@@ -131,7 +134,7 @@ final class BatchedKvProjection {
             NodeProto plain = PlainNorm.of(g, norm.getOpType().startsWith("Skip") ? norm : asSkip(norm), layer.residualIn(),
                     g.freshName(a.normOutput() + "/attnskip_unweighted"));
             g.add(plain.toBuilder().setInput(1, ones).build());
-            return new String[] {plain.getOutput(0), weight, "rebuilt"};
+            return new NormSplit(plain.getOutput(0), weight, true);
         }
         NodeProto mul = g.producer(a.normOutput());
         if (a.normSharedWithPreviousAdd() || mul == null || !mul.getOpType().equals("Mul") || !mul.getDomain().isEmpty()) {
@@ -141,7 +144,7 @@ final class BatchedKvProjection {
         }
         for (int j = 0; j < 2; j++) {
             if (g.isInitializer(mul.getInput(j)) && !g.isInitializer(mul.getInput(1 - j))) {
-                return new String[] {mul.getInput(1 - j), mul.getInput(j)};
+                return new NormSplit(mul.getInput(1 - j), mul.getInput(j), false);
             }
         }
         throw new BadInputException("freeze --freeze-kv single-input: layer " + layer.index()
