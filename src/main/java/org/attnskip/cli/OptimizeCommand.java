@@ -13,8 +13,7 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.CompensatedDropPass;
 import org.attnskip.rewrite.DropAttentionPass;
-import org.attnskip.rewrite.FreezePass;
-import org.attnskip.rewrite.FreezePrefillPass;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -120,6 +119,13 @@ public final class OptimizeCommand implements Callable<Integer> {
                     + " (each as if it were the last token), for evaluation"})
     String freezeLogits;
 
+    @Option(names = "--freeze-kv", paramLabel = "paper|single-input",
+            description = {"with --freeze-above/--freeze/--auto --mode freeze: 'paper': the last token attends to its own"
+                    + " normal K/V while layers >= k cache K/V from layer k's input; 'single-input': every token's K/V in"
+                    + " layers >= k, its own included, come from layer k's input, projected by one MatMul, so a decode"
+                    + " step costs no more than the original's (default: single-input)"})
+    String freezeKv;
+
     @Option(names = "--noise", defaultValue = "gaussian", paramLabel = "KIND",
             description = "with --random-kv-above: gaussian, angle:DEGREES or shuffle (default: ${DEFAULT-VALUE})")
     String noise;
@@ -148,17 +154,22 @@ public final class OptimizeCommand implements Callable<Integer> {
         LoadedModel loaded = OnnxModelIO.load(model);
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
-        AutoChoice auto = which.auto ? auto(layout.numLayers()) : null;
+        FreezeKv flavour = freezeKv == null ? FreezeKv.DEFAULT : FreezeKv.parse(freezeKv);
+        AutoChoice auto = which.auto ? auto(layout.numLayers(), flavour) : null;
         LayerSelection selection = auto != null ? auto.selection() : selection(layout.numLayers());
-        boolean freeze = auto != null ? auto.mode() == Manipulation.Kind.FREEZE : which.freezeAbove != null || which.freeze;
+        boolean freeze = auto != null ? auto.mode() != Manipulation.Kind.DROP : which.freezeAbove != null || which.freeze;
+        if (freezeKv != null && !freeze) {
+            throw new BadInputException("--freeze-kv applies to freeze only (--freeze-above, --freeze, --auto --mode freeze)");
+        }
         ChangeReport report;
         Map<String, String> extra = new LinkedHashMap<>();
         if (freeze) {
             report = switch (freezeLogits) {
-                case "last" -> FreezePrefillPass.apply(graph, layout, selection);
-                case "all" -> FreezePass.apply(graph, layout, selection);
+                case "last" -> flavour.apply(graph, layout, selection, false);
+                case "all" -> flavour.apply(graph, layout, selection, true);
                 default -> throw new BadInputException("--freeze-logits " + freezeLogits + ": expected last or all");
             };
+            extra.put("freeze_kv", flavour.label);
         } else if (which.randomAbove != null || which.random) {
             RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
             report = RandomNoisePass.apply(graph, layout, selection, spec);
@@ -195,13 +206,13 @@ public final class OptimizeCommand implements Callable<Integer> {
     }
 
     /** Measures the chosen mode on the text (the baseline is the input model) and returns the recommendation. */
-    private AutoChoice auto(int numLayers) {
+    private AutoChoice auto(int numLayers, FreezeKv flavour) {
         if (fromLayer != null) {
             throw new BadInputException("--from-layer cannot be combined with --auto");
         }
         Manipulation.Kind kind = switch (autoMode.trim().toLowerCase(java.util.Locale.ROOT)) {
             case "drop" -> Manipulation.Kind.DROP;
-            case "freeze" -> Manipulation.Kind.FREEZE;
+            case "freeze" -> flavour == FreezeKv.PAPER ? Manipulation.Kind.FREEZE : Manipulation.Kind.FREEZE_SINGLE_INPUT;
             default -> throw new BadInputException("--mode " + autoMode + ": --auto applies drop or freeze");
         };
         QualityTolerance tol = QualityTolerance.parse(tolerance);

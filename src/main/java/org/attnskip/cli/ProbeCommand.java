@@ -87,7 +87,8 @@ public final class ProbeCommand implements Callable<Integer> {
     String tolerance;
 
     @Option(names = "--modes", defaultValue = "drop,freeze,random", paramLabel = "LIST",
-            description = "sensitivity: manipulations to sweep over k (default: ${DEFAULT-VALUE})")
+            description = {"sensitivity: manipulations to sweep over k: drop, freeze (the paper's flavour),",
+                    "freeze-single-input (--freeze-kv single-input) and random (default: ${DEFAULT-VALUE})"})
     String modes;
 
     @Option(names = "--noise", defaultValue = "gaussian,angle:30,shuffle", paramLabel = "LIST",
@@ -240,6 +241,10 @@ public final class ProbeCommand implements Callable<Integer> {
             if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.FREEZE)) {
                 notes.add("freeze is measured with the exact all-positions form (FreezePass); optimize --auto writes the "
                         + "deployable form, whose last-position logits are the same");
+            }
+            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.FREEZE_SINGLE_INPUT)) {
+                notes.add("freeze-single-input is measured with the all-positions form of --freeze-kv single-input;"
+                        + " its deployable form gives the same last-position logits");
             }
         }
 

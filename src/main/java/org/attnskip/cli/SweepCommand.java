@@ -6,6 +6,7 @@ import org.attnskip.eval.ReportTables;
 import org.attnskip.eval.ReportWriter;
 import org.attnskip.eval.SweepReport;
 import org.attnskip.eval.ThresholdSweep;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.runtime.Tokenizer;
 import picocli.CommandLine.Command;
@@ -34,6 +35,10 @@ public final class SweepCommand implements Callable<Integer> {
             description = "fractions f in [0,1]; layers i >= ceil(f*L) change (default: ${DEFAULT-VALUE})")
     String thresholds;
 
+    @Option(names = "--freeze-kv", paramLabel = "paper|single-input",
+            description = "freeze mode: the flavour, as optimize --freeze-kv (default: single-input)")
+    String freezeKv;
+
     @Option(names = "--noise", defaultValue = "gaussian", description = "random mode: gaussian, angle:DEGREES or shuffle")
     String noise;
 
@@ -60,6 +65,10 @@ public final class SweepCommand implements Callable<Integer> {
         }
         compensation.check(m == ThresholdSweep.Mode.DROP);
         List<String> list = ThresholdSweep.parseThresholds(thresholds);
+        if (freezeKv != null && m != ThresholdSweep.Mode.FREEZE) {
+            throw new BadInputException("--freeze-kv applies to --mode freeze only");
+        }
+        FreezeKv flavour = freezeKv == null ? FreezeKv.DEFAULT : FreezeKv.parse(freezeKv);
         var settings = options.settings();
         try (ScratchDir scratch = new ScratchDir("attnskip-sweep")) {
             ModelSource source = ModelSource.resolve(model, options.tokenizer, scratch.path());
@@ -69,12 +78,15 @@ public final class SweepCommand implements Callable<Integer> {
             config.put("model", source.described());
             config.put("mode", mode);
             config.put("thresholds", list);
+            if (m == ThresholdSweep.Mode.FREEZE) {
+                config.put("freeze_kv", flavour.label);
+            }
             if (m == ThresholdSweep.Mode.RANDOM) {
                 config.put("noise", noise);
                 config.put("noise_seed", noiseSeed);
                 config.put("random_scoring", "one pass per prefix (only a random graph's last position is defined)");
             }
-            ThresholdSweep sweep = new ThresholdSweep(settings, m, noise, noiseSeed, pplTolerance);
+            ThresholdSweep sweep = new ThresholdSweep(settings, m, noise, noiseSeed, pplTolerance).freezeKv(flavour);
             if (compensation.enabled()) {
                 sweep.compensatedBy(compensation.forModel(source, tokenizer, settings.device(), scratch.path(), options.quiet));
                 config.putAll(compensation.config());

@@ -9,8 +9,7 @@ import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.CompensatedDropPass;
 import org.attnskip.rewrite.DropAttentionPass;
-import org.attnskip.rewrite.FreezePass;
-import org.attnskip.rewrite.FreezePrefillPass;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -40,6 +39,7 @@ public final class ThresholdSweep {
     private final long noiseSeed;
     private final double perplexityTolerance;
     private DropCompensation compensation;
+    private FreezeKv freezeKv = FreezeKv.DEFAULT;
 
     public ThresholdSweep(EvalSettings settings, Mode mode, String noise, long noiseSeed, double perplexityTolerance) {
         this.evaluation = new Evaluation(settings);
@@ -52,6 +52,12 @@ public final class ThresholdSweep {
     /** Drop mode then rewrites each threshold as calibrated drop, with maps the compensation fits. */
     public ThresholdSweep compensatedBy(DropCompensation compensation) {
         this.compensation = compensation;
+        return this;
+    }
+
+    /** The freeze flavour that freeze mode rewrites with (default {@link FreezeKv#DEFAULT}). */
+    public ThresholdSweep freezeKv(FreezeKv flavour) {
+        this.freezeKv = flavour;
         return this;
     }
 
@@ -114,8 +120,7 @@ public final class ThresholdSweep {
                 extra = fitted.metadata();
                 yield CompensatedDropPass.apply(graph, layout, selection, fitted.maps(), 1024);
             }
-            case FREEZE -> deployableFreeze ? FreezePrefillPass.apply(graph, layout, selection)
-                    : FreezePass.apply(graph, layout, selection);
+            case FREEZE -> freezeKv.apply(graph, layout, selection, !deployableFreeze);
             case RANDOM -> {
                 RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
                 extra = Map.of("noise", spec.toString(), "seed", Long.toString(noiseSeed));

@@ -24,7 +24,7 @@ public record AutoChoice(Manipulation.Kind mode, LayerSelection selection, Sensi
     /** Runs the curve of {@code mode} (drop: also single-layer drops and the greedy set) and picks. */
     public static AutoChoice choose(SensitivityExperiment experiment, Manipulation.Kind mode, QualityTolerance tolerance) {
         int L = experiment.numLayers();
-        Manipulation m = mode == Manipulation.Kind.DROP ? Manipulation.drop() : Manipulation.freeze();
+        Manipulation m = mode == Manipulation.Kind.DROP ? Manipulation.drop() : new Manipulation(mode, null, 0);
         SensitivityProbe.Result result = SensitivityProbe.run(experiment, List.of(m), mode == Manipulation.Kind.DROP,
                 tolerance, null, null);
         return pick(mode, result, tolerance, L);

@@ -8,6 +8,7 @@ import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.FreezePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.rewrite.RandomNoisePass;
@@ -26,7 +27,7 @@ import java.util.Map;
  * @param noise null unless kind is RANDOM
  */
 public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed) {
-    public enum Kind { DROP, FREEZE, RANDOM }
+    public enum Kind { DROP, FREEZE, RANDOM, FREEZE_SINGLE_INPUT }
 
     public static Manipulation drop() {
         return new Manipulation(Kind.DROP, null, 0);
@@ -36,13 +37,23 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
         return new Manipulation(Kind.FREEZE, null, 0);
     }
 
+    /** Freeze in its single-input flavour (--freeze-kv single-input), in the all-positions form. */
+    public static Manipulation freezeSingleInput() {
+        return new Manipulation(Kind.FREEZE_SINGLE_INPUT, null, 0);
+    }
+
+    /** Either flavour of freeze: prefill runs layers >= k for the last position only. */
+    public boolean isFreeze() {
+        return kind == Kind.FREEZE || kind == Kind.FREEZE_SINGLE_INPUT;
+    }
+
     public static Manipulation random(String noise, long seed) {
         return new Manipulation(Kind.RANDOM, RandomNoisePass.NoiseSpec.parse(noise), seed);
     }
 
     /** drop, freeze, random-gaussian, random-angle:30.0, random-shuffle. */
     public String name() {
-        return kind == Kind.RANDOM ? "random-" + noise : kind.name().toLowerCase(Locale.ROOT);
+        return kind == Kind.RANDOM ? "random-" + noise : kind.name().toLowerCase(Locale.ROOT).replace('_', '-');
     }
 
     /** "drop,freeze,random" with the given noise kinds for random, e.g. gaussian,angle:30,shuffle. */
@@ -53,6 +64,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
                 case "" -> { }
                 case "drop" -> out.add(drop());
                 case "freeze" -> out.add(freeze());
+                case "freeze-single-input" -> out.add(freezeSingleInput());
                 case "random" -> {
                     for (String n : noises.split(",")) {
                         if (!n.isBlank()) {
@@ -60,7 +72,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
                         }
                     }
                 }
-                default -> throw new BadInputException("--modes " + modes + ": use drop, freeze and random");
+                default -> throw new BadInputException("--modes " + modes + ": use drop, freeze, freeze-single-input and random");
             }
         }
         if (out.isEmpty()) {
@@ -78,6 +90,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
         ChangeReport change = switch (kind) {
             case DROP -> DropAttentionPass.apply(graph, layout, layers, contextLength);
             case FREEZE -> FreezePass.apply(graph, layout, layers);
+            case FREEZE_SINGLE_INPUT -> FreezeKv.SINGLE_INPUT.apply(graph, layout, layers, true);
             case RANDOM -> {
                 extra = Map.of("noise", noise.toString(), "seed", Long.toString(seed));
                 yield RandomNoisePass.apply(graph, layout, layers, noise);

@@ -105,7 +105,7 @@ public final class SensitivityExperiment implements AutoCloseable {
                 quality = evaluator.text(base, new ScoringModel(v), documents, m.name());
             }
             int k = selection.firstLayer();
-            double prefill = m.kind() == Manipulation.Kind.FREEZE && k >= 0 ? (double) (numLayers - k) / numLayers : 0;
+            double prefill = m.isFreeze() && k >= 0 ? (double) (numLayers - k) / numLayers : 0;
             return new SensitivityRow(m.name(), k, change.layers(), change.firstChangedLayer(), quality,
                     change.contextLength(), change.attentionFlopsSavedPerToken(), change.kvBytesPerTokenBefore(),
                     change.kvBytesPerTokenAfter(), prefill);

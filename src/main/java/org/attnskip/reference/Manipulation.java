@@ -48,6 +48,16 @@ public sealed interface Manipulation {
     }
 
     /**
+     * Freeze, single-input flavour (SwiftKV's SingleInputKV): in every layer i >= k, every
+     * position's K/V, the current token's included, are computed by layer i's own norm, K/V
+     * projections and rotary (at the position) from that position's state at the input of layer k.
+     * Queries, attention, output projection and MLP run normally. This is a causal model: every
+     * position's logits are those it has as the last token. Layer k is exact; k >= L - 1 changes nothing.
+     */
+    record SingleInputFreeze(int k) implements Manipulation {
+    }
+
+    /**
      * At the input of layer k each previous token's hidden vector is replaced by noise (see
      * {@link NoiseDraw}); layers k..L-1 then run normally on the corrupted previous tokens. The last
      * token is untouched. k = L changes nothing.

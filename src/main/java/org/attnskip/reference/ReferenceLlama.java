@@ -154,6 +154,9 @@ public final class ReferenceLlama {
         if (manipulation instanceof Manipulation.Random random) {
             return randomisedPass(tokens, random);
         }
+        if (manipulation instanceof Manipulation.SingleInputFreeze freeze) {
+            return singleInputPass(tokens, freeze.k());
+        }
         return causalPass(tokens, Set.of(), null, null);
     }
 
@@ -243,6 +246,25 @@ public final class ReferenceLlama {
         return logits;
     }
 
+    /** Single-input freeze at k: in layers >= k, each position's K/V come from its own state at layer k's input. */
+    private float[][] singleInputPass(int[] tokens, int k) {
+        KvCache kv = new KvCache(tokens.length);
+        float[][] logits = new float[tokens.length][];
+        for (int t = 0; t < tokens.length; t++) {
+            float[] x = embed(tokens[t]);
+            float[] atK = x;
+            for (int l = 0; l < layerCount; l++) {
+                if (l == k) {
+                    atK = x.clone();
+                }
+                attention(l, x, l >= k ? atK : x, t, kv);
+                feedForward(l, x);
+            }
+            logits[t] = classify(x);
+        }
+        return logits;
+    }
+
     /**
      * Random at k. Two streams share layers 0..k-1. Token t first runs as the last token: normally,
      * attending in layers >= k to the corrupted stream of the previous tokens. Then its state at the
@@ -291,6 +313,8 @@ public final class ReferenceLlama {
             }
         } else if (m instanceof Manipulation.Freeze freeze) {
             checkLayer(freeze.k(), layerCount);
+        } else if (m instanceof Manipulation.SingleInputFreeze freeze) {
+            checkLayer(freeze.k(), layerCount);
         } else if (m instanceof Manipulation.Random random) {
             checkLayer(random.k(), layerCount);
         } else if (m instanceof Manipulation.Switch switched) {
@@ -324,12 +348,17 @@ public final class ReferenceLlama {
      * first and positions 0..pos are attended to.
      */
     private void attention(int layer, float[] x, int pos, KvCache kv) {
+        attention(layer, x, x, pos, kv);
+    }
+
+    /** As above, with this position's K/V computed from kvSource (the same state as x but for single-input freeze). */
+    private void attention(int layer, float[] x, float[] kvSource, int pos, KvCache kv) {
         LlamaWeights.Layer w = weights.layers[layer];
         float[] xb = rmsnorm(x, w.attnNorm());
         float[] q = new float[dim];
         matmul(q, xb, w.wq(), w.bq(), dim, dim);
         rope(q, dim, pos);
-        keyValue(layer, x, pos, kv);
+        keyValue(layer, kvSource, pos, kv);
 
         float[] keys = kv.keys[layer];
         float[] values = kv.values[layer];

@@ -17,8 +17,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * freeze, deployable (SwiftKV's SingleInputKV): layers i >= k write to the cache K/V computed from
- * each token's stream at the input of layer k, and only the last position runs layers k..L-1.
+ * freeze, deployable, paper flavour ({@code --freeze-kv paper}; {@link SingleInputFreezePass} is the
+ * other): layers i >= k write to the cache K/V computed from each token's stream at the input of
+ * layer k, and only the last position runs layers k..L-1.
  * A prefill of S tokens therefore skips (L-k)/L of the per-token work for S-1 of them, and the
  * graph outputs the logits of the last position only ([batch, 1, vocab]). Decoding one token at a
  * time is unchanged in shape and gives the freeze semantics exactly.
@@ -124,11 +125,11 @@ public final class FreezePrefillPass {
         return writes;
     }
 
-    private static String lastPosition(NodeEmitter e, String value) {
+    static String lastPosition(NodeEmitter e, String value) {
         return e.op("Slice", value, e.int64s("starts", -1), e.int64s("ends", Long.MAX_VALUE), e.int64s("axes", 1));
     }
 
-    private static void markLastPositionOnly(Graph g, String logits) {
+    static void markLastPositionOnly(Graph g, String logits) {
         ValueInfoProto old = g.valueInfo(logits).orElse(null);
         if (old == null || old.getType().getTensorType().getShape().getDimCount() < 2) {
             return;

@@ -63,6 +63,25 @@ final class NodeEmitter {
                 : op("ReduceSum", new AttributeProto[] {keep, Attributes.intsAttr("axes", -1)}, x);
     }
 
+    /** Splits x along axis into parts of the given sizes (Split took the sizes as an attribute before opset 13). */
+    String[] split(String x, long axis, long... sizes) {
+        String name = g.freshName(prefix + "/Split");
+        NodeProto.Builder n = NodeProto.newBuilder().setOpType("Split").setName(name).addInput(x)
+                .addAttribute(Attributes.intAttr("axis", axis));
+        if (opset >= 13) {
+            n.addInput(int64s("split", sizes));
+        } else {
+            n.addAttribute(Attributes.intsAttr("split", sizes));
+        }
+        String[] outs = new String[sizes.length];
+        for (int i = 0; i < sizes.length; i++) {
+            outs[i] = g.freshName(name + "_output_" + i);
+            n.addOutput(outs[i]);
+        }
+        g.add(n.build());
+        return outs;
+    }
+
     /** The size of one axis of x, as an int64 scalar. */
     String dim(String x, long axis) {
         return op("Gather", new AttributeProto[] {Attributes.intAttr("axis", 0)}, op("Shape", x), int64Scalar("axis", axis));

@@ -108,4 +108,33 @@ class OptimizeCommandTest {
             assertFalse(Files.exists(out), "nothing written for " + String.join(" ", args));
         }
     }
+
+    @Test
+    void freezeKvFlavourIsRecordedAndAFusedAttentionOpIsRefusedWithTheReason() throws Exception {
+        Path dir = Fixtures.model("ortgenai-llama-fp16");
+        for (String flavour : new String[] {"paper", "single-input"}) {
+            Path out = tmp.resolve("frozen-" + flavour);
+            CliRun r = cli("optimize", dir.toString(), "-o", out.toString(), "--freeze", "--from-layer", "0", "--freeze-kv", flavour);
+            assertEquals(0, r.code(), r.err());
+            Map<String, String> meta = RewriteMetadata.read(OnnxModelIO.load(out).proto());
+            assertEquals(flavour, meta.get("freeze_kv"));
+            assertEquals("1", meta.get("first_changed_layer"));
+        }
+        Path out = tmp.resolve("out.onnx");
+        Path fused = Fixtures.model("ortgenai-gpt2-fp32/past.onnx");
+        for (String flavour : new String[] {"paper", "single-input"}) {
+            CliRun r = cli("optimize", fused.toString(), "-o", out.toString(), "--freeze-above", "0.5", "--freeze-kv", flavour);
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("projects Q, K and V inside the op"), r.err());
+            assertEquals(1, r.err().strip().split("\n").length, r.err());
+        }
+        for (String[] args : new String[][] {
+                {"optimize", "graphs/tiny-llama", "-o", out.toString(), "--freeze-above", "0.5", "--freeze-kv", "both"},
+                {"optimize", "graphs/tiny-llama", "-o", out.toString(), "--drop-attn-above", "0.5", "--freeze-kv", "paper"}}) {
+            CliRun r = cli(args);
+            assertEquals(2, r.code(), String.join(" ", args) + " -> " + r.err());
+            assertTrue(r.err().contains("--freeze-kv"), r.err());
+            assertFalse(Files.exists(out), "nothing written for " + String.join(" ", args));
+        }
+    }
 }

@@ -48,6 +48,10 @@ final class NaiveLlama {
             if (m instanceof Manipulation.Freeze f && f.k() == l) {
                 frozen = copy(h);
             }
+            boolean singleInput = m instanceof Manipulation.SingleInputFreeze f && f.k() <= l;
+            if (m instanceof Manipulation.SingleInputFreeze f && f.k() == l) {
+                frozen = copy(h);
+            }
             states[l] = copy(h);
             if (l == c.layers()) {
                 break;
@@ -55,10 +59,11 @@ final class NaiveLlama {
             LlamaWeights.Layer layer = w.layers[l];
             boolean dropped = m instanceof Manipulation.Drop drop && drop.layers().contains(l);
             if (!dropped) {
-                // previous tokens of a frozen layer give K/V from their state at the input of layer k
+                // previous tokens of a frozen layer give K/V from their state at the input of layer k;
+                // with single-input, the last token too
                 double[][] kvSource = new double[n][];
                 for (int t = 0; t < n; t++) {
-                    kvSource[t] = frozen != null && t < n - 1 ? frozen[t] : h[t];
+                    kvSource[t] = frozen != null && (t < n - 1 || singleInput) ? frozen[t] : h[t];
                 }
                 double[][] attended = attention(layer, h, kvSource);
                 for (int t = 0; t < n; t++) {

@@ -75,6 +75,17 @@ class ReferenceLlamaManipulationTest {
     }
 
     @Test
+    void singleInputFreezeMatchesBruteForce() {
+        LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
+        for (int k = 0; k <= 4; k++) {
+            assertMatchesBruteForce(w, SYNTHETIC_TOKENS, new Manipulation.SingleInputFreeze(k), "synthetic single-input " + k);
+        }
+        for (int k : new int[]{0, 2, 3}) {
+            assertMatchesBruteForce(stories(), storyTokens(), new Manipulation.SingleInputFreeze(k), "stories260K single-input " + k);
+        }
+    }
+
+    @Test
     void randomMatchesBruteForce() {
         LlamaWeights w = TestLlamaWeights.random(SYNTHETIC, 5);
         for (Noise noise : new Noise[]{Noise.GAUSSIAN, Noise.angle(60), Noise.SHUFFLE}) {
@@ -135,6 +146,10 @@ class ReferenceLlamaManipulationTest {
         assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.Drop(Set.of())), "drop {}");
         assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.Freeze(layers)), "freeze L");
         assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.Freeze(layers - 1)), "freeze L-1");
+        assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.SingleInputFreeze(layers)),
+                "single-input L");
+        assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.SingleInputFreeze(layers - 1)),
+                "single-input L-1");
         for (Noise noise : new Noise[]{Noise.GAUSSIAN, Noise.angle(90), Noise.SHUFFLE}) {
             assertArrayEquals(normal, reference.logitsAllPositions(storyTokens(), new Manipulation.Random(layers, noise, 3)),
                     "random L " + noise);
@@ -322,7 +337,8 @@ class ReferenceLlamaManipulationTest {
         System.out.printf("%-40s max |reference - brute force| = %.2g, max |logit| %.1f, max change from normal %.3g%n",
                 what, maxDiff, maxLogit, effect);
         assertTrue(maxDiff <= TOLERANCE, what + ": max diff " + maxDiff);
-        if (!(m instanceof Manipulation.None) && !(m instanceof Manipulation.Freeze f && f.k() >= w.config.layers() - 1)) {
+        if (!(m instanceof Manipulation.None) && !(m instanceof Manipulation.Freeze f && f.k() >= w.config.layers() - 1)
+                && !(m instanceof Manipulation.SingleInputFreeze s && s.k() >= w.config.layers() - 1)) {
             assertTrue(effect > 100 * TOLERANCE, what + " changed the logits by only " + effect);
         }
     }
