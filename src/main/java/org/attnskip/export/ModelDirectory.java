@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ConfinedPath;
+import org.attnskip.onnx.OutputPath;
 import org.attnskip.onnx.OnnxModelIO;
 
 import java.io.IOException;
@@ -49,12 +51,14 @@ public final class ModelDirectory {
     }
 
     public Path modelFile() {
-        return dir.resolve(manifest.model() != null ? manifest.model() : MODEL_FILE);
+        return ConfinedPath.resolve(dir, manifest.model() != null ? manifest.model() : MODEL_FILE,
+                MANIFEST_FILE + "'s model file");
     }
 
     /** The tokenizer file, or null for a model without one (synthetic weights). */
     public Path tokenizerFile() {
-        return manifest.tokenizer() == null ? null : dir.resolve(manifest.tokenizer().file());
+        return manifest.tokenizer() == null ? null
+                : ConfinedPath.resolve(dir, manifest.tokenizer().file(), MANIFEST_FILE + "'s tokenizer file");
     }
 
     public static boolean isModelDirectory(Path path) {
@@ -94,6 +98,7 @@ public final class ModelDirectory {
     public static ModelDirectory write(Path target, ModelProto model, ModelManifest manifest, Path tokenizer,
                                        boolean externalData) {
         Path out = target.toAbsolutePath().normalize();
+        OutputPath.refuseLink(out);
         checkReplaceable(out);
         if ((tokenizer == null) != (manifest.tokenizer() == null)) {
             throw new IllegalArgumentException("the manifest names a tokenizer exactly when one is given");
@@ -108,7 +113,7 @@ public final class ModelDirectory {
             staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
             OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData);
             if (tokenizer != null) {
-                Files.copy(tokenizer, staging.resolve(manifest.tokenizer().file()));
+                Files.copy(tokenizer, ConfinedPath.resolve(staging, manifest.tokenizer().file(), "the tokenizer file name"));
             }
             Files.writeString(staging.resolve(MANIFEST_FILE), JSON.writeValueAsString(manifest) + "\n");
             makeReadable(staging);

@@ -26,13 +26,16 @@ public final class ModelOutput {
         if (out.equals(source.file()) || out.equals(userInput.toAbsolutePath().normalize())) {
             throw new BadInputException("the output " + target + " is the input; write to another path");
         }
+        OutputPath.refuseLink(out);
         if (!Files.isDirectory(userInput)) {
             if (Files.isDirectory(out)) {
                 out = out.resolve(source.file().getFileName());
+                OutputPath.refuseLink(out);
             }
             OnnxModelIO.save(source, rewritten, out);
             return;
         }
+        refuseReplacingOther(out, source.file().getFileName().toString());
         writeDirectory(source, rewritten, out);
     }
 
@@ -47,6 +50,7 @@ public final class ModelOutput {
             try (Stream<Path> files = Files.list(source.baseDir())) {
                 for (Path f : files.toList()) {
                     if (Files.isRegularFile(f) && !modelFiles.contains(f.getFileName().toString())) {
+                        OutputPath.refuseLinkOutOf(source.baseDir(), f);
                         Files.copy(f, staging.resolve(f.getFileName()));
                     }
                 }
@@ -63,6 +67,23 @@ public final class ModelOutput {
         } finally {
             deleteTree(staging);
             deleteTree(old);
+        }
+    }
+
+    /** A directory is replaced only when it holds a model of the same name, or nothing. */
+    private static void refuseReplacingOther(Path out, String modelName) {
+        if (!Files.exists(out)) {
+            return;
+        }
+        boolean replaceable;
+        try (Stream<Path> files = Files.list(out)) {
+            replaceable = Files.isRegularFile(out.resolve(modelName)) || files.findAny().isEmpty();
+        } catch (IOException e) {
+            replaceable = false;
+        }
+        if (!replaceable) {
+            throw new BadInputException("output " + out + " exists and is not a model directory holding "
+                    + modelName + "; refusing to replace it");
         }
     }
 

@@ -87,11 +87,11 @@ public final class OnnxModelIO {
                 continue;
             }
             ExternalData ext = ExternalData.of(t);
-            Path data = model.baseDir().resolve(ext.location());
+            Path data = ext.file(model.baseDir(), t.getName());
             try {
                 long size = Files.size(data);
                 long need = ext.offset() + Math.max(ext.length(), 0);
-                if (need > size) {
+                if (need < 0 || need > size) {
                     throw new BadInputException("external data file " + data + " is truncated: tensor '"
                             + t.getName() + "' needs " + need + " bytes, file has " + size);
                 }
@@ -115,6 +115,8 @@ public final class OnnxModelIO {
         Path dir = out.getParent();
         String dataName = out.getFileName() + ".data";
         Path dataFile = dir.resolve(dataName);
+        OutputPath.refuseLink(out);
+        OutputPath.refuseLink(dataFile);
         refuseOverwritingSource(proto, sourceBaseDir, out, dataFile);
         boolean external = forceExternal || hasExternal(proto) || initializerBytes(proto) > EXTERNAL_TOTAL_THRESHOLD;
 
