@@ -29,6 +29,8 @@ public final class OnnxModelIO {
     /** A protobuf message cannot exceed 2 GB; above this total, weights must go external. */
     public static final long EXTERNAL_TOTAL_THRESHOLD = 1_500_000_000L;
     private static final int DATA_ALIGNMENT = 64;
+    /** Subgraphs in subgraphs: deeper than this is a bomb, not a model. */
+    private static final int PROTOBUF_DEPTH = 1000;
 
     private OnnxModelIO() {
     }
@@ -63,12 +65,14 @@ public final class OnnxModelIO {
         try (InputStream in = Files.newInputStream(file)) {
             CodedInputStream coded = CodedInputStream.newInstance(in);
             coded.setSizeLimit(Integer.MAX_VALUE);
-            coded.setRecursionLimit(1000);
+            coded.setRecursionLimit(PROTOBUF_DEPTH);
             proto = ModelProto.parseFrom(coded);
         } catch (NoSuchFileException e) {
             throw new BadInputException("no such file: " + file);
         } catch (InvalidProtocolBufferException e) {
-            throw new BadInputException("not a valid ONNX model (truncated or corrupt protobuf): " + file);
+            boolean deep = String.valueOf(e.getMessage()).contains("levels of nesting");
+            throw new BadInputException("not a valid ONNX model (" + (deep ? "messages nested over " + PROTOBUF_DEPTH
+                    + " levels deep" : "truncated or corrupt protobuf") + "): " + file);
         } catch (IOException e) {
             throw new BadInputException("cannot read " + file + ": " + e.getMessage(), e);
         }
@@ -77,6 +81,7 @@ public final class OnnxModelIO {
         }
         LoadedModel model = new LoadedModel(proto, file, file.getParent());
         checkExternalData(model);
+        InitializerSizes.check(model);
         return model;
     }
 
