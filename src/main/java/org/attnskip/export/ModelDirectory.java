@@ -7,10 +7,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.ConfinedPath;
+import org.attnskip.onnx.FileWrites;
+import org.attnskip.onnx.LeftoverTemps;
 import org.attnskip.onnx.OutputPath;
 import org.attnskip.onnx.OnnxModelIO;
 
 import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -110,12 +114,15 @@ public final class ModelDirectory {
         Path staging = null;
         try {
             Files.createDirectories(parent);
-            staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
+            LeftoverTemps.clean(out);
+            staging = Files.createTempDirectory(parent, LeftoverTemps.partialPrefix(out));
             OnnxModelIO.save(model, null, staging.resolve(MODEL_FILE), externalData);
             if (tokenizer != null) {
                 Files.copy(tokenizer, ConfinedPath.resolve(staging, manifest.tokenizer().file(), "the tokenizer file name"));
             }
-            Files.writeString(staging.resolve(MANIFEST_FILE), JSON.writeValueAsString(manifest) + "\n");
+            try (OutputStream manifestOut = FileWrites.create(staging.resolve(MANIFEST_FILE))) {
+                manifestOut.write((JSON.writeValueAsString(manifest) + "\n").getBytes(StandardCharsets.UTF_8));
+            }
             makeReadable(staging);
             moveIntoPlace(staging, out);
             staging = null;
@@ -146,7 +153,7 @@ public final class ModelDirectory {
     private static void moveIntoPlace(Path staging, Path out) throws IOException {
         Path old = null;
         if (Files.exists(out)) {
-            old = out.resolveSibling("." + out.getFileName() + ".old-" + System.nanoTime());
+            old = LeftoverTemps.asideName(out);
             Files.move(out, old, StandardCopyOption.ATOMIC_MOVE);
         }
         try {

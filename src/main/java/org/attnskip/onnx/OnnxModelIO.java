@@ -129,13 +129,15 @@ public final class OnnxModelIO {
         Path tmpData = null;
         try {
             Files.createDirectories(dir);
-            tmpModel = Files.createTempFile(dir, "." + out.getFileName(), ".tmp");
+            LeftoverTemps.clean(out);
+            LeftoverTemps.clean(dataFile);
+            tmpModel = Files.createTempFile(dir, LeftoverTemps.partialPrefix(out), ".tmp");
             ModelProto toWrite = proto;
             if (external) {
-                tmpData = Files.createTempFile(dir, "." + dataName, ".tmp");
+                tmpData = Files.createTempFile(dir, LeftoverTemps.partialPrefix(dataFile), ".tmp");
                 toWrite = writeExternal(proto, sourceBaseDir, tmpData, dataName);
             }
-            try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmpModel), 1 << 20)) {
+            try (OutputStream os = new BufferedOutputStream(FileWrites.create(tmpModel), 1 << 20)) {
                 toWrite.writeTo(os);
             }
             // createTempFile makes owner-only files; a saved model is an ordinary file
