@@ -77,6 +77,10 @@ final class HostileFiles {
         }
     }
 
+    static void deleteTree(Path root) {
+        org.attnskip.onnx.LeftoverTemps.deleteTree(root);
+    }
+
     /** Every file under root (links not followed) with its size and content hash: a before/after picture. */
     static TreeMap<String, String> snapshot(Path root) {
         TreeMap<String, String> files = new TreeMap<>();
