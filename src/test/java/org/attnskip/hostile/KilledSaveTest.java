@@ -38,7 +38,7 @@ class KilledSaveTest {
         TreeMap<String, String> oldFiles = snapshot(oldRef);
         TreeMap<String, String> newFiles = snapshot(newRef);
 
-        int kills = Integer.getInteger("attnskip.kills", 3);
+        int kills = Integer.getInteger("attnskip.kills", 2);
         Random random = new Random(15);
         List<String> outcomes = new ArrayList<>();
         for (int i = 0; i < kills; i++) {
