@@ -72,7 +72,7 @@ public final class CompletionServer implements AutoCloseable {
             config.http.maxRequestSize = limits.maxBodyBytes();
             config.http.compressionStrategy = CompressionStrategy.NONE; // compression would buffer the event stream
             config.routes.get("/health", this::health);
-            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8")
+            config.routes.get("/metrics", ctx -> ctx.contentType(ServerMetrics.contentType())
                     .result(metrics.render()));
             config.routes.get("/v1/models", this::models);
             config.routes.post("/v1/completions", this::completions);
