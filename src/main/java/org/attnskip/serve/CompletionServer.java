@@ -41,7 +41,7 @@ public final class CompletionServer implements AutoCloseable {
     private final DecodeBatcher batcher;
     private final String batchingNote;
     private final ThreadPoolExecutor workers;
-    private final ObjectMapper json = new ObjectMapper();
+    private final ObjectMapper json = RequestJson.mapper();
     private final AtomicBoolean draining = new AtomicBoolean();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final long created = System.currentTimeMillis() / 1000;
@@ -66,7 +66,13 @@ public final class CompletionServer implements AutoCloseable {
 
     /** Starts listening; port 0 picks a free one. Returns the port. */
     public int start(String host, int port) {
+        return start(host, port, HttpPolicy.DEFAULT);
+    }
+
+    /** Starts listening under the given API key, CORS and slow-client policy. */
+    public int start(String host, int port, HttpPolicy policy) {
         app = Javalin.create(config -> {
+            policy.apply(config);
             config.startup.showJavalinBanner = false;
             config.startup.showOldJavalinVersionWarning = false;
             config.http.maxRequestSize = limits.maxBodyBytes();
@@ -178,7 +184,7 @@ public final class CompletionServer implements AutoCloseable {
             try {
                 raw = ctx.bodyAsBytes();
             } catch (RuntimeException e) {
-                throw tooLarge(); // Javalin refuses to read past maxRequestSize
+                throw HttpPolicy.bodyReadFailure(e, tooLarge()); // too slow, or past maxRequestSize
             }
             if (raw.length > limits.maxBodyBytes()) {
                 throw tooLarge();

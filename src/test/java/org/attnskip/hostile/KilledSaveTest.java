@@ -1,7 +1,7 @@
 package org.attnskip.hostile;
 
+import org.attnskip.ChildJvm;
 import org.attnskip.CliRun;
-import org.attnskip.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,7 +44,7 @@ class KilledSaveTest {
         for (int i = 0; i < kills; i++) {
             HostileFiles.deleteTree(out);
             HostileFiles.copyTree(oldRef, out);
-            Process p = new ProcessBuilder(javaCommand("export", "--synthetic", SPEC, "--seed", "2", "-o", out.toString()))
+            Process p = new ProcessBuilder(ChildJvm.command(tmp, "export", "--synthetic", SPEC, "--seed", "2", "-o", out.toString()))
                     .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             // start-up and building the weights take most of the run: wait for the save to begin, then kill within it
             awaitStagingOrExit(p);
@@ -74,12 +74,5 @@ class KilledSaveTest {
             }
             Thread.sleep(2);
         }
-    }
-
-    private static List<String> javaCommand(String... args) {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
-        cmd.addAll(List.of(args));
-        return cmd;
     }
 }
