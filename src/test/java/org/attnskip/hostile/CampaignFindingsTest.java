@@ -56,4 +56,18 @@ class CampaignFindingsTest {
         assertRefused(CliRun.of("export", "--hf", hf.toString(), "-o", tmp.resolve("out").toString()),
                 "tokenizer.json");
     }
+
+    /** Campaign seed 11, export --hf case 10-557: max_position_embeddings 2^31-1 overflowed the rotary tables' size. */
+    @Test
+    void aContextLengthBeyondAnyTableIsRefused() throws IOException {
+        Path hf = tmp.resolve("hf");
+        HostileFiles.copyTree(SEEDS.resolve("hf"), hf);
+        Path config = hf.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"max_position_embeddings\":64",
+                "\"max_position_embeddings\":2147483647"));
+        TreeMap<String, String> before = snapshot(tmp);
+        assertRefused(CliRun.of("export", "--hf", hf.toString(), "-o", tmp.resolve("out").toString()),
+                "rotary tables for 2147483647 positions");
+        assertEquals(before, snapshot(tmp));
+    }
 }
