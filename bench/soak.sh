@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak of 'attnskip serve' on loopback: REQUESTS mixed requests (greedy, streamed, streams dropped by
-# the client, malformed bodies) at CONCURRENCY, after a warm-up of a tenth of them. Checks every text
+# the client, malformed bodies) at CONCURRENCY, after a warm-up of the same load. Checks every text
 # against the generation loop alone and a 4xx for every malformed body; prints p50/p99, the KV bytes in
 # use once idle, and the server's resident memory and threads after warm-up and after the run; exits 1
 # on a wrong text, a malformed body without 4xx, or KV bytes left in use; then SIGTERMs the server and

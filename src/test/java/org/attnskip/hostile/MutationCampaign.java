@@ -240,13 +240,15 @@ public final class MutationCampaign {
         int cases = args.length > 0 ? Integer.parseInt(args[0]) : 800;
         long seed = args.length > 1 ? Long.parseLong(args[1]) : 1;
         Path work = Files.createTempDirectory("attnskip-mutation");
+        boolean clean;
         try {
             Map<String, Tally> result = new MutationCampaign(work, seed).run(cases);
             System.out.print(summary(result));
             result.values().forEach(t -> t.failures.forEach(System.out::println));
-            System.exit(result.values().stream().allMatch(Tally::clean) ? 0 : 1);
+            clean = result.values().stream().allMatch(Tally::clean);
         } finally {
             HostileFiles.deleteTree(work);
         }
+        System.exit(clean ? 0 : 1);
     }
 }

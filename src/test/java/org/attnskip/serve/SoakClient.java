@@ -11,7 +11,7 @@ import java.util.Map;
 /**
  * The soak of bench/soak.sh against a running server (not a test):
  * {@code java -cp target/test-classes:target/attnskip.jar org.attnskip.serve.SoakClient PORT MODEL_DIR REQUESTS CONCURRENCY SERVER_PID}.
- * Warms up with a tenth of the load, then prints the run's report, the KV bytes in use once the
+ * Warms up with the same load, then prints the run's report, the KV bytes in use once the
  * server is idle, and the server's resident memory and thread count after warm-up and after the run.
  * Exits 1 when a text is wrong, a malformed body got no 4xx, or KV bytes stay in use.
  */
@@ -23,7 +23,8 @@ public final class SoakClient {
         int concurrency = Integer.parseInt(args[3]);
         long pid = Long.parseLong(args[4]);
         Map<String, String> expected = SoakRun.expectedTexts(model);
-        SoakRun.Report warmUp = SoakRun.run("127.0.0.1", port, expected, Math.max(requests / 10, concurrency), concurrency, 1);
+        // the warm-up is the run itself once over, so that heap and thread pools have reached their working size
+        SoakRun.Report warmUp = SoakRun.run("127.0.0.1", port, expected, requests, concurrency, 1);
         long kv = awaitIdle(port);
         String before = status(pid);
         System.out.println("warm-up: " + warmUp + "; kv bytes in use " + kv + "; server " + before);
