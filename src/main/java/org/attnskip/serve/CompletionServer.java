@@ -1,6 +1,5 @@
 package org.attnskip.serve;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -189,12 +188,7 @@ public final class CompletionServer implements AutoCloseable {
             if (raw.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
-            JsonNode body;
-            try {
-                body = json.readTree(raw);
-            } catch (JsonProcessingException e) {
-                throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
-            }
+            JsonNode body = RequestJson.parse(json, raw);
             CompletionRequest request = CompletionRequest.parse(body, limits);
             if (request.model() != null && !request.model().equals(model.id())) {
                 throw new ApiError(404, "invalid_request_error", "model", "model_not_found",

@@ -1,8 +1,12 @@
 package org.attnskip.serve;
 
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
 
 /**
  * The JSON mapper for request bodies, with tight parsing limits: a completion request is an object
@@ -19,5 +23,20 @@ final class RequestJson {
         JsonFactory factory = JsonFactory.builder().streamReadConstraints(StreamReadConstraints.builder()
                 .maxNestingDepth(MAX_DEPTH).maxNumberLength(64).build()).build();
         return new ObjectMapper(factory);
+    }
+
+    /**
+     * The body as JSON, or a 400. Jackson guesses the encoding of raw bytes (UTF-8, -16 or -32) and
+     * reports characters invalid in the guessed one as a CharConversionException, which is an
+     * IOException but not a JsonProcessingException: both are the client's bad JSON.
+     */
+    static JsonNode parse(ObjectMapper json, byte[] raw) {
+        try {
+            return json.readTree(raw);
+        } catch (JsonProcessingException e) {
+            throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getMessage());
+        }
     }
 }
