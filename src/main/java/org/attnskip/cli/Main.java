@@ -57,7 +57,8 @@ public final class Main {
         cli.getSubcommands().get("generate-completion").getCommandSpec().usageMessage().hidden(false);
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             if (ex instanceof BadInputException) {
-                commandLine.getErr().println("attnskip: " + ex.getMessage());
+                // one line, whatever the message carries (parsers append a location on a second line)
+                commandLine.getErr().println("attnskip: " + String.valueOf(ex.getMessage()).lines().findFirst().orElse(""));
                 return 2;
             }
             commandLine.getErr().println("attnskip: internal error: " + ex);

@@ -3,12 +3,15 @@ package org.attnskip.cli;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.runtime.Device;
 import org.attnskip.serve.CompletionServer;
+import org.attnskip.serve.HttpPolicy;
 import org.attnskip.serve.ServeLimits;
 import org.attnskip.serve.ServedModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -61,8 +64,26 @@ public final class ServeCommand implements Callable<Integer> {
             description = "how long SIGTERM waits for running requests (default: ${DEFAULT-VALUE})")
     long drainSeconds;
 
+    @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:ATTNSKIP_API_KEY}",
+            description = {"require 'Authorization: Bearer KEY' on every route but /health (default: $ATTNSKIP_API_KEY;",
+                    "prefer the variable: a command line is visible to other users). Required off loopback"})
+    String apiKey;
+
+    @Option(names = "--cors-origin", paramLabel = "ORIGIN",
+            description = "answer cross-origin requests from this origin (repeatable); none by default")
+    java.util.List<String> corsOrigins = new java.util.ArrayList<>();
+
+    @Option(names = "--idle-timeout", defaultValue = "30", paramLabel = "S",
+            description = "close a connection whose read or write is blocked this long (default: ${DEFAULT-VALUE})")
+    long idleTimeoutSeconds;
+
+    @Option(names = "--min-body-rate", defaultValue = "256", paramLabel = "B",
+            description = "cut off (408) a request body arriving slower than B bytes/s (default: ${DEFAULT-VALUE})")
+    long minBodyRate;
+
     @Override
     public Integer call() throws InterruptedException {
+        HttpPolicy policy = httpPolicy();
         if (maxConcurrency < 1 || maxBatch < 1 || queue < 0 || maxPromptTokens < 1 || maxTokensCap < 1 || maxBodyBytes < 1 || port < 0) {
             throw new BadInputException("--max-concurrency, --max-batch, --max-prompt-tokens, --max-tokens-cap and --max-body-bytes "
                     + "must be positive, --queue and --port not negative");
@@ -75,7 +96,7 @@ public final class ServeCommand implements Callable<Integer> {
         CompletionServer server = new CompletionServer(served, limits);
         int bound;
         try {
-            bound = server.start(host, port);
+            bound = server.start(host, port, policy);
         } catch (RuntimeException e) {
             server.close();
             served.close();
@@ -87,6 +108,10 @@ public final class ServeCommand implements Callable<Integer> {
             server.drainAndStop(drainSeconds);
             served.close();
             stopped.countDown();
+            System.err.println("attnskip: drained, exiting");
+            System.err.flush();
+            // a drained shutdown is a clean exit: 0, not the JVM's 143 for SIGTERM
+            Runtime.getRuntime().halt(0);
         }, "attnskip-drain"));
         System.err.println("attnskip: serving " + served.id() + " on http://" + host + ":" + bound
                 + " (" + served.session().opened().device().cliName() + ", " + maxConcurrency + " workers, "
@@ -94,5 +119,31 @@ public final class ServeCommand implements Callable<Integer> {
                 : server.batchingNote() + ")"));
         stopped.await();
         return 0;
+    }
+
+    /** An API key is required unless the server listens on loopback only. */
+    private HttpPolicy httpPolicy() {
+        String key = apiKey == null || apiKey.isBlank() ? null : apiKey.strip();
+        if (key == null && !isLoopback(host)) {
+            throw new BadInputException("listening on " + host + " (not loopback) needs an API key: set ATTNSKIP_API_KEY "
+                    + "or give --api-key");
+        }
+        if (idleTimeoutSeconds < 1 || minBodyRate < 0) {
+            throw new BadInputException("--idle-timeout must be positive and --min-body-rate not negative");
+        }
+        return new HttpPolicy(key, corsOrigins, idleTimeoutSeconds * 1000, minBodyRate);
+    }
+
+    private static boolean isLoopback(String host) {
+        try {
+            for (InetAddress a : InetAddress.getAllByName(host)) {
+                if (!a.isLoopbackAddress()) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (UnknownHostException e) {
+            throw new BadInputException("unknown host " + host);
+        }
     }
 }

@@ -7,11 +7,16 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.ExternalDataWriter;
+import org.attnskip.onnx.ConfinedPath;
+import org.attnskip.onnx.FileWrites;
+import org.attnskip.onnx.LeftoverTemps;
+import org.attnskip.onnx.OutputPath;
 import org.attnskip.onnx.OnnxModelIO;
 
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,12 +59,14 @@ public final class ModelDirectory {
     }
 
     public Path modelFile() {
-        return dir.resolve(manifest.model() != null ? manifest.model() : MODEL_FILE);
+        return ConfinedPath.resolve(dir, manifest.model() != null ? manifest.model() : MODEL_FILE,
+                MANIFEST_FILE + "'s model file");
     }
 
     /** The tokenizer file, or null for a model without one (synthetic weights). */
     public Path tokenizerFile() {
-        return manifest.tokenizer() == null ? null : dir.resolve(manifest.tokenizer().file());
+        return manifest.tokenizer() == null ? null
+                : ConfinedPath.resolve(dir, manifest.tokenizer().file(), MANIFEST_FILE + "'s tokenizer file");
     }
 
     public static boolean isModelDirectory(Path path) {
@@ -142,6 +149,7 @@ public final class ModelDirectory {
     private static ModelDirectory write(Path target, ModelManifest manifest, Path tokenizer, List<Path> companions,
                                         ModelFileWriter modelFile) {
         Path out = target.toAbsolutePath().normalize();
+        OutputPath.refuseLink(out);
         checkReplaceable(out);
         if ((tokenizer == null) != (manifest.tokenizer() == null)) {
             throw new IllegalArgumentException("the manifest names a tokenizer exactly when one is given");
@@ -153,15 +161,18 @@ public final class ModelDirectory {
         Path staging = null;
         try {
             Files.createDirectories(parent);
-            staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
+            LeftoverTemps.clean(out);
+            staging = Files.createTempDirectory(parent, LeftoverTemps.partialPrefix(out));
             modelFile.writeInto(staging);
             if (tokenizer != null) {
-                Files.copy(tokenizer, staging.resolve(manifest.tokenizer().file()));
+                Files.copy(tokenizer, ConfinedPath.resolve(staging, manifest.tokenizer().file(), "the tokenizer file name"));
+            }
+            try (OutputStream manifestOut = FileWrites.create(staging.resolve(MANIFEST_FILE))) {
+                manifestOut.write((JSON.writeValueAsString(manifest) + "\n").getBytes(StandardCharsets.UTF_8));
             }
             for (Path companion : companions) {
                 Files.copy(companion, staging.resolve(companion.getFileName().toString()));
             }
-            Files.writeString(staging.resolve(MANIFEST_FILE), JSON.writeValueAsString(manifest) + "\n");
             makeReadable(staging);
             moveIntoPlace(staging, out);
             staging = null;
@@ -192,7 +203,7 @@ public final class ModelDirectory {
     private static void moveIntoPlace(Path staging, Path out) throws IOException {
         Path old = null;
         if (Files.exists(out)) {
-            old = out.resolveSibling("." + out.getFileName() + ".old-" + System.nanoTime());
+            old = LeftoverTemps.asideName(out);
             Files.move(out, old, StandardCopyOption.ATOMIC_MOVE);
         }
         try {

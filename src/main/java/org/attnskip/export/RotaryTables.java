@@ -1,5 +1,7 @@
 package org.attnskip.export;
 
+import org.attnskip.onnx.BadInputException;
+
 /**
  * The cos and sin tables of rotary position embedding, [positions][headDim/2], for llama2.c's
  * convention: pair j of a head is (2j, 2j+1) and turns by angle pos * theta^(-2j/headDim).
@@ -21,13 +23,20 @@ public final class RotaryTables {
         this.sin = sin;
     }
 
+    /** 512 MB per table: far above any released model (1M positions x 64 pairs is 2^26), far below a heap's end. */
+    static final long MAX_ENTRIES = 1L << 27;
+
     public static RotaryTables of(LlamaConfig config) {
         return of(config.headDim(), config.seqLen(), config.ropeTheta(), config.ropeScaling());
     }
 
     public static RotaryTables of(int headDim, int positions, float theta, LlamaConfig.RopeScaling scaling) {
-        float[] freq = frequencies(headDim, theta, scaling);
         int pairs = headDim / 2;
+        if (positions < 1 || headDim < 2 || (long) positions * pairs > MAX_ENTRIES) {
+            throw new BadInputException("rotary tables for " + positions + " positions of head_dim " + headDim
+                    + " are out of range (at most " + MAX_ENTRIES + " entries); check max_position_embeddings / seq_len");
+        }
+        float[] freq = frequencies(headDim, theta, scaling);
         float[] cos = new float[positions * pairs];
         float[] sin = new float[positions * pairs];
         for (int p = 0; p < positions; p++) {

@@ -3,6 +3,7 @@ package org.attnskip.export;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ConfinedPath;
 
 import java.io.Closeable;
 import java.io.IOException;
@@ -77,10 +78,7 @@ public final class SafetensorsShards implements Closeable {
 
     private Safetensors shard(String fileName) {
         return open.computeIfAbsent(fileName, f -> {
-            Path path = dir.resolve(f).normalize();
-            if (!path.startsWith(dir.normalize())) {
-                throw new BadInputException("shard " + f + " named in " + INDEX_FILE + " lies outside " + dir);
-            }
+            Path path = ConfinedPath.resolve(dir, f, "a shard named in " + INDEX_FILE);
             if (!Files.isRegularFile(path)) {
                 throw new BadInputException("shard " + f + " named in " + INDEX_FILE + " is missing from " + dir);
             }

@@ -43,6 +43,7 @@ public final class LayoutDiscovery {
 
     /** Discovers the layout. Sorts the graph's nodes topologically as a side effect. */
     public static DecoderLayout discover(Graph graph) {
+        NodeArity.check(graph);
         graph.toposort();
         return new LayoutDiscovery(graph).run(false);
     }
@@ -53,6 +54,7 @@ public final class LayoutDiscovery {
      * feeds and reads, rather than an error.
      */
     public static DecoderLayout discoverToRun(Graph graph) {
+        NodeArity.check(graph);
         graph.toposort();
         return new LayoutDiscovery(graph).run(true);
     }

@@ -25,8 +25,8 @@ public record ExternalData(String location, long offset, long length) {
         for (StringStringEntryProto e : t.getExternalDataList()) {
             switch (e.getKey()) {
                 case "location" -> location = e.getValue();
-                case "offset" -> offset = Long.parseLong(e.getValue());
-                case "length" -> length = Long.parseLong(e.getValue());
+                case "offset" -> offset = number(t, e);
+                case "length" -> length = number(t, e);
                 default -> { /* checksum and others are optional */ }
             }
         }
@@ -36,13 +36,31 @@ public record ExternalData(String location, long offset, long length) {
         return new ExternalData(location, offset, length);
     }
 
+    private static long number(TensorProto t, StringStringEntryProto e) {
+        try {
+            long v = Long.parseLong(e.getValue().strip());
+            if (v >= 0) {
+                return v;
+            }
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw new BadInputException("tensor '" + t.getName() + "' has a bad external-data " + e.getKey() + " '"
+                + ConfinedPath.printable(e.getValue()) + "'");
+    }
+
+    /** The data file, inside {@code baseDir}; a location leading elsewhere is refused. */
+    public Path file(Path baseDir, String tensorName) {
+        return ConfinedPath.resolve(baseDir, location, "external data of tensor '" + tensorName + "'");
+    }
+
     /** Reads this tensor's bytes from the data file beside the model. */
     public ByteBuffer read(Path baseDir, String tensorName) {
-        Path file = baseDir.resolve(location).normalize();
+        Path file = file(baseDir, tensorName);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             long len = length >= 0 ? length : size - offset;
-            if (offset + len > size) {
+            if (len < 0 || offset > size || len > size - offset) {
                 throw new BadInputException("external data for '" + tensorName + "' runs past the end of "
                         + file + " (offset " + offset + " + length " + len + " > " + size + " bytes)");
             }

@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -26,13 +25,16 @@ public final class ModelOutput {
         if (out.equals(source.file()) || out.equals(userInput.toAbsolutePath().normalize())) {
             throw new BadInputException("the output " + target + " is the input; write to another path");
         }
+        OutputPath.refuseLink(out);
         if (!Files.isDirectory(userInput)) {
             if (Files.isDirectory(out)) {
                 out = out.resolve(source.file().getFileName());
+                OutputPath.refuseLink(out);
             }
             OnnxModelIO.save(source, rewritten, out);
             return;
         }
+        refuseReplacingOther(out, source.file().getFileName().toString());
         writeDirectory(source, rewritten, out);
     }
 
@@ -42,27 +44,54 @@ public final class ModelOutput {
         Path old = null;
         try {
             Files.createDirectories(parent);
-            staging = Files.createTempDirectory(parent, "." + out.getFileName() + ".");
+            LeftoverTemps.clean(out);
+            staging = Files.createTempDirectory(parent, LeftoverTemps.partialPrefix(out));
             Set<String> modelFiles = modelFileNames(source);
             try (Stream<Path> files = Files.list(source.baseDir())) {
                 for (Path f : files.toList()) {
                     if (Files.isRegularFile(f) && !modelFiles.contains(f.getFileName().toString())) {
+                        OutputPath.refuseLinkOutOf(source.baseDir(), f);
                         Files.copy(f, staging.resolve(f.getFileName()));
                     }
                 }
             }
             OnnxModelIO.save(source, rewritten, staging.resolve(source.file().getFileName()));
             if (Files.exists(out)) {
-                old = parent.resolve("." + out.getFileName() + ".old-" + System.nanoTime());
+                old = LeftoverTemps.asideName(out);
                 Files.move(out, old, StandardCopyOption.ATOMIC_MOVE);
             }
-            Files.move(staging, out, StandardCopyOption.ATOMIC_MOVE);
+            try {
+                Files.move(staging, out, StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException | RuntimeException e) {
+                if (old != null) {
+                    Files.move(old, out, StandardCopyOption.ATOMIC_MOVE); // the earlier output, whole, back in place
+                    old = null;
+                }
+                throw e;
+            }
             staging = null;
         } catch (IOException e) {
             throw new BadInputException("cannot write " + out + ": " + e.getMessage(), e);
         } finally {
-            deleteTree(staging);
-            deleteTree(old);
+            LeftoverTemps.deleteTree(staging);
+            LeftoverTemps.deleteTree(old);
+        }
+    }
+
+    /** A directory is replaced only when it holds a model of the same name, or nothing. */
+    private static void refuseReplacingOther(Path out, String modelName) {
+        if (!Files.exists(out)) {
+            return;
+        }
+        boolean replaceable;
+        try (Stream<Path> files = Files.list(out)) {
+            replaceable = Files.isRegularFile(out.resolve(modelName)) || files.findAny().isEmpty();
+        } catch (IOException e) {
+            replaceable = false;
+        }
+        if (!replaceable) {
+            throw new BadInputException("output " + out + " exists and is not a model directory holding "
+                    + modelName + "; refusing to replace it");
         }
     }
 
@@ -76,16 +105,5 @@ public final class ModelOutput {
             }
         }
         return names;
-    }
-
-    private static void deleteTree(Path dir) {
-        if (dir == null || !Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException ignored) {
-            // best effort: a hidden leftover is harmless and never mistaken for output
-        }
     }
 }

@@ -25,6 +25,8 @@ public final class OnnxModelIO {
     public static final int EXTERNAL_TENSOR_MIN_BYTES = 1024;
     /** A protobuf message cannot exceed 2 GB; above this total, weights must go external. */
     public static final long EXTERNAL_TOTAL_THRESHOLD = 1_500_000_000L;
+    /** Subgraphs in subgraphs: deeper than this is a bomb, not a model. */
+    private static final int PROTOBUF_DEPTH = 1000;
 
     private OnnxModelIO() {
     }
@@ -59,12 +61,14 @@ public final class OnnxModelIO {
         try (InputStream in = Files.newInputStream(file)) {
             CodedInputStream coded = CodedInputStream.newInstance(in);
             coded.setSizeLimit(Integer.MAX_VALUE);
-            coded.setRecursionLimit(1000);
+            coded.setRecursionLimit(PROTOBUF_DEPTH);
             proto = ModelProto.parseFrom(coded);
         } catch (NoSuchFileException e) {
             throw new BadInputException("no such file: " + file);
         } catch (InvalidProtocolBufferException e) {
-            throw new BadInputException("not a valid ONNX model (truncated or corrupt protobuf): " + file);
+            boolean deep = String.valueOf(e.getMessage()).contains("levels of nesting");
+            throw new BadInputException("not a valid ONNX model (" + (deep ? "messages nested over " + PROTOBUF_DEPTH
+                    + " levels deep" : "truncated or corrupt protobuf") + "): " + file);
         } catch (IOException e) {
             throw new BadInputException("cannot read " + file + ": " + e.getMessage(), e);
         }
@@ -73,6 +77,7 @@ public final class OnnxModelIO {
         }
         LoadedModel model = new LoadedModel(proto, file, file.getParent());
         checkExternalData(model);
+        InitializerSizes.check(model);
         return model;
     }
 
@@ -83,11 +88,11 @@ public final class OnnxModelIO {
                 continue;
             }
             ExternalData ext = ExternalData.of(t);
-            Path data = model.baseDir().resolve(ext.location());
+            Path data = ext.file(model.baseDir(), t.getName());
             try {
                 long size = Files.size(data);
                 long need = ext.offset() + Math.max(ext.length(), 0);
-                if (need > size) {
+                if (need < 0 || need > size) {
                     throw new BadInputException("external data file " + data + " is truncated: tensor '"
                             + t.getName() + "' needs " + need + " bytes, file has " + size);
                 }
@@ -111,6 +116,8 @@ public final class OnnxModelIO {
         Path dir = out.getParent();
         String dataName = out.getFileName() + ".data";
         Path dataFile = dir.resolve(dataName);
+        OutputPath.refuseLink(out);
+        OutputPath.refuseLink(dataFile);
         refuseOverwritingSource(proto, sourceBaseDir, out, dataFile);
         boolean external = forceExternal || hasExternal(proto) || initializerBytes(proto) > EXTERNAL_TOTAL_THRESHOLD;
 
@@ -118,13 +125,15 @@ public final class OnnxModelIO {
         Path tmpData = null;
         try {
             Files.createDirectories(dir);
-            tmpModel = Files.createTempFile(dir, "." + out.getFileName(), ".tmp");
+            LeftoverTemps.clean(out);
+            LeftoverTemps.clean(dataFile);
+            tmpModel = Files.createTempFile(dir, LeftoverTemps.partialPrefix(out), ".tmp");
             ModelProto toWrite = proto;
             if (external) {
-                tmpData = Files.createTempFile(dir, "." + dataName, ".tmp");
+                tmpData = Files.createTempFile(dir, LeftoverTemps.partialPrefix(dataFile), ".tmp");
                 toWrite = writeExternal(proto, sourceBaseDir, tmpData, dataName);
             }
-            try (OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmpModel), 1 << 20)) {
+            try (OutputStream os = new BufferedOutputStream(FileWrites.create(tmpModel), 1 << 20)) {
                 toWrite.writeTo(os);
             }
             // createTempFile makes owner-only files; a saved model is an ordinary file

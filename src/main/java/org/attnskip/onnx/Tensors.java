@@ -19,17 +19,49 @@ public final class Tensors {
     private Tensors() {
     }
 
+    /** The product of the dims; a negative dim or a product past {@code long} is a bad model. */
     public static long elementCount(TensorProto t) {
         long n = 1;
         for (long d : t.getDimsList()) {
-            n *= d;
+            if (d < 0) {
+                throw new BadInputException("tensor '" + t.getName() + "' has a negative dimension " + d);
+            }
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                throw new BadInputException("tensor '" + t.getName() + "' has dims " + t.getDimsList()
+                        + " whose product overflows a long");
+            }
         }
         return n;
     }
 
+    /** The element count as an array length, refused before anything is allocated when it cannot be one. */
+    private static int arrayLength(TensorProto t) {
+        long n = elementCount(t);
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new BadInputException("tensor '" + t.getName() + "' has " + n + " elements, too many to read into memory");
+        }
+        return (int) n;
+    }
+
+    /** Raw bytes must hold exactly n elements: checked before the values' array is allocated. */
+    private static ByteBuffer checkedRaw(TensorProto t, Path baseDir, int n, int elementBytes) {
+        ByteBuffer raw = rawBytes(t, baseDir);
+        if (raw.remaining() != (long) n * elementBytes) {
+            throw new BadInputException("tensor '" + t.getName() + "' declares " + n + " elements of "
+                    + elementBytes + " bytes but holds " + raw.remaining() + " bytes");
+        }
+        return raw;
+    }
+
     /** Bytes per element of an ONNX data type, or 0 for types without a fixed size. */
     public static int elementSize(int dataType) {
-        return switch (DataType.forNumber(dataType)) {
+        DataType type = DataType.forNumber(dataType);
+        if (type == null) {
+            return 0;
+        }
+        return switch (type) {
             case FLOAT, INT32, UINT32 -> 4;
             case DOUBLE, INT64, UINT64 -> 8;
             case FLOAT16, BFLOAT16, INT16, UINT16 -> 2;
@@ -40,7 +72,7 @@ public final class Tensors {
 
     /** The tensor's values as floats (float, float16, bfloat16, double), reading external data from baseDir. */
     public static float[] floats(TensorProto t, Path baseDir) {
-        int n = Math.toIntExact(elementCount(t));
+        int n = arrayLength(t);
         DataType type = DataType.forNumber(t.getDataType());
         if (type == DataType.FLOAT && t.getFloatDataCount() == n && n > 0) {
             float[] out = new float[n];
@@ -49,7 +81,18 @@ public final class Tensors {
             }
             return out;
         }
-        ByteBuffer raw = rawBytes(t, baseDir);
+        if (type == DataType.FLOAT16 && t.getRawData().isEmpty() && !ExternalData.isExternal(t)
+                && t.getInt32DataCount() == n) {
+            float[] out = new float[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = Half.toFloat((short) t.getInt32Data(i));
+            }
+            return out;
+        }
+        if (type != DataType.FLOAT && type != DataType.DOUBLE && type != DataType.FLOAT16 && type != DataType.BFLOAT16) {
+            throw new BadInputException("tensor '" + t.getName() + "' of type " + type + " is not floating point");
+        }
+        ByteBuffer raw = checkedRaw(t, baseDir, n, elementSize(type.getNumber()));
         float[] out = new float[n];
         switch (type) {
             case FLOAT -> raw.asFloatBuffer().get(out);
@@ -59,14 +102,8 @@ public final class Tensors {
                 }
             }
             case FLOAT16 -> {
-                if (raw.remaining() == 0 && t.getInt32DataCount() == n) {
-                    for (int i = 0; i < n; i++) {
-                        out[i] = Half.toFloat((short) t.getInt32Data(i));
-                    }
-                } else {
-                    for (int i = 0; i < n; i++) {
-                        out[i] = Half.toFloat(raw.getShort(2 * i));
-                    }
+                for (int i = 0; i < n; i++) {
+                    out[i] = Half.toFloat(raw.getShort(2 * i));
                 }
             }
             case BFLOAT16 -> {
@@ -81,22 +118,27 @@ public final class Tensors {
 
     /** The tensor's values as longs (int64 or int32). */
     public static long[] longs(TensorProto t, Path baseDir) {
-        int n = Math.toIntExact(elementCount(t));
+        int n = arrayLength(t);
         DataType type = DataType.forNumber(t.getDataType());
-        long[] out = new long[n];
+        if (type != DataType.INT64 && type != DataType.INT32) {
+            throw new BadInputException("tensor '" + t.getName() + "' of type " + type + " is not an integer");
+        }
         if (type == DataType.INT64 && t.getInt64DataCount() == n && n > 0) {
+            long[] out = new long[n];
             for (int i = 0; i < n; i++) {
                 out[i] = t.getInt64Data(i);
             }
             return out;
         }
         if (type == DataType.INT32 && t.getInt32DataCount() == n && n > 0) {
+            long[] out = new long[n];
             for (int i = 0; i < n; i++) {
                 out[i] = t.getInt32Data(i);
             }
             return out;
         }
-        ByteBuffer raw = rawBytes(t, baseDir);
+        ByteBuffer raw = checkedRaw(t, baseDir, n, elementSize(type.getNumber()));
+        long[] out = new long[n];
         switch (type) {
             case INT64 -> raw.asLongBuffer().get(out);
             case INT32 -> {

@@ -1,6 +1,5 @@
 package org.attnskip.serve;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -44,7 +43,7 @@ public final class CompletionServer implements AutoCloseable {
     private final DecodeBatcher batcher;
     private final String batchingNote;
     private final ThreadPoolExecutor workers;
-    private final ObjectMapper json = new ObjectMapper();
+    private final ObjectMapper json = RequestJson.mapper();
     private final AtomicBoolean draining = new AtomicBoolean();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final long created = System.currentTimeMillis() / 1000;
@@ -70,13 +69,19 @@ public final class CompletionServer implements AutoCloseable {
 
     /** Starts listening; port 0 picks a free one. Returns the port. */
     public int start(String host, int port) {
+        return start(host, port, HttpPolicy.DEFAULT);
+    }
+
+    /** Starts listening under the given API key, CORS and slow-client policy. */
+    public int start(String host, int port, HttpPolicy policy) {
         app = Javalin.create(config -> {
+            policy.apply(config);
             config.startup.showJavalinBanner = false;
             config.startup.showOldJavalinVersionWarning = false;
             config.http.maxRequestSize = limits.maxBodyBytes();
             config.http.compressionStrategy = CompressionStrategy.NONE; // compression would buffer the event stream
             config.routes.get("/health", this::health);
-            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8")
+            config.routes.get("/metrics", ctx -> ctx.contentType(ServerMetrics.contentType())
                     .result(metrics.render()));
             config.routes.get("/v1/models", this::models);
             config.routes.post("/v1/completions", ctx -> completions(ctx, planner::completions));
@@ -181,17 +186,12 @@ public final class CompletionServer implements AutoCloseable {
             try {
                 raw = ctx.bodyAsBytes();
             } catch (RuntimeException e) {
-                throw tooLarge(); // Javalin refuses to read past maxRequestSize
+                throw HttpPolicy.bodyReadFailure(e, tooLarge()); // too slow, or past maxRequestSize
             }
             if (raw.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
-            JsonNode body;
-            try {
-                body = json.readTree(raw);
-            } catch (JsonProcessingException e) {
-                throw ApiError.invalid(null, "the request body is not valid JSON: " + e.getOriginalMessage());
-            }
+            JsonNode body = RequestJson.parse(json, raw);
             RequestPlanner.Plan plan = planning.apply(body);
             CompletionRequest request = plan.request();
             if (request.model() != null && !request.model().equals(model.id())) {
