@@ -18,6 +18,7 @@ public record ExportBudget(long dataBytes, long heapBytes, long largestTensorByt
     static final long SLACK_BYTES = 256L << 20;
 
     public static ExportBudget of(LlamaConfig c, ExportDtype dtype) {
+        RotaryTables.checkSize(c);
         try {
             return estimate(c, dtype);
         } catch (ArithmeticException e) {

@@ -30,12 +30,21 @@ public final class RotaryTables {
         return of(config.headDim(), config.seqLen(), config.ropeTheta(), config.ropeScaling());
     }
 
-    public static RotaryTables of(int headDim, int positions, float theta, LlamaConfig.RopeScaling scaling) {
-        int pairs = headDim / 2;
-        if (positions < 1 || headDim < 2 || (long) positions * pairs > MAX_ENTRIES) {
+    /** Refuses a shape whose tables could not be made, before an export writes anything. */
+    public static void checkSize(LlamaConfig config) {
+        checkSize(config.headDim(), config.seqLen());
+    }
+
+    private static void checkSize(int headDim, int positions) {
+        if (positions < 1 || headDim < 2 || (long) positions * (headDim / 2) > MAX_ENTRIES) {
             throw new BadInputException("rotary tables for " + positions + " positions of head_dim " + headDim
                     + " are out of range (at most " + MAX_ENTRIES + " entries); check max_position_embeddings / seq_len");
         }
+    }
+
+    public static RotaryTables of(int headDim, int positions, float theta, LlamaConfig.RopeScaling scaling) {
+        checkSize(headDim, positions);
+        int pairs = headDim / 2;
         float[] freq = frequencies(headDim, theta, scaling);
         float[] cos = new float[positions * pairs];
         float[] sin = new float[positions * pairs];
