@@ -1,5 +1,6 @@
 package org.attnskip.eval;
 
+import org.attnskip.runtime.LogProbs;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;

@@ -1,5 +1,6 @@
 package org.attnskip.eval;
 
+import org.attnskip.runtime.LogProbs;
 import org.attnskip.runtime.Tokenizer;
 
 import java.util.Arrays;

@@ -1,5 +1,7 @@
 package org.attnskip.eval;
 
+import org.attnskip.runtime.LogProbs;
+
 /**
  * Per-document sums over the predicted positions of each document: negative log-likelihood of the
  * true next token under each model, top-1 agreement and KL(baseline || variant).

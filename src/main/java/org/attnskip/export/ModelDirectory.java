@@ -23,7 +23,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFileAttributeView;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.Comparator;
 import java.util.List;
 import java.util.function.Function;
 import java.util.stream.Stream;
@@ -181,7 +180,7 @@ public final class ModelDirectory {
         } catch (IOException e) {
             throw new BadInputException("cannot write model directory " + out + ": " + e.getMessage(), e);
         } finally {
-            deleteTree(staging);
+            LeftoverTemps.deleteTree(staging);
         }
         return read(out);
     }
@@ -218,7 +217,7 @@ public final class ModelDirectory {
             }
             throw e;
         }
-        deleteTree(old);
+        LeftoverTemps.deleteTree(old);
     }
 
     /**
@@ -242,23 +241,6 @@ public final class ModelDirectory {
             return s.findAny().isEmpty();
         } catch (IOException e) {
             return false;
-        }
-    }
-
-    private static void deleteTree(Path root) {
-        if (root == null || !Files.exists(root)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(root)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(p -> {
-                try {
-                    Files.deleteIfExists(p);
-                } catch (IOException ignored) {
-                    // best effort; the leftover is a hidden directory
-                }
-            });
-        } catch (IOException ignored) {
-            // best effort
         }
     }
 

@@ -1,6 +1,6 @@
 package org.attnskip.probe;
 
-import org.attnskip.eval.LogProbs;
+import org.attnskip.runtime.LogProbs;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

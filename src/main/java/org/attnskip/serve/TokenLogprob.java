@@ -1,5 +1,6 @@
 package org.attnskip.serve;
 
+import org.attnskip.runtime.LogProbs;
 import org.attnskip.runtime.Logits;
 
 import java.util.ArrayList;
@@ -18,7 +19,7 @@ record TokenLogprob(int token, double logprob, int[] topIds, double[] topLogprob
 
     /** The entry for {@code token} drawn from the distribution {@code logits}. */
     static TokenLogprob of(float[] logits, int token, int k) {
-        double[] logp = logSoftmax(logits);
+        double[] logp = LogProbs.logSoftmax(logits);
         int[] top = topK(logp, k);
         double[] topLp = new double[top.length];
         for (int i = 0; i < top.length; i++) {
@@ -40,24 +41,6 @@ record TokenLogprob(int token, double logprob, int[] topIds, double[] topLogprob
         out.add(null);
         for (int p = 1; p < ids.length; p++) {
             out.add(of(logits.at(0, p - 1), ids[p], k));
-        }
-        return out;
-    }
-
-    /** log softmax, stably: subtract the maximum, then log of the sum of exponentials. */
-    static double[] logSoftmax(float[] logits) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
-        }
-        double logZ = max + Math.log(sum);
-        double[] out = new double[logits.length];
-        for (int i = 0; i < logits.length; i++) {
-            out[i] = logits[i] - logZ;
         }
         return out;
     }

@@ -1,5 +1,6 @@
 package org.attnskip.eval;
 
+import org.attnskip.runtime.LogProbs;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,5 +1,6 @@
 package org.attnskip.eval;
 
+import org.attnskip.runtime.LogProbs;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;

@@ -1,4 +1,4 @@
-package org.attnskip.eval;
+package org.attnskip.runtime;
 
 /** Log-softmax, argmax and KL divergence of one position's logits, in double precision. */
 public final class LogProbs {
