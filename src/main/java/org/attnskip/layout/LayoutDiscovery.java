@@ -114,7 +114,7 @@ public final class LayoutDiscovery {
                 return true;
             }
             String next = null;
-            Set<String> downstream = flow.forwardValues(List.of(v));
+            Set<String> downstream = flow.forwardValues(streamAndItsNorm(v));
             for (NodeProto c : g.consumers(v)) {
                 next = streamStep(c, v, downstream);
                 if (next != null) {
@@ -127,6 +127,20 @@ public final class LayoutDiscovery {
             v = next;
         }
         return false;
+    }
+
+    /**
+     * The stream value, plus the normalised stream when a Skip*Norm made both: its output 0 is
+     * norm(output 3), so what is computed from output 0 (a calibrated drop's map of the attention
+     * norm) is computed from the stream, though no edge in the graph says so.
+     */
+    private List<String> streamAndItsNorm(String v) {
+        NodeProto p = g.producer(v);
+        if (p != null && SKIP_NORMS.contains(p.getOpType()) && p.getOutputCount() > 3 && p.getOutput(3).equals(v)
+                && !p.getOutput(0).isEmpty()) {
+            return List.of(v, p.getOutput(0));
+        }
+        return List.of(v);
     }
 
     /** The stream after consumer c, when c carries the stream v on, else null. */

@@ -68,6 +68,45 @@ class CompensateCommandTest {
             maps.put(layer, new AffineMap(64, weights(loaded, "attnskip.compensate." + layer + ".first"), null,
                     weights(loaded, "attnskip.compensate." + layer + ".bias")));
         }
+        assertRunsAsTheReference(bin, out, maps, 3);
+    }
+
+    /**
+     * The fused flavour with a kept layer after a calibrated one: there the map reads the
+     * Skip*Norm's normalised output, not the stream, and the rewritten graph must still be read
+     * back as a sequential decoder (by optimize's own report, by inspect, by the runtime).
+     */
+    @Test
+    void calibratedDropOfNonContiguousLayersOnAFusedGraphIsReadBackAndRunsAsTheReference() throws Exception {
+        Path bin = Fixtures.model("stories260K/stories260K.bin");
+        Path dir = tmp.resolve("s260k-fused");
+        CliRun export = CliRun.of("export", "--llama2c", bin.toString(), "--tokenizer",
+                Fixtures.model("stories260K/tok512.bin").toString(), "-o", dir.toString(), "--graph", "fused");
+        assertEquals(0, export.code(), export.err());
+        Path out = tmp.resolve("fused-c13");
+        CliRun r = CliRun.of("optimize", dir.toString(), "-o", out.toString(), "--drop-attn-layers", "1,3",
+                "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--calibration-tokens", "600", "--quiet");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("KV bytes     1,280 -> 768 per token"), r.out());
+
+        CliRun inspect = CliRun.of("inspect", out.toString());
+        assertEquals(0, inspect.code(), inspect.err());
+        assertTrue(inspect.out().contains("layers      3"), inspect.out());
+        assertTrue(inspect.out().contains("past_key_values.2.key"), inspect.out());
+        assertFalse(inspect.out().contains("past_key_values.1.key"), inspect.out());
+
+        LoadedModel loaded = OnnxModelIO.load(out);
+        Map<Integer, AffineMap> maps = new TreeMap<>();
+        for (int layer : new int[] {1, 3}) {
+            maps.put(layer, new AffineMap(64, weights(loaded, "attnskip.compensate." + layer + ".first"), null,
+                    weights(loaded, "attnskip.compensate." + layer + ".bias")));
+        }
+        assertRunsAsTheReference(bin, out, maps, 3);
+    }
+
+    /** The graph's logits at every position of a prompt equal the reference's with the same maps. */
+    private static void assertRunsAsTheReference(Path bin, Path out, Map<Integer, AffineMap> maps, int cachedLayers)
+            throws Exception {
         LlamaWeights w = Llama2cCheckpoint.read(bin);
         int[] tokens = {1, 403, 407, 261, 378, 365, 9, 290, 435, 11, 60, 275};
         float[][] expected = new ReferenceLlama(w).logitsAllPositions(tokens, new Manipulation.CompensatedDrop(maps));
@@ -82,7 +121,7 @@ class CompensateCommandTest {
             }
             var o = s.run(new long[][] {ids}, new long[][] {mask}, new long[][] {positions}, s.emptyCache(1));
             o.cache().close();
-            assertEquals(3, s.cachedLayers().size(), "layers 3 and 4 keep no cache");
+            assertEquals(cachedLayers, s.cachedLayers().size(), "dropped layers " + maps.keySet() + " keep no cache");
             for (int t = 0; t < tokens.length; t++) {
                 float[] actual = o.logits().at(0, t);
                 for (int v = 0; v < actual.length; v++) {
