@@ -331,7 +331,9 @@ public final class CompletionServer implements AutoCloseable {
                 send(out, last);
             }
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
+            // Completes the response (the last chunk) before this request stops counting as in flight,
+            // so a drain that stops the listener next cannot cut the stream's end.
+            out.close();
             metrics.tokens(promptTokens(plan, done), completionTokens(done));
             metrics.request(200);
         } catch (IOException gone) {
