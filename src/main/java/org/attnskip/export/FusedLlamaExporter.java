@@ -51,6 +51,7 @@ public final class FusedLlamaExporter {
     private final ExportDtype dtype;
     private final boolean rotaryInside;
     private final OnnxGraphBuilder g;
+    private final WeightInitializers init;
     // A layer's weights, kept while the layer before it reads its input norm (fused into its last Skip norm).
     private LlamaWeights.Layer heldLayer;
     private int heldIndex = -1;
@@ -67,6 +68,7 @@ public final class FusedLlamaExporter {
         this.dtype = dtype;
         this.rotaryInside = rotaryInsideAttention(cfg);
         this.g = new OnnxGraphBuilder("attnskip_llama_fused", externalData);
+        this.init = new WeightInitializers(g, dtype);
     }
 
     /** The whole model in one message, weights inline: for models well under protobuf's 2 GB. */
@@ -100,14 +102,14 @@ public final class FusedLlamaExporter {
         }
         declareIo();
         String embedded = g.op("Gather", "/model/embed_tokens/Gather",
-                in(weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
+                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
                         "input_ids"));
         attentionLengths();
         rotaryCaches();
 
         String residual = embedded;
         String normed = g.op("SimplifiedLayerNormalization", "/model/layers.0/input_layernorm/LayerNorm",
-                in(embedded, weight("model.layers.0.input_layernorm.weight", new long[] {cfg.dim()},
+                in(embedded, init.weight("model.layers.0.input_layernorm.weight", new long[] {cfg.dim()},
                         layerWeights(0).attnNorm())),
                 floatAttr("epsilon", cfg.normEps()), intAttr("axis", -1), intAttr("stash_type", 1));
         for (int i = 0; i < cfg.layers(); i++) {
@@ -120,7 +122,7 @@ public final class FusedLlamaExporter {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
         } else {
-            classifier = matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
+            classifier = init.matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
         }
         g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
@@ -180,8 +182,8 @@ public final class FusedLlamaExporter {
     private void rotaryCaches() {
         RotaryTables tables = RotaryTables.of(cfg);
         long[] dims = {tables.positions, tables.pairs};
-        cosCache = g.initializer(tensor("cos_cache", dims, tables.cos));
-        sinCache = g.initializer(tensor("sin_cache", dims, tables.sin));
+        cosCache = g.initializer(init.tensor("cos_cache", dims, tables.cos));
+        sinCache = g.initializer(init.tensor("sin_cache", dims, tables.sin));
     }
 
     /** Returns {the next layer's normalised input (or the final norm's output), the residual stream}. */
@@ -192,18 +194,18 @@ public final class FusedLlamaExporter {
 
         String attn = attention(i, normed);
         String attnOut = g.op("MatMul", p + "/attn/o_proj/MatMul",
-                in(attn, matrix(wp + "attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
+                in(attn, init.matrix(wp + "attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
         String[] post = skipNorm(p + "/post_attention_layernorm", residual, attnOut,
                 wp + "post_attention_layernorm.weight", w.ffnNorm());
 
         String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(post[0], matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
+                in(post[0], init.matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
         String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(post[0], matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
+                in(post[0], init.matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
         String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
                 in(g.op("Mul", p + "/mlp/Mul", in(silu, up)),
-                        matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
+                        init.matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
 
         boolean last = i == cfg.layers() - 1;
         return last
@@ -220,10 +222,10 @@ public final class FusedLlamaExporter {
         String wp = "model.layers." + i + ".attn.";
         int qkvWidth = cfg.dim() + 2 * cfg.kvDim();
         String qkv = g.op("MatMul", p + "/qkv_proj/MatMul",
-                in(x, matrix(wp + "qkv_proj.weight", concat(w.wq(), w.wk(), w.wv()), qkvWidth, cfg.dim())));
+                in(x, init.matrix(wp + "qkv_proj.weight", concat(w.wq(), w.wk(), w.wv()), qkvWidth, cfg.dim())));
         if (w.bq() != null) {
             qkv = g.op("Add", p + "/qkv_proj/Add",
-                    in(qkv, weight(wp + "qkv_proj.bias", new long[] {qkvWidth}, concat(w.bq(), w.bk(), w.bv()))));
+                    in(qkv, init.weight(wp + "qkv_proj.bias", new long[] {qkvWidth}, concat(w.bq(), w.bk(), w.bv()))));
         }
         String[] qkvInputs;
         if (rotaryInside) {
@@ -262,7 +264,7 @@ public final class FusedLlamaExporter {
         String name = p + "/SkipLayerNorm";
         String[] outputs = in(name + "_output_0", "", "", name + "_output_3");
         g.node(MICROSOFT, "SkipSimplifiedLayerNormalization", name,
-                in(residual, branch, weight(gammaName, new long[] {gamma.length}, gamma)), outputs,
+                in(residual, branch, init.weight(gammaName, new long[] {gamma.length}, gamma)), outputs,
                 floatAttr("epsilon", cfg.normEps()));
         return in(outputs[0], outputs[3]);
     }
@@ -288,26 +290,5 @@ public final class FusedLlamaExporter {
             at += b.length;
         }
         return out;
-    }
-
-    /** A weight matrix given [out][in], stored transposed [in][out] for MatMul. */
-    private String matrix(String name, float[] outIn, int out, int in) {
-        float[] t = new float[outIn.length];
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < in; i++) {
-                t[i * out + o] = outIn[o * in + i];
-            }
-        }
-        return weight(name, new long[] {in, out}, t);
-    }
-
-    private String weight(String name, long[] dims, float[] values) {
-        return g.initializer(tensor(name, dims, values));
-    }
-
-    private TensorProto tensor(String name, long[] dims, float[] values) {
-        return dtype == ExportDtype.FLOAT16
-                ? Tensors.float16Tensor(name, dims, values)
-                : Tensors.floatTensor(name, dims, values);
     }
 }

@@ -3,7 +3,6 @@ package org.attnskip.export;
 import ai.onnx.proto.OnnxMl.ModelProto;
 import org.attnskip.onnx.ExternalDataWriter;
 import ai.onnx.proto.OnnxMl.OperatorSetIdProto;
-import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
 import org.attnskip.onnx.Tensors;
 
@@ -41,6 +40,7 @@ public final class LlamaOnnxExporter {
     private final LlamaConfig cfg;
     private final ExportDtype dtype;
     private final OnnxGraphBuilder g;
+    private final WeightInitializers init;
 
     // values shared by every layer, made once before the layers
     private String allowed;
@@ -53,6 +53,7 @@ public final class LlamaOnnxExporter {
         this.cfg = weights.config();
         this.dtype = dtype;
         this.g = new OnnxGraphBuilder("attnskip_llama", externalData);
+        this.init = new WeightInitializers(g, dtype);
     }
 
     /** The whole model in one message, weights inline: for models well under protobuf's 2 GB. */
@@ -75,7 +76,7 @@ public final class LlamaOnnxExporter {
         }
         declareIo();
         String h = g.op("Gather", "/model/embed_tokens/Gather",
-                in(weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
+                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
                         "input_ids"));
         allowed = attentionMaskOf();
         rotaryTables();
@@ -88,7 +89,7 @@ public final class LlamaOnnxExporter {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
         } else {
-            classifier = matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
+            classifier = init.matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
         }
         g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
@@ -165,8 +166,8 @@ public final class LlamaOnnxExporter {
         String p = "/model/rotary_emb";
         RotaryTables tables = RotaryTables.of(cfg);
         long[] dims = {tables.positions, tables.pairs};
-        String cosTable = g.initializer(tensor("model.rotary_emb.cos_cached", dims, tables.cos));
-        String sinTable = g.initializer(tensor("model.rotary_emb.sin_cached", dims, tables.sin));
+        String cosTable = g.initializer(init.tensor("model.rotary_emb.cos_cached", dims, tables.cos));
+        String sinTable = g.initializer(init.tensor("model.rotary_emb.sin_cached", dims, tables.sin));
         String axes = axes(p + "/axes_1_4", 1, 4);
         cos = g.op("Unsqueeze", p + "/Unsqueeze_cos",
                 in(g.op("Gather", p + "/Gather_cos", in(cosTable, "position_ids")), axes));
@@ -209,26 +210,26 @@ public final class LlamaOnnxExporter {
         context = g.op("Reshape", p + "/self_attn/Reshape_context",
                 in(context, shape(p + "/self_attn/shape_context", 0, 0, cfg.dim())));
         String attnOut = g.op("MatMul", p + "/self_attn/o_proj/MatMul",
-                in(context, matrix(wp + "self_attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
+                in(context, init.matrix(wp + "self_attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
         String hMid = g.op("Add", p + "/self_attn_residual/Add", in(hIn, attnOut));
 
         String y = rmsNorm(p + "/post_attention_layernorm", hMid, w.ffnNorm(), wp + "post_attention_layernorm.weight");
         String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(y, matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
+                in(y, init.matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
         String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(y, matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
+                in(y, init.matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
         String gated = g.op("Mul", p + "/mlp/Mul", in(silu, up));
         String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
-                in(gated, matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
+                in(gated, init.matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
         return g.op("Add", p + "/mlp_residual/Add", in(hMid, mlpOut));
     }
 
     /** x [batch, seq, in] times W^T, plus the bias when there is one. */
     private String projection(String p, String weightName, String x, float[] w, float[] bias, int out, int in) {
-        String y = g.op("MatMul", p + "/MatMul", in(x, matrix(weightName + ".weight", w, out, in)));
+        String y = g.op("MatMul", p + "/MatMul", in(x, init.matrix(weightName + ".weight", w, out, in)));
         if (bias != null) {
-            y = g.op("Add", p + "/Add", in(y, weight(weightName + ".bias", new long[] {out}, bias)));
+            y = g.op("Add", p + "/Add", in(y, init.weight(weightName + ".bias", new long[] {out}, bias)));
         }
         return y;
     }
@@ -278,26 +279,11 @@ public final class LlamaOnnxExporter {
         if (dtype == ExportDtype.FLOAT16) {
             normed = g.op("Cast", p + "/Cast_1", in(normed), intAttr("to", dtype.onnxType()));
         }
-        return g.op("Mul", p + "/Mul_1", in(normed, weight(weightName, new long[] {w.length}, w)));
-    }
-
-    /** A weight matrix given [out][in], stored transposed [in][out] for MatMul. */
-    private String matrix(String name, float[] outIn, int out, int in) {
-        return g.initializer(Tensors.transposed(name, dtype.onnxType(), outIn, out, in));
-    }
-
-    private String weight(String name, long[] dims, float[] values) {
-        return g.initializer(tensor(name, dims, values));
+        return g.op("Mul", p + "/Mul_1", in(normed, init.weight(weightName, new long[] {w.length}, w)));
     }
 
     private String scalar(String name, float value) {
-        return g.initializer(tensor(name, new long[0], new float[] {value}));
-    }
-
-    private TensorProto tensor(String name, long[] dims, float[] values) {
-        return dtype == ExportDtype.FLOAT16
-                ? Tensors.float16Tensor(name, dims, values)
-                : Tensors.floatTensor(name, dims, values);
+        return g.initializer(init.tensor(name, new long[0], new float[] {value}));
     }
 
     private String shape(String name, long... dims) {
