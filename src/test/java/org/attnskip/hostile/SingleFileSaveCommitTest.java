@@ -69,6 +69,16 @@ class SingleFileSaveCommitTest {
                 seen.add(isOld ? "old" : "new");
             }
             assertEquals(List.of("old", "old", "old", "new"), seen, "the graph's rename is the commit point");
+            // killed after the data rename or after the commit: the next save leaves only its own pair
+            for (Path killed : List.of(states.get(1), states.get(3))) {
+                OnnxModelIO.save(later, null, killed.resolve("fast.onnx"), true);
+                // (the copied graph temp names this live process, so only a later process removes it)
+                try (Stream<Path> files = Files.list(killed)) {
+                    assertEquals(2, files.filter(f -> !f.getFileName().toString().startsWith(".")).count(),
+                            killed.getFileName() + ": the model and one data file");
+                }
+                assertEquals(laterWeights, readInlined(killed.resolve("fast.onnx")).getGraph().getInitializerList());
+            }
             // after the save, only the new pair remains: the replaced data file is gone
             assertEquals(laterWeights, readInlined(out).getGraph().getInitializerList());
             try (Stream<Path> files = Files.list(out.getParent())) {
