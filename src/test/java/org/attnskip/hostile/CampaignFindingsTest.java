@@ -76,7 +76,7 @@ class CampaignFindingsTest {
     }
 
     /**
-     * ReaderFuzzProperties.huggingFaceFolder, 20,000-try run, sample (-1594, sharded): num_hidden_layers
+     * ReaderFuzzTest.huggingFaceFolder, 20,000-try run, sample (-1594, sharded): num_hidden_layers
      * 2^31-1 made the in-memory loader allocate an array of that many layers (OutOfMemoryError).
      */
     @Test

@@ -41,7 +41,7 @@ import java.util.concurrent.TimeoutException;
  * run makes {@code jqwik.tries.default} (25, src/test/resources/junit-platform.properties) tries per
  * property; {@code -Djqwik.tries.default=20000} runs a long campaign.
  */
-class ReaderFuzzProperties {
+class ReaderFuzzTest {
     private static final Path SEEDS = Path.of("src/test/resources/seeds");
     /** Far above any honest case (milliseconds); only a hang or a runaway loop reaches it. */
     private static final long CASE_LIMIT_SECONDS = 60;
