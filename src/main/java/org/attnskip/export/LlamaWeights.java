@@ -28,10 +28,13 @@ public final class LlamaWeights implements LlamaWeightSource {
     public static LlamaWeights load(LlamaWeightSource source) {
         try (source) {
             float[] embedding = source.tokenEmbedding();
-            Layer[] layers = new Layer[source.config().layers()];
-            for (int i = 0; i < layers.length; i++) {
-                layers[i] = source.layer(i);
+            // grown layer by layer, not sized by the config: a file claiming 2^31 layers is refused
+            // at the first layer it lacks instead of exhausting memory up front
+            java.util.List<Layer> read = new java.util.ArrayList<>();
+            for (int i = 0; i < source.config().layers(); i++) {
+                read.add(source.layer(i));
             }
+            Layer[] layers = read.toArray(new Layer[0]);
             float[] finalNorm = source.finalNorm();
             float[] classifier = source.classifierIsEmbedding() ? embedding : source.classifier();
             return new LlamaWeights(source.config(), embedding, layers, finalNorm, classifier);

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 
 /**
  * Where model savers open their output streams. Production code always gets a plain file stream;
@@ -18,6 +19,7 @@ public final class FileWrites {
     }
 
     private static volatile Fault fault;
+    private static volatile Runnable aroundRename;
 
     private FileWrites() {
     }
@@ -27,6 +29,26 @@ public final class FileWrites {
         OutputStream out = Files.newOutputStream(file);
         Fault f = fault;
         return f == null ? out : f.wrap(file, out);
+    }
+
+    /** Renames a finished temporary file onto {@code target} in one atomic step, replacing it. */
+    public static void rename(Path from, Path target) throws IOException {
+        Runnable observer = aroundRename;
+        if (observer != null) {
+            observer.run();
+        }
+        Files.move(from, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        if (observer != null) {
+            observer.run();
+        }
+    }
+
+    /**
+     * For tests: runs {@code observer} just before and just after every later rename (null removes
+     * it), so a test sees each state the output folder passes through, as a kill would leave it.
+     */
+    public static void observeRenames(Runnable observer) {
+        aroundRename = observer;
     }
 
     /** For tests: installs a fault for every later write, or removes it with null. */

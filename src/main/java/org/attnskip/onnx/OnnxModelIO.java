@@ -15,7 +15,6 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.HashSet;
 import java.util.Set;
 
@@ -110,28 +109,33 @@ public final class OnnxModelIO {
      * the target and renamed into place only when complete. External tensors of the source model are
      * copied from {@code sourceBaseDir}. Weights go external when the source had external data,
      * when {@code forceExternal} is set, or when the model would be too large for one message.
+     * The data file gets a name no existing file has ({@link DataFileNames}), so the rename of the
+     * model is the one commit point: a kill at any moment leaves the old pair or the new pair.
      */
     public static void save(ModelProto proto, Path sourceBaseDir, Path target, boolean forceExternal) {
         Path out = target.toAbsolutePath().normalize();
         Path dir = out.getParent();
-        String dataName = out.getFileName() + ".data";
-        Path dataFile = dir.resolve(dataName);
+        Path plainDataFile = dir.resolve(out.getFileName() + ".data");
         OutputPath.refuseLink(out);
-        OutputPath.refuseLink(dataFile);
-        refuseOverwritingSource(proto, sourceBaseDir, out, dataFile);
+        OutputPath.refuseLink(plainDataFile);
+        Set<Path> sources = externalSources(proto, sourceBaseDir);
+        refuseOverwritingSource(sources, out, plainDataFile);
         boolean external = forceExternal || hasExternal(proto) || initializerBytes(proto) > EXTERNAL_TOTAL_THRESHOLD;
 
         Path tmpModel = null;
         Path tmpData = null;
+        Path dataFile = null;
         try {
             Files.createDirectories(dir);
             LeftoverTemps.clean(out);
-            LeftoverTemps.clean(dataFile);
+            LeftoverTemps.clean(plainDataFile);
             tmpModel = Files.createTempFile(dir, LeftoverTemps.partialPrefix(out), ".tmp");
             ModelProto toWrite = proto;
             if (external) {
-                tmpData = Files.createTempFile(dir, LeftoverTemps.partialPrefix(dataFile), ".tmp");
-                toWrite = writeExternal(proto, sourceBaseDir, tmpData, dataName);
+                dataFile = DataFileNames.fresh(out, sources);
+                OutputPath.refuseLink(dataFile);
+                tmpData = Files.createTempFile(dir, LeftoverTemps.partialPrefix(plainDataFile), ".tmp");
+                toWrite = writeExternal(proto, sourceBaseDir, tmpData, dataFile.getFileName().toString());
             }
             try (OutputStream os = new BufferedOutputStream(FileWrites.create(tmpModel), 1 << 20)) {
                 toWrite.writeTo(os);
@@ -140,33 +144,40 @@ public final class OnnxModelIO {
             readableByAll(tmpModel);
             if (tmpData != null) {
                 readableByAll(tmpData);
-                Files.move(tmpData, dataFile, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                // a name nothing references yet: the graph at OUT still pairs with its own data
+                FileWrites.rename(tmpData, dataFile);
                 tmpData = null;
             }
-            Files.move(tmpModel, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            FileWrites.rename(tmpModel, out);
             tmpModel = null;
         } catch (IOException e) {
+            deleteQuietly(dataFile);
             throw new BadInputException("cannot write " + out + ": " + e.getMessage(), e);
         } finally {
             deleteQuietly(tmpModel);
             deleteQuietly(tmpData);
         }
+        // committed: the data files the replaced graph used are unreferenced now
+        DataFileNames.removeStale(out, dataFile, sources);
     }
 
     public static void save(LoadedModel source, ModelProto proto, Path target) {
         save(proto, source.baseDir(), target, false);
     }
 
-    private static void refuseOverwritingSource(ModelProto proto, Path sourceBaseDir, Path out, Path dataFile) {
-        if (sourceBaseDir == null) {
-            return;
-        }
+    private static Set<Path> externalSources(ModelProto proto, Path sourceBaseDir) {
         Set<Path> sources = new HashSet<>();
-        for (TensorProto t : proto.getGraph().getInitializerList()) {
-            if (ExternalData.isExternal(t)) {
-                sources.add(sourceBaseDir.resolve(ExternalData.of(t).location()).toAbsolutePath().normalize());
+        if (sourceBaseDir != null) {
+            for (TensorProto t : proto.getGraph().getInitializerList()) {
+                if (ExternalData.isExternal(t)) {
+                    sources.add(sourceBaseDir.resolve(ExternalData.of(t).location()).toAbsolutePath().normalize());
+                }
             }
         }
+        return sources;
+    }
+
+    private static void refuseOverwritingSource(Set<Path> sources, Path out, Path dataFile) {
         if (sources.contains(out) || sources.contains(dataFile)) {
             throw new BadInputException("refusing to overwrite the input's external data file " + dataFile
                     + "; choose another output name");

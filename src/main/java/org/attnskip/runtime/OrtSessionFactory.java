@@ -92,7 +92,9 @@ public final class OrtSessionFactory {
             String name = modelFile.getFileName().toString();
             for (Path p : files.toList()) {
                 String n = p.getFileName().toString();
-                if (n.equals(name) || n.equals(name + ".data") || n.equals(name + "_data")) {
+                // NAME.N.data: a single-file save over an earlier one picks a fresh data file name
+                if (n.equals(name) || n.equals(name + ".data") || n.equals(name + "_data")
+                        || n.matches(java.util.regex.Pattern.quote(name) + "\\.\\d+\\.data")) {
                     bytes += Files.size(p);
                 }
             }

@@ -3,6 +3,8 @@ package org.attnskip.hostile;
 import ai.onnx.proto.OnnxMl.GraphProto;
 import ai.onnx.proto.OnnxMl.ModelProto;
 import org.attnskip.CliRun;
+import org.attnskip.export.HfCheckpoint;
+import org.attnskip.onnx.BadInputException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -14,6 +16,8 @@ import java.util.TreeMap;
 import static org.attnskip.hostile.HostileFiles.assertRefused;
 import static org.attnskip.hostile.HostileFiles.snapshot;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Each crash the mutation campaign found, as the smallest input that showed it. */
 class CampaignFindingsTest {
@@ -69,5 +73,21 @@ class CampaignFindingsTest {
         assertRefused(CliRun.of("export", "--hf", hf.toString(), "-o", tmp.resolve("out").toString()),
                 "rotary tables for 2147483647 positions");
         assertEquals(before, snapshot(tmp));
+    }
+
+    /**
+     * ReaderFuzzTest.huggingFaceFolder, 20,000-try run, sample (-1594, sharded): num_hidden_layers
+     * 2^31-1 made the in-memory loader allocate an array of that many layers (OutOfMemoryError).
+     */
+    @Test
+    void aLayerCountTheCheckpointLacksIsRefusedNotAllocated() throws IOException {
+        Path hf = tmp.resolve("hf");
+        HostileFiles.copyTree(SEEDS.resolve("hf-sharded"), hf);
+        Path config = hf.resolve("config.json");
+        String text = Files.readString(config);
+        assertTrue(text.contains("\"num_hidden_layers\":2"), "the seed has two layers");
+        Files.writeString(config, text.replace("\"num_hidden_layers\":2", "\"num_hidden_layers\":2147483647"));
+        BadInputException e = assertThrows(BadInputException.class, () -> HfCheckpoint.read(hf));
+        assertTrue(e.getMessage().contains("model.layers.2."), e.getMessage());
     }
 }

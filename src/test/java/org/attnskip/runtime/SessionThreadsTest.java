@@ -27,6 +27,13 @@ class SessionThreadsTest {
         sized(big.resolveSibling("other.onnx"), 5); // another graph's file is not this model's weights
         assertEquals(40_000 + OrtSessionFactory.SMALL_MODEL_BYTES, OrtSessionFactory.modelBytes(big));
         assertEquals(Runtime.getRuntime().availableProcessors(), OrtSessionFactory.threadsFor(big));
+
+        // a save over an earlier single-file model names its data NAME.N.data
+        Path resaved = Files.createDirectories(tmp.resolve("resaved")).resolve("fast.onnx");
+        sized(resaved, 40_000);
+        sized(resaved.resolveSibling("fast.onnx.1.data"), OrtSessionFactory.SMALL_MODEL_BYTES);
+        sized(resaved.resolveSibling("fast.onnx.x.data"), 7); // not a name a save gives
+        assertEquals(40_000 + OrtSessionFactory.SMALL_MODEL_BYTES, OrtSessionFactory.modelBytes(resaved));
     }
 
     private static void sized(Path file, long bytes) throws IOException {
