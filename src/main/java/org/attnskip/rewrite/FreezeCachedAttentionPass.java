@@ -111,22 +111,14 @@ final class FreezeCachedAttentionPass {
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, cloneInputs, List.of(layout.logits()), true, Set.of(), prefix + "/last");
 
-        String logits = layout.logits();
-        g.renameValue(logits, g.freshName(logits + "_all_positions"));
-        g.renameValue(last.get(logits), logits);
-        for (String[] p : presents) {
-            g.renameValue(p[0], g.freshName(p[0] + "_unfrozen"));
-            g.renameValue(p[1], p[0]);
-        }
-        FreezePrefillPass.markLastPositionOnly(g, logits);
+        FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), presents);
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
         String kv = flavour == FreezeKv.PAPER ? "the last token attends to its own normal K/V"
                 : "every token's K/V in layers " + k + ".." + (L - 1) + " come from layer " + k + "'s input, by one MatMul";
-        return new ChangeReport("freeze", selection.threshold(), List.copyOf(selection.layers()), k + 1 < L ? k + 1 : -1,
-                afterAdd - g.nodes().size(), afterAdd - nodesBefore, 0, 0, 0, layout.kvBytesPerToken(), layout.kvBytesPerToken(),
-                List.of(), List.of(), List.of("--freeze-kv " + flavour.label + ": " + kv,
+        return FreezePrefillPass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
+                List.of("--freeze-kv " + flavour.label + ": " + kv,
                 "prefill runs layers " + k + ".." + (L - 1) + " for the last position only; logits are [batch, 1, vocab]"));
     }
 

@@ -81,14 +81,7 @@ public final class FreezePrefillPass {
                 prefix + "/last");
 
         // 3. Public names move to the new values.
-        String logits = layout.logits();
-        g.renameValue(logits, g.freshName(logits + "_all_positions"));
-        g.renameValue(last.get(logits), logits);
-        for (String[] p : presents) {
-            g.renameValue(p[0], g.freshName(p[0] + "_unfrozen"));
-            g.renameValue(p[1], p[0]);
-        }
-        markLastPositionOnly(g, logits);
+        publish(g, layout.logits(), last.get(layout.logits()), presents);
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
@@ -99,7 +92,7 @@ public final class FreezePrefillPass {
                 + "% of per-token layer work skipped for the other prompt tokens); logits are [batch, 1, vocab]"));
     }
 
-    private static ChangeReport report(LayerSelection s, int k, int L, int removed, int added, DecoderLayout layout,
+    static ChangeReport report(LayerSelection s, int k, int L, int removed, int added, DecoderLayout layout,
                                        List<String> notes) {
         return new ChangeReport("freeze", s.threshold(), List.copyOf(s.layers()), k + 1 < L ? k + 1 : -1, removed, added,
                 0, 0, 0, layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), notes);
@@ -127,6 +120,20 @@ public final class FreezePrefillPass {
 
     static String lastPosition(NodeEmitter e, String value) {
         return e.op("Slice", value, e.int64s("starts", -1), e.int64s("ends", Long.MAX_VALUE), e.int64s("axes", 1));
+    }
+
+    /**
+     * Moves the public names to the new values: the logits to the last-position copy's, each present
+     * {name, new value} to its new value; the logits output is marked [batch, 1, vocab].
+     */
+    static void publish(Graph g, String logits, String lastLogits, List<String[]> presents) {
+        g.renameValue(logits, g.freshName(logits + "_all_positions"));
+        g.renameValue(lastLogits, logits);
+        for (String[] p : presents) {
+            g.renameValue(p[0], g.freshName(p[0] + "_unfrozen"));
+            g.renameValue(p[1], p[0]);
+        }
+        markLastPositionOnly(g, logits);
     }
 
     static void markLastPositionOnly(Graph g, String logits) {

@@ -36,7 +36,7 @@ public final class SingleInputFreezePass {
             throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
         }
         if (k >= L) {
-            return report(selection, k, L, 0, 0, layout, List.of());
+            return FreezePrefillPass.report(selection, k, L, 0, 0, layout, List.of());
         }
         if (lastPositionOnly && (layout.inputIds() == null || layout.positionIds() == null)) {
             throw new BadInputException("freeze with a sliced prefill needs input_ids and position_ids inputs;"
@@ -63,10 +63,7 @@ public final class SingleInputFreezePass {
             inputs.put(layout.positionIds(), FreezePrefillPass.lastPosition(e, layout.positionIds()));
             g.toposort();
             Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix);
-            String logits = layout.logits();
-            g.renameValue(logits, g.freshName(logits + "_all_positions"));
-            g.renameValue(last.get(logits), logits);
-            FreezePrefillPass.markLastPositionOnly(g, logits);
+            FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), List.of());
             notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only (about "
                     + Math.round(100.0 * (L - k) / L) + "% of per-token layer work skipped for the other prompt tokens);"
                     + " logits are [batch, 1, vocab]");
@@ -74,12 +71,7 @@ public final class SingleInputFreezePass {
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
-        return report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout, notes);
-    }
-
-    private static ChangeReport report(LayerSelection s, int k, int L, int removed, int added, DecoderLayout layout,
-                                       List<String> notes) {
-        return new ChangeReport("freeze", s.threshold(), List.copyOf(s.layers()), k + 1 < L ? k + 1 : -1, removed, added,
-                0, 0, 0, layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), List.copyOf(notes));
+        return FreezePrefillPass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
+                List.copyOf(notes));
     }
 }
