@@ -31,8 +31,8 @@ import java.util.Set;
  * ({@link DecoderIo}). A graph from which a rewriter removed some layers' cache still runs: only
  * the caches it keeps are fed. The cache may be fp32 or fp16; logits are returned as fp32 either way.
  * <p>
- * Where every kept cache belongs to an attention op that can update it in place (GroupQueryAttention,
- * as in {@code export --graph fused}), {@link #emptyCache} gives a fixed-capacity buffer per cache
+ * Where layout discovery finds that every kept cache belongs to an attention op that updates it in
+ * place ({@link DecoderIo.CachePair#inPlace}, e.g. {@code export --graph fused}), {@link #emptyCache} gives a fixed-capacity buffer per cache
  * input, bound as the input and as the pinned present output of each run: a decode step then copies
  * no past position. Elsewhere (caches grown by Concat) each run returns new present tensors, as before.
  */

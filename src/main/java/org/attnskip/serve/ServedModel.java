@@ -8,7 +8,6 @@ import org.attnskip.runtime.ModelLocation;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 

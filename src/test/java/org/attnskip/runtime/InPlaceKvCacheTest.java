@@ -127,24 +127,14 @@ class InPlaceKvCacheTest {
     }
 
     private static long[] longs(int[] a) {
-        long[] out = new long[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = a[i];
-        }
-        return out;
+        return java.util.Arrays.stream(a).asLongStream().toArray();
     }
 
     private static long[] ones(int n) {
-        long[] o = new long[n];
-        java.util.Arrays.fill(o, 1);
-        return o;
+        return java.util.stream.LongStream.generate(() -> 1).limit(n).toArray();
     }
 
     private static long[] range(int from, int to) {
-        long[] o = new long[to - from];
-        for (int i = from; i < to; i++) {
-            o[i - from] = i;
-        }
-        return o;
+        return java.util.stream.LongStream.range(from, to).toArray();
     }
 }

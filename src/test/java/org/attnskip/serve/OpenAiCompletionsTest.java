@@ -4,8 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.attnskip.eval.ScoringModel;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
@@ -55,10 +53,7 @@ class OpenAiCompletionsTest {
 
     @BeforeAll
     static void start() {
-        Path folder = Fixtures.model("stories260K");
-        dir = tmp.resolve("stories260K");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
+        dir = StoriesExport.export(tmp, "stories260K");
         served = ServedModel.open(dir, null, Device.CPU);
         server = new CompletionServer(served, new ServeLimits(65536, 64, 300, 4, 64, 4));
         base = "http://127.0.0.1:" + server.start("127.0.0.1", 0);

@@ -2,8 +2,6 @@ package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.CliRun;
-import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.attnskip.runtime.Device;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -44,10 +42,7 @@ class ServeHardeningTest {
 
     @BeforeAll
     static void start() {
-        Path folder = Fixtures.model("stories260K");
-        dir = tmp.resolve("stories260K");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
+        dir = StoriesExport.export(tmp, "stories260K");
         served = ServedModel.open(dir, null, Device.CPU);
         // two workers, so a held worker would show at once
         server = new CompletionServer(served, new ServeLimits(1 << 20, 64, 400, 2, 8, 1));

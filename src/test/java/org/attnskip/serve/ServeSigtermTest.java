@@ -1,8 +1,6 @@
 package org.attnskip.serve;
 
 import org.attnskip.ChildJvm;
-import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,10 +30,7 @@ class ServeSigtermTest {
 
     @Test
     void sigtermDrainsThenExitsZero() throws Exception {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("m");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
+        Path dir = StoriesExport.export(tmp, "m");
         List<String> cmd = ChildJvm.command(tmp, "serve", dir.toString(), "--port", "0", "--device", "cpu", "--max-batch", "1");
         Process p = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         try {

@@ -1,7 +1,5 @@
 package org.attnskip.serve;
 
-import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.attnskip.runtime.Device;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,10 +23,7 @@ class ServeSoakTest {
 
     @Test
     void mixedLoadLeavesNothingBehind() throws Exception {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("stories260K");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
+        Path dir = StoriesExport.export(tmp, "stories260K");
         Map<String, String> expected = SoakRun.expectedTexts(dir);
         try (ServedModel served = ServedModel.open(dir, null, Device.CPU);
              CompletionServer server = new CompletionServer(served, new ServeLimits(1 << 16, 64, 64, 4, 64, 4))) {
