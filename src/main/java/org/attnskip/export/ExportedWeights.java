@@ -15,6 +15,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 import java.util.stream.Collectors;
 
 /**
@@ -65,13 +66,11 @@ public final class ExportedWeights {
     /** The inverse of {@link FusedLlamaExporter}: the packed q|k|v projection is split back into its row blocks. */
     private LlamaWeights fusedWeights(LlamaConfig c) {
         int d = c.dim(), kv = c.kvDim(), hid = c.hiddenDim();
-        float[] embedding = values("model.embed_tokens.weight", c.vocabSize(), d);
-        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
-        for (int i = 0; i < layers.length; i++) {
+        return assemble(c, i -> {
             String p = "model.layers." + i + ".";
             float[] qkv = matrix(p + "attn.qkv_proj.weight", d + 2 * kv, d);
             float[] bias = optional(p + "attn.qkv_proj.bias", d + 2 * kv);
-            layers[i] = new LlamaWeights.Layer(
+            return new LlamaWeights.Layer(
                     values(p + "input_layernorm.weight", d),
                     Arrays.copyOfRange(qkv, 0, d * d),
                     Arrays.copyOfRange(qkv, d * d, (d + kv) * d),
@@ -84,19 +83,14 @@ public final class ExportedWeights {
                     matrix(p + "mlp.gate_proj.weight", hid, d),
                     matrix(p + "mlp.down_proj.weight", d, hid),
                     matrix(p + "mlp.up_proj.weight", hid, d));
-        }
-        float[] finalNorm = values("model.norm.weight", d);
-        float[] classifier = initializers.containsKey("lm_head.weight") ? matrix("lm_head.weight", c.vocabSize(), d) : embedding;
-        return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
+        });
     }
 
     private LlamaWeights weights(LlamaConfig c) {
         int d = c.dim(), kv = c.kvDim(), hid = c.hiddenDim();
-        float[] embedding = values("model.embed_tokens.weight", c.vocabSize(), d);
-        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
-        for (int i = 0; i < layers.length; i++) {
+        return assemble(c, i -> {
             String p = "model.layers." + i + ".";
-            layers[i] = new LlamaWeights.Layer(
+            return new LlamaWeights.Layer(
                     values(p + "input_layernorm.weight", d),
                     matrix(p + "self_attn.q_proj.weight", d, d),
                     matrix(p + "self_attn.k_proj.weight", kv, d),
@@ -109,10 +103,20 @@ public final class ExportedWeights {
                     matrix(p + "mlp.gate_proj.weight", hid, d),
                     matrix(p + "mlp.down_proj.weight", d, hid),
                     matrix(p + "mlp.up_proj.weight", hid, d));
+        });
+    }
+
+    /** The parts both graph flavours store alike (embedding, final norm, classifier) around the per-layer weights. */
+    private LlamaWeights assemble(LlamaConfig c, IntFunction<LlamaWeights.Layer> layer) {
+        float[] embedding = values("model.embed_tokens.weight", c.vocabSize(), c.dim());
+        LlamaWeights.Layer[] layers = new LlamaWeights.Layer[c.layers()];
+        for (int i = 0; i < layers.length; i++) {
+            layers[i] = layer.apply(i);
         }
-        float[] finalNorm = values("model.norm.weight", d);
+        float[] finalNorm = values("model.norm.weight", c.dim());
         // The exporter stores a shared classifier once (as the embedding) and a separate one as lm_head.
-        float[] classifier = initializers.containsKey("lm_head.weight") ? matrix("lm_head.weight", c.vocabSize(), d) : embedding;
+        float[] classifier = initializers.containsKey("lm_head.weight")
+                ? matrix("lm_head.weight", c.vocabSize(), c.dim()) : embedding;
         return new LlamaWeights(c, embedding, layers, finalNorm, classifier);
     }
 

@@ -21,12 +21,8 @@ final class DataFileNames {
 
     /** The first of {@code OUT.data}, {@code OUT.1.data}, ... that does not exist and is no input. */
     static Path fresh(Path out, Set<Path> sources) {
-        Path first = out.resolveSibling(out.getFileName() + ".data");
-        if (!Files.exists(first, LinkOption.NOFOLLOW_LINKS) && !sources.contains(first)) {
-            return first;
-        }
-        for (int n = 1; ; n++) {
-            Path p = out.resolveSibling(out.getFileName() + "." + n + ".data");
+        for (int n = 0; ; n++) {
+            Path p = out.resolveSibling(out.getFileName() + (n == 0 ? "" : "." + n) + ".data");
             if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS) && !sources.contains(p)) {
                 return p;
             }
