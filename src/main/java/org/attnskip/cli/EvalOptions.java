@@ -1,7 +1,6 @@
 package org.attnskip.cli;
 
 import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
-import org.attnskip.eval.Bootstrap;
 import org.attnskip.eval.ByteTokenizer;
 import org.attnskip.eval.EvalSettings;
 import org.attnskip.eval.LatencyBench;
