@@ -173,13 +173,13 @@ public final class BenchCommand implements Callable<Integer> {
             case "spinning" -> s.withSpinning(onOff(key, value, arg));
             case "mempattern" -> s.withMemoryPattern(onOff(key, value, arg));
             case "arena" -> s.withCpuArena(onOff(key, value, arg));
-            case "opt" -> s.withOptimization(switch (value) {
-                case "none" -> OptLevel.NO_OPT;
-                case "basic" -> OptLevel.BASIC_OPT;
-                case "extended" -> OptLevel.EXTENDED_OPT;
-                case "all" -> OptLevel.ALL_OPT;
-                default -> throw new BadInputException("opt must be none, basic, extended or all, got '" + value + "' in " + arg);
-            });
+            case "opt" -> {
+                OptLevel level = EvalOptions.optLevel(value);
+                if (level == null) {
+                    throw new BadInputException("opt must be none, basic, extended or all, got '" + value + "' in " + arg);
+                }
+                yield s.withOptimization(level);
+            }
             default -> throw new BadInputException("unknown session setting '" + key + "' in " + arg
                     + " (threads, spinning, opt, mempattern, arena)");
         };

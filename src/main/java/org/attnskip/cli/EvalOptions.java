@@ -1,7 +1,6 @@
 package org.attnskip.cli;
 
 import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
-import org.attnskip.eval.Bootstrap;
 import org.attnskip.eval.ByteTokenizer;
 import org.attnskip.eval.EvalSettings;
 import org.attnskip.eval.LatencyBench;
@@ -89,13 +88,10 @@ final class EvalOptions {
 
     EvalSettings settings() {
         Device d = Device.parse(device);
-        OptLevel level = switch (graphOpt.toLowerCase(Locale.ROOT)) {
-            case "none" -> OptLevel.NO_OPT;
-            case "basic" -> OptLevel.BASIC_OPT;
-            case "extended" -> OptLevel.EXTENDED_OPT;
-            case "all" -> OptLevel.ALL_OPT;
-            default -> throw new BadInputException("--graph-opt " + graphOpt + ": use none, basic, extended or all");
-        };
+        OptLevel level = optLevel(graphOpt.toLowerCase(Locale.ROOT));
+        if (level == null) {
+            throw new BadInputException("--graph-opt " + graphOpt + ": use none, basic, extended or all");
+        }
         if (maxTokens < 2) {
             throw new BadInputException("--max-tokens must be at least 2");
         }
@@ -147,6 +143,17 @@ final class EvalOptions {
         c.put("repeats", repeats);
         c.put("decode_steps", decodeSteps);
         return c;
+    }
+
+    /** ONNX Runtime's optimisation level named none, basic, extended or all; null for any other name. */
+    static OptLevel optLevel(String name) {
+        return switch (name) {
+            case "none" -> OptLevel.NO_OPT;
+            case "basic" -> OptLevel.BASIC_OPT;
+            case "extended" -> OptLevel.EXTENDED_OPT;
+            case "all" -> OptLevel.ALL_OPT;
+            default -> null;
+        };
     }
 
     private static List<Integer> ints(String list, String option) {
