@@ -1,5 +1,6 @@
 package org.attnskip.eval;
 
+import org.attnskip.layout.IndexedReads;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.onnx.Graph;
@@ -53,22 +54,11 @@ public record DecodeFloor(long weightBytes, long kvBytesPerPosition) {
         // an unused initializer is never read
         return uses.stream().allMatch(n -> {
             for (int i = 0; i < n.getInputCount(); i++) {
-                if (n.getInput(i).equals(name) && !indexedInput(n, i)) {
+                if (n.getInput(i).equals(name) && !IndexedReads.readsSelectedRowsOnly(n, i)) {
                     return false;
                 }
             }
             return true;
         });
-    }
-
-    /** Inputs an op reads only at the given indices or positions: Gather's data, the rotary cos/sin caches. */
-    private static boolean indexedInput(NodeProto n, int input) {
-        boolean contrib = n.getDomain().equals("com.microsoft");
-        return switch (n.getOpType()) {
-            case "Gather" -> input == 0;
-            case "RotaryEmbedding" -> contrib && (input == 2 || input == 3);
-            case "GroupQueryAttention" -> contrib && (input == 7 || input == 8);
-            default -> false;
-        };
     }
 }
