@@ -18,12 +18,17 @@ public record LayerLayout(int index, String residualIn, AttentionBlock attention
      * writes only the new positions (ONNX Runtime's past_present_share_buffer).
      */
     public boolean cacheUpdatedInPlace() {
+        return cacheKind() == CacheKind.IN_PLACE;
+    }
+
+    /** How this layer's cache grows; a new cache dialect decides here (from the nodes discovery found). */
+    public CacheKind cacheKind() {
         NodeProto core = attention.core();
         if (attention.kind() != AttentionKind.GROUP_QUERY_ATTENTION || kv.layout() != KvCache.Layout.SEPARATE
                 || core.getInputCount() < 5 || core.getOutputCount() < 3) {
-            return false;
+            return CacheKind.CONCAT;
         }
         return kv.inputs().equals(List.of(core.getInput(3), core.getInput(4)))
-                && kv.outputs().equals(List.of(core.getOutput(1), core.getOutput(2)));
+                && kv.outputs().equals(List.of(core.getOutput(1), core.getOutput(2))) ? CacheKind.IN_PLACE : CacheKind.CONCAT;
     }
 }
