@@ -54,6 +54,7 @@ public final class DecoderSession implements AutoCloseable {
     private final List<CacheSlot> slots;
     private final TokenFeed tokens;
     private final boolean batchable;
+    private final KvBatch.Padding padding;
     private final boolean inPlace;
     private final int vocabSize;
 
@@ -71,10 +72,14 @@ public final class DecoderSession implements AutoCloseable {
             tokens = new TokenFeed(env, io, inputs);
             slots = cacheSlots(io, inputs, outputs);
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
-            // Rows of different lengths share a run only through left padding, which needs the mask to
-            // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
+            // Rows of different lengths share a run through padding: GroupQueryAttention (whose caches
+            // are the in-place kind) takes each row's length from the mask (seqlens_k) and its past from
+            // position 0, so rows are padded on the right; other attention needs left padding hidden by
+            // the mask, and explicit positions. A fixed batch dimension fits one row count only; KvBatch
             // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
-            batchable = tokens.openBatch() && tokens.hasMask() && tokens.hasPositions()
+            padding = inPlace ? KvBatch.Padding.RIGHT : KvBatch.Padding.LEFT;
+            batchable = tokens.openBatch() && tokens.hasMask()
+                    && (padding == KvBatch.Padding.RIGHT || tokens.hasPositions())
                     && slots.stream().noneMatch(CacheSlot::stacked);
             long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
@@ -153,11 +158,16 @@ public final class DecoderSession implements AutoCloseable {
 
     /**
      * Whether sequences of different lengths can share a run: the batch dimension is open and the
-     * graph takes attention_mask and position_ids. Whether the graph honours them for left padding
-     * is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
+     * graph takes attention_mask (and position_ids, for left padding). Whether the graph honours
+     * the padding is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
      */
     public boolean acceptsBatches() {
         return batchable;
+    }
+
+    /** The side on which {@link KvBatch} pads rows of different lengths for this graph's attention. */
+    public KvBatch.Padding batchPadding() {
+        return padding;
     }
 
     List<CacheSlot> slots() {

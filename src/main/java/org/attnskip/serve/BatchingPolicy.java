@@ -23,7 +23,8 @@ final class BatchingPolicy {
         if (!model.session().acceptsBatches()) {
             return "each request decodes alone: the graph has a fixed batch size, or no attention_mask or position_ids";
         }
-        // Checked on the graph itself: fused attention ops may ignore left padding.
+        // Checked on the graph itself: fused attention ops may ignore the padding (left padding,
+        // except GroupQueryAttention, which gets right padding and each row's length).
         double disagreement;
         try {
             disagreement = KvBatch.disagreementWithDecodingAlone(model.session());
@@ -32,7 +33,8 @@ final class BatchingPolicy {
         }
         if (disagreement > BATCH_TOLERANCE) {
             return String.format(java.util.Locale.ROOT, "each request decodes alone: on this graph a shared decode step "
-                    + "differs from decoding alone by %.3g of the logits (it does not honour left padding)", disagreement);
+                    + "differs from decoding alone by %.3g of the logits (it does not honour %s padding)", disagreement,
+                    model.session().batchPadding().name().toLowerCase(java.util.Locale.ROOT));
         }
         return null;
     }
