@@ -104,11 +104,10 @@ public final class LatencyBench {
     }
 
     private static long timePrefill(ScoringModel model, int[] ids, int length) {
-        Inputs in = Inputs.of(ids, 0, length);
-        DecoderSession session = model.session();
-        KvCache empty = session.emptyCache(1);
+        int[] prompt = java.util.Arrays.copyOf(ids, length);
+        KvCache empty = model.session().emptyCache(1);
         long start = System.nanoTime();
-        DecoderSession.Output out = model.run(in.ids, in.mask, in.positions, empty);
+        DecoderSession.Output out = model.append(prompt, empty);
         long elapsed = System.nanoTime() - start;
         out.cache().close();
         return elapsed;
@@ -116,32 +115,16 @@ public final class LatencyBench {
 
     private static List<Long> timeDecode(ScoringModel model, int[] ids, int context, int steps) {
         DecoderSession session = model.session();
-        Inputs in = Inputs.of(ids, 0, context);
-        KvCache cache = model.run(in.ids, in.mask, in.positions, session.emptyCache(1)).cache();
+        KvCache cache = model.append(java.util.Arrays.copyOf(ids, context), session.emptyCache(1)).cache();
         List<Long> times = new ArrayList<>();
         for (int s = 0; s < steps; s++) {
-            Inputs step = Inputs.of(ids, context + s, context + s + 1);
+            int[] step = {ids[context + s]};
             long start = System.nanoTime();
-            DecoderSession.Output out = model.run(step.ids, step.mask, step.positions, cache);
+            DecoderSession.Output out = model.append(step, cache);
             times.add(System.nanoTime() - start);
             cache = out.cache();
         }
         cache.close();
         return times;
-    }
-
-    /** ids[from, to) as one sequence whose mask covers positions [0, to). */
-    private record Inputs(long[][] ids, long[][] mask, long[][] positions) {
-        static Inputs of(int[] tokens, int from, int to) {
-            long[][] ids = new long[1][to - from];
-            long[][] positions = new long[1][to - from];
-            for (int i = from; i < to; i++) {
-                ids[0][i - from] = tokens[i];
-                positions[0][i - from] = i;
-            }
-            long[][] mask = new long[1][to];
-            java.util.Arrays.fill(mask[0], 1);
-            return new Inputs(ids, mask, positions);
-        }
     }
 }

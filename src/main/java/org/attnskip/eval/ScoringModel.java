@@ -112,42 +112,25 @@ public final class ScoringModel {
     }
 
     /**
-     * One run of ids [1][seq] after the cache, feeding the noise a random graph needs (the positions
-     * of this run); the cache is consumed as by {@link DecoderSession#run}.
+     * One run of the next tokens of one sequence after the cache, feeding the noise a random graph
+     * needs (the positions of this run); the cache is consumed as by {@link DecoderSession#append}.
      */
-    public DecoderSession.Output run(long[][] ids, long[][] mask, long[][] positions, org.attnskip.runtime.KvCache cache) {
+    public DecoderSession.Output append(int[] next, org.attnskip.runtime.KvCache cache) {
         if (noiseInput == null) {
-            return session.run(ids, mask, positions, cache);
+            return session.append(next, cache);
         }
-        try (OnnxTensor noiseTensor = noiseTensor(ids[0].length)) {
-            return session.run(ids, mask, positions, cache, Map.of(noiseInput, noiseTensor));
+        try (OnnxTensor noiseTensor = noiseTensor(next.length)) {
+            return session.append(next, cache, Map.of(noiseInput, noiseTensor));
         } catch (OrtException e) {
+            cache.close();
             throw new IllegalStateException("cannot make the noise tensor: " + e.getMessage(), e);
         }
     }
 
     private Logits pass(int[] tokens, int length) {
-        long[][] ids = new long[1][length];
-        long[][] mask = new long[1][length];
-        long[][] positions = new long[1][length];
-        for (int i = 0; i < length; i++) {
-            ids[0][i] = tokens[i];
-            mask[0][i] = 1;
-            positions[0][i] = i;
-        }
-        if (noiseInput == null) {
-            DecoderSession.Output out = session.run(ids, mask, positions, session.emptyCache(1));
-            out.cache().close();
-            return out.logits();
-        }
-        try (OnnxTensor noiseTensor = noiseTensor(length)) {
-            DecoderSession.Output out = session.run(ids, mask, positions, session.emptyCache(1),
-                    Map.of(noiseInput, noiseTensor));
-            out.cache().close();
-            return out.logits();
-        } catch (OrtException e) {
-            throw new IllegalStateException("cannot make the noise tensor: " + e.getMessage(), e);
-        }
+        DecoderSession.Output out = append(java.util.Arrays.copyOf(tokens, length), session.emptyCache(1));
+        out.cache().close();
+        return out.logits();
     }
 
     private OnnxTensor noiseTensor(int length) throws OrtException {

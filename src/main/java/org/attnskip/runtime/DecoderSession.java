@@ -3,7 +3,6 @@ package org.attnskip.runtime;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
@@ -11,11 +10,6 @@ import ai.onnxruntime.TensorInfo;
 import org.attnskip.onnx.BadInputException;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.FloatBuffer;
-import java.nio.IntBuffer;
-import java.nio.LongBuffer;
-import java.nio.ShortBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -58,12 +52,9 @@ public final class DecoderSession implements AutoCloseable {
     private final OpenedSession owned;
     private final DecoderIo io;
     private final List<CacheSlot> slots;
-    private final boolean hasMask;
-    private final boolean hasPositions;
-    private final OnnxJavaType idType;
-    private final OnnxJavaType maskType;
-    private final OnnxJavaType positionType;
+    private final TokenFeed tokens;
     private final boolean batchable;
+    private final KvBatch.Padding padding;
     private final boolean inPlace;
     private final int vocabSize;
 
@@ -78,18 +69,17 @@ public final class DecoderSession implements AutoCloseable {
                 throw new BadInputException("the session lacks the graph's token input '" + io.inputIds()
                         + "' or logits output '" + io.logits() + "'");
             }
-            TensorInfo ids = tensorInfo(inputs.get(io.inputIds()));
-            idType = ids.type;
-            hasMask = io.attentionMask() != null && inputs.containsKey(io.attentionMask());
-            hasPositions = io.positionIds() != null && inputs.containsKey(io.positionIds());
-            maskType = hasMask ? tensorInfo(inputs.get(io.attentionMask())).type : null;
-            positionType = hasPositions ? tensorInfo(inputs.get(io.positionIds())).type : null;
+            tokens = new TokenFeed(env, io, inputs);
             slots = cacheSlots(io, inputs, outputs);
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
-            // Rows of different lengths share a run only through left padding, which needs the mask to
-            // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
+            // Rows of different lengths share a run through padding: GroupQueryAttention (whose caches
+            // are the in-place kind) takes each row's length from the mask (seqlens_k) and its past from
+            // position 0, so rows are padded on the right; other attention needs left padding hidden by
+            // the mask, and explicit positions. A fixed batch dimension fits one row count only; KvBatch
             // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
-            batchable = ids.getShape().length == 2 && ids.getShape()[0] < 0 && hasMask && hasPositions
+            padding = inPlace ? KvBatch.Padding.RIGHT : KvBatch.Padding.LEFT;
+            batchable = tokens.openBatch() && tokens.hasMask()
+                    && (padding == KvBatch.Padding.RIGHT || tokens.hasPositions())
                     && slots.stream().noneMatch(CacheSlot::stacked);
             long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
@@ -147,10 +137,7 @@ public final class DecoderSession implements AutoCloseable {
     }
 
     private static TensorInfo tensorInfo(NodeInfo node) {
-        if (!(node.getInfo() instanceof TensorInfo t)) {
-            throw new BadInputException("graph input/output '" + node.getName() + "' is not a tensor");
-        }
-        return t;
+        return TokenFeed.tensorInfo(node);
     }
 
     /** The vocabulary size the logits output declares, or -1 when its last dimension is symbolic. */
@@ -171,11 +158,16 @@ public final class DecoderSession implements AutoCloseable {
 
     /**
      * Whether sequences of different lengths can share a run: the batch dimension is open and the
-     * graph takes attention_mask and position_ids. Whether the graph honours them for left padding
-     * is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
+     * graph takes attention_mask (and position_ids, for left padding). Whether the graph honours
+     * the padding is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
      */
     public boolean acceptsBatches() {
         return batchable;
+    }
+
+    /** The side on which {@link KvBatch} pads rows of different lengths for this graph's attention. */
+    public KvBatch.Padding batchPadding() {
+        return padding;
     }
 
     List<CacheSlot> slots() {
@@ -259,14 +251,40 @@ public final class DecoderSession implements AutoCloseable {
      */
     public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache,
                       Map<String, OnnxTensor> extraInputs) {
-        int batch = inputIds.length;
         int seq = inputIds[0].length;
-        if (cache.batch() != batch) {
-            throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
-        }
         if (attentionMask[0].length != cache.length() + seq) {
             throw new IllegalArgumentException("attention_mask length " + attentionMask[0].length
                     + " != past " + cache.length() + " + seq " + seq);
+        }
+        return run(inputIds.length, seq, cache, extraInputs,
+                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), inputIds);
+    }
+
+    /**
+     * Runs one sequence's next tokens (batch 1, no padding) after its cached positions: the whole
+     * prompt on an empty cache (prefill), or one token (a decode step). The cache is consumed as by
+     * {@link #run(long[][], long[][], long[][], KvCache)}.
+     */
+    public Output append(int[] next, KvCache cache) {
+        return append(next, cache, Map.of());
+    }
+
+    /** As above, also feeding inputs a rewrite added, which the caller keeps. */
+    public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs) {
+        long past = cache.length();
+        return run(1, next.length, cache, extraInputs, (feed, scratch) -> tokens.putAppended(feed, next, past, scratch),
+                new long[][] {java.util.Arrays.stream(next).asLongStream().toArray()});
+    }
+
+    /** Puts a run's token-side inputs into the feed and returns the tensors it made. */
+    private interface Feeding {
+        List<OnnxTensor> put(Map<String, OnnxTensor> feed, InputScratch scratch) throws OrtException;
+    }
+
+    private Output run(int batch, int seq, KvCache cache, Map<String, OnnxTensor> extraInputs, Feeding feeding,
+                       long[][] inputIds) {
+        if (cache.batch() != batch) {
+            throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
         }
         checkVocabulary(inputIds);
         long needed = cache.length() + seq;
@@ -276,17 +294,10 @@ public final class DecoderSession implements AutoCloseable {
         }
         Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
         feed.putAll(extraInputs);
-        List<OnnxTensor> made = new ArrayList<>();
+        List<OnnxTensor> made = List.of();
         OrtSession.Result result = null;
         try {
-            InputScratch scratch = cache.scratch();
-            made.add(put(feed, io.inputIds(), integers(inputIds, idType, scratch, 0)));
-            if (hasMask) {
-                made.add(put(feed, io.attentionMask(), integers(attentionMask, maskType, scratch, 1)));
-            }
-            if (hasPositions) {
-                made.add(put(feed, io.positionIds(), integers(positionIds, positionType, scratch, 2)));
-            }
+            made = feeding.put(feed, cache.scratch());
             if (cache.inPlace()) {
                 // The attention writes the new positions into the bound buffers; only the logits are new.
                 result = session.run(feed, Set.of(io.logits()), cache.presentBindings());
@@ -313,6 +324,32 @@ public final class DecoderSession implements AutoCloseable {
         }
     }
 
+    /**
+     * One prefill of {@code ids} (batch 1, empty cache) that returns the named [1, S, N] outputs as
+     * [S][N], null where the graph lacks one: for reading what a rewrite exposed, such as the residual stream.
+     */
+    public Map<String, float[][]> prefillOutputs(int[] ids, List<String> names) {
+        checkVocabulary(new long[][] {java.util.Arrays.stream(ids).asLongStream().toArray()});
+        Set<String> wanted = new java.util.LinkedHashSet<>(names);
+        wanted.retainAll(session.getOutputNames());
+        try (KvCache empty = growingCache(1)) {
+            Map<String, OnnxTensor> feed = new HashMap<>(empty.tensors());
+            List<OnnxTensor> made = tokens.putAppended(feed, ids, 0, null);
+            try (OrtSession.Result result = session.run(feed, wanted)) {
+                Map<String, float[][]> out = new LinkedHashMap<>();
+                for (String name : names) {
+                    out.put(name, FloatOutputs.rows(result, name));
+                }
+                return out;
+            } finally {
+                made.forEach(OnnxTensor::close);
+            }
+        } catch (OrtException e) {
+            throw new BadInputException("ONNX Runtime failed to run the graph: "
+                    + OrtSessionFactory.firstLine(e.getMessage()), e);
+        }
+    }
+
     /** A clear error instead of ONNX Runtime's "index out of range" from deep inside the embedding. */
     private void checkVocabulary(long[][] inputIds) {
         if (vocabSize <= 0) {
@@ -328,62 +365,13 @@ public final class DecoderSession implements AutoCloseable {
         }
     }
 
-    private static OnnxTensor put(Map<String, OnnxTensor> feed, String name, OnnxTensor t) {
-        feed.put(name, t);
-        return t;
-    }
-
     private Logits readLogits(OrtSession.Result result) {
-        OnnxValue value = result.get(io.logits()).orElseThrow();
-        OnnxTensor t = (OnnxTensor) value;
+        OnnxTensor t = (OnnxTensor) result.get(io.logits()).orElseThrow();
         long[] shape = t.getInfo().getShape();
         if (shape.length != 3) {
             throw new BadInputException("logits must be [batch, seq, vocab]; they are " + java.util.Arrays.toString(shape));
         }
-        float[] values = new float[Math.toIntExact(shape[0] * shape[1] * shape[2])];
-        if (t.getInfo().type == OnnxJavaType.FLOAT16) {
-            ShortBuffer half = t.getShortBuffer();
-            for (int i = 0; i < values.length; i++) {
-                values[i] = org.attnskip.onnx.Half.toFloat(half.get(i));
-            }
-        } else {
-            FloatBuffer f = t.getFloatBuffer();
-            f.get(values);
-        }
-        return new Logits(values, (int) shape[0], (int) shape[1], (int) shape[2]);
-    }
-
-    /**
-     * Rows of equal length as an int64 tensor, or int32 where the graph declares that (ORT GenAI's
-     * masks), written into the sequence's scratch buffer {@code index} when it has one.
-     */
-    private OnnxTensor integers(long[][] rows, OnnxJavaType type, InputScratch scratch, int index) throws OrtException {
-        int b = rows.length;
-        int s = rows[0].length;
-        for (long[] row : rows) {
-            if (row.length != s) {
-                throw new IllegalArgumentException("ragged batch: rows of length " + s + " and " + row.length);
-            }
-        }
-        int bytes = (type == OnnxJavaType.INT32 ? 4 : 8) * b * s;
-        ByteBuffer memory = scratch != null ? scratch.take(index, bytes)
-                : ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
-        if (type == OnnxJavaType.INT32) {
-            IntBuffer buf = memory.asIntBuffer();
-            for (long[] row : rows) {
-                for (long v : row) {
-                    buf.put(Math.toIntExact(v));
-                }
-            }
-            buf.rewind();
-            return OnnxTensor.createTensor(env, buf, new long[] {b, s});
-        }
-        LongBuffer buf = memory.asLongBuffer();
-        for (long[] row : rows) {
-            buf.put(row);
-        }
-        buf.rewind();
-        return OnnxTensor.createTensor(env, buf, new long[] {b, s});
+        return new Logits(FloatOutputs.values(t), (int) shape[0], (int) shape[1], (int) shape[2]);
     }
 
     @Override

@@ -84,55 +84,79 @@ public final class Generator {
         }
 
         Sampler sampler = new Sampler(options.temperature(), options.topP(), options.seed());
-        int[] generated = new int[steps];
-        int count = 0;
-        StopReason stop = StopReason.LENGTH;
         KvCache cache = session.emptyCache(1, steps + 1L); // every position the run can use: allocated once
-        long prefillNanos = 0;
-        int decodeRuns = 0;
-        long decodeStart = 0;
-        long end = 0;
+        long start = System.nanoTime();
+        DecoderSession.Output out;
         try {
-            long start = System.nanoTime();
-            DecoderSession.Output out = session.run(new long[][] {toLongs(promptIds)}, new long[][] {ones(promptIds.length)},
-                    new long[][] {range(0, promptIds.length)}, cache);
-            cache = out.cache();
-            float[] logits = out.logits().last(0);
-            int pos = promptIds.length;
-            int prev = promptIds[promptIds.length - 1];
-            while (true) {
-                int next = sampler.next(logits);
-                if (decodeStart == 0) {
-                    decodeStart = System.nanoTime();
-                    prefillNanos = decodeStart - start;
-                }
-                if (next == tokenizer.bos()) {
-                    stop = StopReason.BOS;
-                    break;
-                }
-                if (next == tokenizer.eos()) {
-                    stop = StopReason.EOS;
-                    break;
-                }
-                generated[count++] = next;
-                emitPiece(prev, next, emit);
-                prev = next;
-                if (pos >= steps) {
-                    break;
-                }
-                out = session.run(new long[][] {{next}}, new long[][] {ones(pos + 1)}, new long[][] {{pos}}, cache);
-                cache = out.cache();
-                logits = out.logits().last(0);
-                pos++;
-                decodeRuns++;
-            }
-            end = System.nanoTime();
-        } finally {
+            out = session.append(promptIds, cache);
+        } catch (RuntimeException | Error e) {
             cache.close();
+            throw e;
         }
+        Continuation next = new Continuation(sampler, steps, promptIds, emit);
+        int first;
+        try {
+            first = next.after(out.logits().last(0));
+        } catch (RuntimeException | Error e) {
+            out.cache().close();
+            throw e;
+        }
+        long decodeStart = next.firstSampled;
+        int decodeRuns = 0;
+        if (first >= 0) {
+            decodeRuns = DecodeLoop.decode(session, out.cache(), first, next);
+        } else {
+            out.cache().close();
+        }
+        long end = System.nanoTime();
         // the decode span runs from the prefill's first sample to the last decode run's sample
-        Timing timing = new Timing(promptIds.length, prefillNanos, decodeRuns, decodeRuns == 0 ? 0 : end - decodeStart);
-        return new Generation(promptIds, Arrays.copyOf(generated, count), stop, text.toString(), timing);
+        Timing timing = new Timing(promptIds.length, decodeStart - start, decodeRuns, decodeRuns == 0 ? 0 : end - decodeStart);
+        return new Generation(promptIds, Arrays.copyOf(next.generated, next.count), next.stop, text.toString(), timing);
+    }
+
+    /**
+     * Samples the next token, emits its text and says whether to feed it: not after BOS or EOS (not
+     * emitted), nor once {@code steps} positions are used (emitted, never fed).
+     */
+    private final class Continuation implements DecodeLoop.NextToken {
+        private final Sampler sampler;
+        private final int steps;
+        private final Consumer<String> emit;
+        private final int[] generated;
+        private int count;
+        private int position;
+        private int previous;
+        private StopReason stop = StopReason.LENGTH;
+        private long firstSampled; // when the prefill's logits were sampled: the decode span starts there
+
+        Continuation(Sampler sampler, int steps, int[] promptIds, Consumer<String> emit) {
+            this.sampler = sampler;
+            this.steps = steps;
+            this.emit = emit;
+            this.generated = new int[steps];
+            this.position = promptIds.length;
+            this.previous = promptIds[promptIds.length - 1];
+        }
+
+        @Override
+        public int after(float[] logits) {
+            int next = sampler.next(logits);
+            if (firstSampled == 0) {
+                firstSampled = System.nanoTime();
+            }
+            if (next == tokenizer.bos() || next == tokenizer.eos()) {
+                stop = next == tokenizer.bos() ? StopReason.BOS : StopReason.EOS;
+                return -1;
+            }
+            generated[count++] = next;
+            emitPiece(previous, next, emit);
+            previous = next;
+            if (position >= steps) {
+                return -1;
+            }
+            position++;
+            return next;
+        }
     }
 
     private void emitPiece(int prev, int token, Consumer<String> emit) {
@@ -140,27 +164,5 @@ public final class Generator {
         if (!piece.isEmpty()) {
             emit.accept(piece);
         }
-    }
-
-    private static long[] toLongs(int[] ids) {
-        long[] out = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            out[i] = ids[i];
-        }
-        return out;
-    }
-
-    private static long[] ones(int n) {
-        long[] out = new long[n];
-        Arrays.fill(out, 1);
-        return out;
-    }
-
-    private static long[] range(int from, int to) {
-        long[] out = new long[to - from];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = from + i;
-        }
-        return out;
     }
 }

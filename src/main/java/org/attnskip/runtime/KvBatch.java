@@ -11,13 +11,29 @@ import java.util.Map;
 
 /**
  * Decodes many independent sequences one token at a time in shared runs. Each row keeps only its
- * own positions; the rows' caches are laid side by side, left-padded to the longest, and the
- * padding is hidden by the attention mask, so a row gets the logits it would get alone (up to
- * float rounding). Rows join after their own prefill and leave when they finish; the batched cache
- * is rebuilt only when the membership changes, not on every step.
+ * own positions; the rows' caches are laid side by side, padded to the longest ({@link Padding}),
+ * so a row gets the logits it would get alone (up to float rounding). Rows join after their own
+ * prefill and leave when they finish; the batched cache is rebuilt only when the membership
+ * changes, not on every step.
  * Not thread-safe: one thread drives a batch.
  */
 public final class KvBatch implements AutoCloseable {
+    /** Where a shorter row's padding goes. */
+    public enum Padding {
+        /**
+         * Before the row's positions, hidden by attention_mask 0; each token's position_ids count only
+         * the real tokens (what attention written out in plain ops honours).
+         */
+        LEFT,
+        /**
+         * After the row's positions: the mask is 1 over the row's own positions only, so that the
+         * graph's seqlens_k (sum of the mask - 1) is each row's length and total_sequence_length the
+         * batch's width, as ONNX Runtime GenAI batches GroupQueryAttention, which reads each row's
+         * past from position 0 and writes its new position right after it.
+         */
+        RIGHT
+    }
+
     /** One sequence in the batch. */
     public static final class Row {
         private long length;
@@ -35,16 +51,24 @@ public final class KvBatch implements AutoCloseable {
     }
 
     private final DecoderSession session;
+    private final Padding padding;
     private final List<Row> rows = new ArrayList<>();
     private List<Row> batchedRows = List.of(); // the rows of 'batched', in its order
     private KvCache batched;
     private long width; // positions per row in 'batched', padding included
 
+    /** A batch padded as the graph's attention needs ({@link DecoderSession#batchPadding}). */
     public KvBatch(DecoderSession session) {
+        this(session, session.batchPadding());
+    }
+
+    /** A batch padded on the given side, whether or not the graph honours it (for the check below). */
+    public KvBatch(DecoderSession session, Padding padding) {
         if (!session.acceptsBatches()) {
             throw new IllegalArgumentException("the graph's input_ids has a fixed batch size");
         }
         this.session = session;
+        this.padding = padding;
     }
 
     /**
@@ -55,6 +79,11 @@ public final class KvBatch implements AutoCloseable {
      * starts at position 0 give differences of the order of the logits themselves.
      */
     public static double disagreementWithDecodingAlone(DecoderSession session) {
+        return disagreementWithDecodingAlone(session, session.batchPadding());
+    }
+
+    /** As above, padding on the given side. */
+    public static double disagreementWithDecodingAlone(DecoderSession session, Padding padding) {
         int[][] prompts = {{1, 2, 3, 4, 5}, {1, 6}};
         int[][] steps = {{2, 3, 4}, {5, 4, 3}};
         float[][][] alone = new float[2][][];
@@ -63,7 +92,7 @@ public final class KvBatch implements AutoCloseable {
         }
         double worst = 0;
         double scale = 1;
-        try (KvBatch batch = new KvBatch(session)) {
+        try (KvBatch batch = new KvBatch(session, padding)) {
             for (int[] prompt : prompts) {
                 batch.join(prefill(session, prompt).cache());
             }
@@ -150,7 +179,8 @@ public final class KvBatch implements AutoCloseable {
         for (int b = 0; b < batch; b++) {
             Row row = rows.get(b);
             ids[b][0] = tokens[b];
-            for (long p = width - row.length; p <= width; p++) {
+            long first = padding == Padding.LEFT ? width - row.length : 0;
+            for (long p = first; p <= first + row.length; p++) {
                 mask[b][(int) p] = 1;
             }
             positions[b][0] = row.length;
@@ -173,8 +203,7 @@ public final class KvBatch implements AutoCloseable {
 
     /**
      * Lays the current rows' caches side by side: rows already batched are copied out of the old
-     * batched cache, joining rows out of their own; leading columns that are padding for every row
-     * are dropped.
+     * batched cache, joining rows out of their own; columns that are padding for every row are dropped.
      */
     private void rebuild() {
         long newWidth = rows.stream().mapToLong(Row::length).max().orElseThrow();
@@ -191,21 +220,28 @@ public final class KvBatch implements AutoCloseable {
                 ByteBuffer source;
                 int sourceRow;
                 long sourceWidth;
+                long sourceSkip;
                 if (row.joining != null) {
+                    // an unpadded prefill: its positions start at 0 of a buffer as long as the cache, or
+                    // of an in-place cache's larger capacity
                     source = bytes(row.joining, slot);
                     sourceRow = 0;
-                    sourceWidth = row.length;
+                    sourceWidth = row.joining.inPlace() ? row.joining.capacity() : row.length;
+                    sourceSkip = 0;
                 } else if (old != null && batchedRows.contains(row)) {
                     source = old;
                     sourceRow = batchedRows.indexOf(row);
                     sourceWidth = width;
+                    sourceSkip = padding == Padding.LEFT ? width - row.length : 0;
                 } else {
                     throw new IllegalStateException("the batch lost its cache in a failed step; close it");
                 }
                 int span = Math.toIntExact(row.length * rowBytes);
+                // a row's positions end at the right edge (left padding) or start at the left one
+                long targetSkip = padding == Padding.LEFT ? newWidth - row.length : 0;
                 for (int h = 0; h < heads; h++) {
-                    long from = ((long) sourceRow * heads + h) * sourceWidth + (sourceWidth - row.length);
-                    long to = ((long) r * heads + h) * newWidth + (newWidth - row.length);
+                    long from = ((long) sourceRow * heads + h) * sourceWidth + sourceSkip;
+                    long to = ((long) r * heads + h) * newWidth + targetSkip;
                     target.put(Math.toIntExact(to * rowBytes), source, Math.toIntExact(from * rowBytes), span);
                 }
             }

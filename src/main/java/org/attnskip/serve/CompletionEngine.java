@@ -1,5 +1,6 @@
 package org.attnskip.serve;
 
+import org.attnskip.runtime.DecodeLoop;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.KvCache;
 import org.attnskip.runtime.KvCacheCopy;
@@ -7,7 +8,6 @@ import org.attnskip.runtime.TextPieces;
 import org.attnskip.runtime.Tokenizer;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
@@ -95,8 +95,7 @@ final class CompletionEngine {
         KvCache fresh = batcher == null && group.size() == 1
                 ? session.emptyCache(1, (long) promptIds.length + request.maxTokens())
                 : session.growingCache(1);
-        DecoderSession.Output out = session.run(new long[][] {longs(promptIds)}, new long[][] {ones(promptIds.length)},
-                new long[][] {range(promptIds.length)}, fresh);
+        DecoderSession.Output out = session.append(promptIds, fresh);
         KvCache prefilled = out.cache();
         try {
             Choice first = group.get(0);
@@ -125,7 +124,7 @@ final class CompletionEngine {
                     shared.add(progress);
                     decoding.add(batcher.start(progress, own, next));
                 } else {
-                    decodeAlone(progress, own, next, promptIds.length);
+                    decodeAlone(progress, own, next);
                 }
             }
         } finally {
@@ -135,35 +134,7 @@ final class CompletionEngine {
         }
     }
 
-    private void decodeAlone(CompletionProgress progress, KvCache cache, int next, int position) {
-        try {
-            while (next >= 0) {
-                DecoderSession.Output out = session.run(new long[][] {{next}}, new long[][] {ones(position + 1)},
-                        new long[][] {{position}}, cache);
-                cache = out.cache();
-                next = progress.advance(out.logits().last(0));
-                position++;
-            }
-        } finally {
-            cache.close();
-        }
-    }
-
-    private static long[] longs(int[] ids) {
-        return Arrays.stream(ids).asLongStream().toArray();
-    }
-
-    private static long[] ones(int n) {
-        long[] out = new long[n];
-        Arrays.fill(out, 1);
-        return out;
-    }
-
-    private static long[] range(int n) {
-        long[] out = new long[n];
-        for (int i = 0; i < n; i++) {
-            out[i] = i;
-        }
-        return out;
+    private void decodeAlone(CompletionProgress progress, KvCache cache, int next) {
+        DecodeLoop.decode(session, cache, next, progress::advance);
     }
 }

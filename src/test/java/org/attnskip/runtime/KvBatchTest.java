@@ -1,6 +1,7 @@
 package org.attnskip.runtime;
 
 import org.attnskip.export.ExportDtype;
+import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.TestLlamaWeights;
@@ -34,20 +35,42 @@ class KvBatchTest {
     @TempDir
     Path tmp;
 
+    // Heads of 16: GroupQueryAttention rotates q and k itself and the graph takes no position_ids.
+    private static final LlamaWeights WIDE_HEADS =
+            TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 2, 4, 2, 50, 64, true, false), 29);
+
     @Test
     void fp32RowsMatchDecodingAlone() {
-        assertTrue(worstDelta(ExportDtype.FLOAT) <= 1e-4);
+        assertTrue(worstDelta(export(LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT), "fp32"),
+                KvBatch.Padding.LEFT) <= 1e-4);
     }
 
     @Test
     void fp16RowsMatchDecodingAlone() {
-        assertTrue(worstDelta(ExportDtype.FLOAT16) <= 2e-2);
+        assertTrue(worstDelta(export(LlamaOnnxExporter.export(WEIGHTS, ExportDtype.FLOAT16), "fp16"),
+                KvBatch.Padding.LEFT) <= 2e-2);
     }
 
-    private double worstDelta(ExportDtype dtype) {
-        Path file = tmp.resolve(dtype + ".onnx");
-        OnnxModelIO.save(LlamaOnnxExporter.export(WEIGHTS, dtype), null, file, false);
+    /** GroupQueryAttention (export --graph fused) rows share runs padded on the right, by their seqlens_k. */
+    @Test
+    void groupQueryAttentionRowsMatchDecodingAloneWithRightPadding() {
+        Path rotaryNodes = export(FusedLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT), "fused-rotary-nodes");
+        assertTrue(worstDelta(rotaryNodes, KvBatch.Padding.RIGHT) <= 1e-4);
+        Path rotaryInside = export(FusedLlamaExporter.export(WIDE_HEADS, ExportDtype.FLOAT), "fused-rotary-inside");
+        assertTrue(worstDelta(rotaryInside, KvBatch.Padding.RIGHT) <= 1e-4);
+        assertTrue(worstDelta(export(FusedLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT16), "fused-fp16"),
+                KvBatch.Padding.RIGHT) <= 2e-2);
+    }
+
+    private Path export(ai.onnx.proto.OnnxMl.ModelProto model, String name) {
+        Path file = tmp.resolve(name + ".onnx");
+        OnnxModelIO.save(model, null, file, false);
+        return file;
+    }
+
+    private double worstDelta(Path file, KvBatch.Padding expected) {
         try (DecoderSession s = DecoderSession.open(file, Device.CPU); KvBatch batch = new KvBatch(s)) {
+            assertEquals(expected, s.batchPadding());
             float[][][] alone = new float[PROMPTS.length][][];
             for (int q = 0; q < PROMPTS.length; q++) {
                 alone[q] = DecoderSessionTest.runAlone(s, PROMPTS[q], CONTINUATIONS[q]);
@@ -91,8 +114,8 @@ class KvBatchTest {
             }
             assertEquals(List.of(1, 1, 2, 3, 2, 2, 2, 2), batchSizes, "the schedule exercises joins and leaves");
             assertEquals(4 + 6 + 5, compared);
-            System.out.printf("KvBatch %s: %d rows compared with decoding alone, max |logit delta| %.2e%n",
-                    dtype, compared, worst);
+            System.out.printf("KvBatch %s (%s padding): %d rows compared with decoding alone, max |logit delta| %.2e%n",
+                    file.getFileName(), expected, compared, worst);
             return worst;
         }
     }
@@ -123,27 +146,32 @@ class KvBatchTest {
     }
 
     /**
-     * The check tells which graphs honour left padding: the ONNX Attention operator does (its mask
-     * hides the padding, positions come from position_ids); GroupQueryAttention does not (it takes
-     * each row's past as starting at position 0), so a server must not share its decode steps.
+     * The check tells which padding a graph honours: the ONNX Attention operator honours left
+     * padding (its mask hides the padding, positions come from position_ids); GroupQueryAttention
+     * does not (it takes each row's past as starting at position 0), and gets right padding instead,
+     * each row's length reaching it as seqlens_k, also without position_ids.
      */
     @Test
-    void theSelfCheckTellsWhichThirdPartyGraphsHonourLeftPadding() {
-        assertEquals(0.0, disagreement(ThirdPartyGraphs.Dialect.ONNX_ATTENTION), 1e-5);
-        double gqa = disagreement(ThirdPartyGraphs.Dialect.GQA_SEPARATE);
-        System.out.printf("KvBatch self-check on GroupQueryAttention: %.3f of the logits%n", gqa);
-        assertTrue(gqa > 0.1, "GroupQueryAttention with left padding: " + gqa);
-        Path packed = ThirdPartyGraphs.write(ThirdPartyGraphs.Dialect.GQA_PACKED, 2, 5, tmp.resolve("packed.onnx"));
-        try (DecoderSession s = DecoderSession.open(packed, Device.CPU)) {
-            assertFalse(s.acceptsBatches(), "no position_ids: rows could not keep their own positions");
+    void theSelfCheckTellsWhichPaddingThirdPartyGraphsHonour() {
+        assertEquals(0.0, disagreement(ThirdPartyGraphs.Dialect.ONNX_ATTENTION, KvBatch.Padding.LEFT), 1e-5);
+        double leftPadded = disagreement(ThirdPartyGraphs.Dialect.GQA_SEPARATE, KvBatch.Padding.LEFT);
+        System.out.printf("KvBatch self-check on GroupQueryAttention, left padding: %.3f of the logits%n", leftPadded);
+        assertTrue(leftPadded > 0.1, "GroupQueryAttention with left padding: " + leftPadded);
+        for (ThirdPartyGraphs.Dialect gqa : List.of(ThirdPartyGraphs.Dialect.GQA_SEPARATE, ThirdPartyGraphs.Dialect.GQA_PACKED)) {
+            double rightPadded = disagreement(gqa, KvBatch.Padding.RIGHT);
+            System.out.printf("KvBatch self-check on %s, right padding: %.2e%n", gqa, rightPadded);
+            assertTrue(rightPadded < 1e-5, gqa + " with right padding: " + rightPadded);
         }
     }
 
-    private double disagreement(ThirdPartyGraphs.Dialect dialect) {
+    private double disagreement(ThirdPartyGraphs.Dialect dialect, KvBatch.Padding padding) {
         Path file = ThirdPartyGraphs.write(dialect, 2, 5, tmp.resolve(dialect + ".onnx"));
         try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
             assertTrue(s.acceptsBatches(), dialect.toString());
-            return KvBatch.disagreementWithDecodingAlone(s);
+            if (padding == s.batchPadding()) {
+                return KvBatch.disagreementWithDecodingAlone(s);
+            }
+            return KvBatch.disagreementWithDecodingAlone(s, padding);
         }
     }
 }
