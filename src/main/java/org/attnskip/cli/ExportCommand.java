@@ -13,7 +13,6 @@ import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
-import org.attnskip.export.ReclaimingSource;
 import org.attnskip.export.SyntheticWeights;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
@@ -129,15 +128,15 @@ public final class ExportCommand implements Callable<Integer> {
         return List.of(source.hf.resolve(ChatTemplate.CONFIG_FILE));
     }
 
-    /** Weights go to model.onnx.data tensor by tensor, read one layer at a time. */
+    /** Weights go to model.onnx.data tensor by tensor, read a block of rows at a time. */
     private ModelDirectory streamed(LlamaWeightSource weights, ExportDtype type, GraphFlavour flavour, ModelManifest manifest,
                                     Path tokenizerFile, ExportBudget budget) {
         try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
             return ModelDirectory.writeStreamed(output, manifest, tokenizerFile, companions(),
                     (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),
                     data -> flavour == GraphFlavour.FUSED
-                            ? FusedLlamaExporter.export(ReclaimingSource.wrap(weights), type, data)
-                            : LlamaOnnxExporter.export(ReclaimingSource.wrap(weights), type, data));
+                            ? FusedLlamaExporter.export(weights, type, data)
+                            : LlamaOnnxExporter.export(weights, type, data));
         }
     }
 

@@ -1,7 +1,6 @@
 package org.attnskip.export;
 
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.Tensors;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -9,13 +8,15 @@ import java.nio.file.Path;
 
 /**
  * What a streamed export of a shape needs, worked out from its config before anything is read or
- * written: the bytes of {@code model.onnx.data}, and the Java heap of the largest moment (one layer
- * in fp32 plus its largest matrix being transposed and encoded, or the embedding or classifier
- * being encoded). A request that cannot fit is refused with the numbers instead of failing halfway.
+ * written: the bytes of {@code model.onnx.data}, and the Java heap of the largest moment. Tensors
+ * pass through row blocks of a few megabytes, so that moment is the largest transposed matrix
+ * (the classifier, or an MLP projection) gathered in its encoded type, whatever the model's size
+ * (see {@link WeightEncoder}). A request that cannot fit is refused with the numbers instead of
+ * failing halfway.
  */
 public record ExportBudget(long dataBytes, long heapBytes, long largestTensorBytes) {
     /** The graph proto, the JVM's own data and what the estimate leaves out. */
-    static final long SLACK_BYTES = 256L << 20;
+    static final long SLACK_BYTES = 128L << 20;
 
     public static ExportBudget of(LlamaConfig c, ExportDtype dtype) {
         RotaryTables.checkSize(c);
@@ -39,23 +40,18 @@ public record ExportBudget(long dataBytes, long heapBytes, long largestTensorByt
         int size = dtype == ExportDtype.FLOAT16 ? 2 : 4;
         long data = Math.addExact(Math.multiplyExact(values, size), 64L * tensors);
 
-        long largestMatrix = Math.max(d * d, hid * d);
-        long layerPhase = 4 * perLayer + (4 + size) * largestMatrix;
-        long embeddingPhase = (4 + size) * embedding;
-        long classifierPhase = c.sharedClassifier() ? 0 : (4 + size) * embedding;
-        long heap = Math.max(layerPhase, Math.max(embeddingPhase, classifierPhase)) + SLACK_BYTES;
-        return new ExportBudget(data, heap, Math.max(embedding, largestMatrix) * size);
+        long heap = Math.max(WeightEncoder.heapBytes(hid, d, dtype, true), WeightEncoder.heapBytes(d, hid, dtype, true));
+        heap = Math.max(heap, WeightEncoder.heapBytes(d + 2 * kv, d, dtype, true)); // the fused graph's packed q|k|v
+        heap = Math.max(heap, WeightEncoder.heapBytes(c.vocabSize(), d, dtype, !c.sharedClassifier()));
+        long largestMatrix = Math.max(Math.max(d * d, hid * d), (d + 2 * kv) * d);
+        return new ExportBudget(data, heap + SLACK_BYTES, Math.max(embedding, largestMatrix) * size);
     }
 
     /**
      * Refuses, with one line saying how much is needed, when this JVM's heap cannot take the
-     * largest step of a streamed export, or one tensor is too large to encode.
+     * largest step of a streamed export.
      */
     public void checkHeap(long maxHeap) {
-        if (largestTensorBytes > Tensors.MAX_INLINE_BYTES) {
-            throw new BadInputException("the largest tensor would take " + largestTensorBytes
-                    + " bytes, over the 2 GB one tensor can hold here; export with --dtype fp16");
-        }
         if (heapBytes > maxHeap) {
             throw new BadInputException("this export needs about " + gb(heapBytes) + " of Java heap and the JVM has "
                     + gb(maxHeap) + "; raise it with ATTNSKIP_JAVA_OPTS=-Xmx" + (heapBytes / (1L << 30) + 1) + "g");

@@ -52,9 +52,6 @@ public final class FusedLlamaExporter {
     private final boolean rotaryInside;
     private final OnnxGraphBuilder g;
     private final WeightInitializers init;
-    // A layer's weights, kept while the layer before it reads its input norm (fused into its last Skip norm).
-    private LlamaWeights.Layer heldLayer;
-    private int heldIndex = -1;
 
     // values shared by every layer, made once before the layers
     private String seqlensK;
@@ -81,14 +78,6 @@ public final class FusedLlamaExporter {
         return new FusedLlamaExporter(weights, dtype, externalData).build();
     }
 
-    private LlamaWeights.Layer layerWeights(int i) {
-        if (heldIndex != i) {
-            heldLayer = weights.layer(i);
-            heldIndex = i;
-        }
-        return heldLayer;
-    }
-
     /** GroupQueryAttention's CPU kernel applies rotary itself only to heads of a multiple of 16. */
     public static boolean rotaryInsideAttention(LlamaConfig c) {
         return c.headDim() % 16 == 0;
@@ -102,7 +91,8 @@ public final class FusedLlamaExporter {
         }
         declareIo();
         String embedded = g.op("Gather", "/model/embed_tokens/Gather",
-                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
+                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()},
+                        weights.weight(WeightPart.EMBEDDING, 0)),
                         "input_ids"));
         attentionLengths();
         rotaryCaches();
@@ -110,7 +100,7 @@ public final class FusedLlamaExporter {
         String residual = embedded;
         String normed = g.op("SimplifiedLayerNormalization", "/model/layers.0/input_layernorm/LayerNorm",
                 in(embedded, init.weight("model.layers.0.input_layernorm.weight", new long[] {cfg.dim()},
-                        layerWeights(0).attnNorm())),
+                        weights.weight(WeightPart.ATTN_NORM, 0))),
                 floatAttr("epsilon", cfg.normEps()), intAttr("axis", -1), intAttr("stash_type", 1));
         for (int i = 0; i < cfg.layers(); i++) {
             String[] next = layer(i, residual, normed);
@@ -122,7 +112,7 @@ public final class FusedLlamaExporter {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
         } else {
-            classifier = init.matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
+            classifier = init.matrix("lm_head.weight", weights.weight(WeightPart.CLASSIFIER, 0));
         }
         g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
@@ -188,44 +178,42 @@ public final class FusedLlamaExporter {
 
     /** Returns {the next layer's normalised input (or the final norm's output), the residual stream}. */
     private String[] layer(int i, String residual, String normed) {
-        LlamaWeights.Layer w = layerWeights(i);
         String p = "/model/layers." + i;
         String wp = "model.layers." + i + ".";
 
         String attn = attention(i, normed);
         String attnOut = g.op("MatMul", p + "/attn/o_proj/MatMul",
-                in(attn, init.matrix(wp + "attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
+                in(attn, init.matrix(wp + "attn.o_proj.weight", weights.weight(WeightPart.WO, i))));
         String[] post = skipNorm(p + "/post_attention_layernorm", residual, attnOut,
-                wp + "post_attention_layernorm.weight", w.ffnNorm());
+                wp + "post_attention_layernorm.weight", weights.weight(WeightPart.FFN_NORM, i));
 
         String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
+                in(post[0], init.matrix(wp + "mlp.gate_proj.weight", weights.weight(WeightPart.W1, i))));
         String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
+                in(post[0], init.matrix(wp + "mlp.up_proj.weight", weights.weight(WeightPart.W3, i))));
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
         String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
                 in(g.op("Mul", p + "/mlp/Mul", in(silu, up)),
-                        init.matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
+                        init.matrix(wp + "mlp.down_proj.weight", weights.weight(WeightPart.W2, i))));
 
         boolean last = i == cfg.layers() - 1;
         return last
                 ? skipNorm("/model/layers." + cfg.layers() + "/final_norm_layernorm", post[1], mlpOut, "model.norm.weight",
-                        weights.finalNorm())
+                        weights.weight(WeightPart.FINAL_NORM, 0))
                 : skipNorm("/model/layers." + (i + 1) + "/input_layernorm", post[1], mlpOut,
-                        "model.layers." + (i + 1) + ".input_layernorm.weight", layerWeights(i + 1).attnNorm());
+                        "model.layers." + (i + 1) + ".input_layernorm.weight", weights.weight(WeightPart.ATTN_NORM, i + 1));
     }
 
     /** The packed q|k|v projection and GroupQueryAttention; returns the attention's output [batch, seq, dim]. */
     private String attention(int i, String x) {
-        LlamaWeights.Layer w = layerWeights(i);
         String p = "/model/layers." + i + "/attn";
         String wp = "model.layers." + i + ".attn.";
         int qkvWidth = cfg.dim() + 2 * cfg.kvDim();
         String qkv = g.op("MatMul", p + "/qkv_proj/MatMul",
-                in(x, init.matrix(wp + "qkv_proj.weight", concat(w.wq(), w.wk(), w.wv()), qkvWidth, cfg.dim())));
-        if (w.bq() != null) {
-            qkv = g.op("Add", p + "/qkv_proj/Add",
-                    in(qkv, init.weight(wp + "qkv_proj.bias", new long[] {qkvWidth}, concat(w.bq(), w.bk(), w.bv()))));
+                in(x, init.matrix(wp + "qkv_proj.weight", packed(i, WeightPart.WQ, WeightPart.WK, WeightPart.WV))));
+        if (cfg.qkvBias()) {
+            qkv = g.op("Add", p + "/qkv_proj/Add", in(qkv, init.weight(wp + "qkv_proj.bias", new long[] {qkvWidth},
+                    packedBias(i))));
         }
         String[] qkvInputs;
         if (rotaryInside) {
@@ -260,11 +248,11 @@ public final class FusedLlamaExporter {
      * SkipSimplifiedLayerNormalization: residual + branch, normalised with {@code gamma}. Returns
      * {output 0 (the normalised sum), output 3 (the sum)}; mean and inverse std (outputs 1 and 2) stay unnamed.
      */
-    private String[] skipNorm(String p, String residual, String branch, String gammaName, float[] gamma) {
+    private String[] skipNorm(String p, String residual, String branch, String gammaName, WeightRows gamma) {
         String name = p + "/SkipLayerNorm";
         String[] outputs = in(name + "_output_0", "", "", name + "_output_3");
         g.node(MICROSOFT, "SkipSimplifiedLayerNormalization", name,
-                in(residual, branch, init.weight(gammaName, new long[] {gamma.length}, gamma)), outputs,
+                in(residual, branch, init.weight(gammaName, new long[] {gamma.cols()}, gamma)), outputs,
                 floatAttr("epsilon", cfg.normEps()));
         return in(outputs[0], outputs[3]);
     }
@@ -278,17 +266,22 @@ public final class FusedLlamaExporter {
     }
 
     /** Row blocks [out][in] one after another: the weights of one MatMul that computes them side by side. */
-    private static float[] concat(float[]... blocks) {
-        int n = 0;
-        for (float[] b : blocks) {
-            n += b.length;
+    private WeightRows packed(int layer, WeightPart... parts) {
+        WeightRows[] rows = new WeightRows[parts.length];
+        for (int j = 0; j < parts.length; j++) {
+            rows[j] = weights.weight(parts[j], layer);
         }
-        float[] out = new float[n];
-        int at = 0;
-        for (float[] b : blocks) {
-            System.arraycopy(b, 0, out, at, b.length);
-            at += b.length;
-        }
-        return out;
+        return WeightRows.stacked(rows);
+    }
+
+    /** The q, k and v biases side by side, one vector. */
+    private WeightRows packedBias(int layer) {
+        float[] q = weights.weight(WeightPart.BQ, layer).readAll();
+        float[] k = weights.weight(WeightPart.BK, layer).readAll();
+        float[] v = weights.weight(WeightPart.BV, layer).readAll();
+        float[] all = java.util.Arrays.copyOf(q, q.length + k.length + v.length);
+        System.arraycopy(k, 0, all, q.length, k.length);
+        System.arraycopy(v, 0, all, q.length + k.length, v.length);
+        return WeightRows.of(all);
     }
 }

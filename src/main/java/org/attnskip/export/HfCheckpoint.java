@@ -5,7 +5,8 @@ import java.nio.file.Path;
 /**
  * Reads a Hugging Face checkpoint folder of LlamaForCausalLM, MistralForCausalLM or
  * Qwen2ForCausalLM ({@code config.json} plus safetensors, single or sharded) into
- * {@link LlamaWeights}, permuting q/k rows into the interleaved rotary convention.
+ * {@link LlamaWeights} or hands out its tensors to stream, permuting q/k rows into the interleaved rotary
+ * convention.
  */
 public final class HfCheckpoint {
     private HfCheckpoint() {
@@ -36,42 +37,28 @@ public final class HfCheckpoint {
         }
 
         @Override
-        public float[] tokenEmbedding() {
-            return tensors.read("model.embed_tokens.weight", c.vocabSize(), c.dim());
-        }
-
-        @Override
-        public LlamaWeights.Layer layer(int i) {
+        public WeightRows weight(WeightPart part, int i) {
             long dim = c.dim();
             long kvDim = c.kvDim();
             long hidden = c.hiddenDim();
             String p = "model.layers." + i + ".";
-            float[] wq = tensors.read(p + "self_attn.q_proj.weight", dim, dim);
-            float[] wk = tensors.read(p + "self_attn.k_proj.weight", kvDim, dim);
-            float[] bq = null;
-            float[] bk = null;
-            float[] bv = null;
-            if (c.qkvBias()) {
-                bq = queryKeyRows(tensors.read(p + "self_attn.q_proj.bias", dim), c.heads(), 1);
-                bk = queryKeyRows(tensors.read(p + "self_attn.k_proj.bias", kvDim), c.kvHeads(), 1);
-                bv = tensors.read(p + "self_attn.v_proj.bias", kvDim);
-            }
-            return new LlamaWeights.Layer(
-                    tensors.read(p + "input_layernorm.weight", dim),
-                    queryKeyRows(wq, c.heads(), c.dim()),
-                    queryKeyRows(wk, c.kvHeads(), c.dim()),
-                    tensors.read(p + "self_attn.v_proj.weight", kvDim, dim),
-                    tensors.read(p + "self_attn.o_proj.weight", dim, dim),
-                    bq, bk, bv,
-                    tensors.read(p + "post_attention_layernorm.weight", dim),
-                    tensors.read(p + "mlp.gate_proj.weight", hidden, dim),
-                    tensors.read(p + "mlp.down_proj.weight", dim, hidden),
-                    tensors.read(p + "mlp.up_proj.weight", hidden, dim));
-        }
-
-        @Override
-        public float[] finalNorm() {
-            return tensors.read("model.norm.weight", c.dim());
+            return switch (part) {
+                case EMBEDDING -> tensors.rows("model.embed_tokens.weight", null, c.vocabSize(), dim);
+                case CLASSIFIER -> tensors.rows("lm_head.weight", null, c.vocabSize(), dim);
+                case FINAL_NORM -> tensors.rows("model.norm.weight", null, dim);
+                case ATTN_NORM -> tensors.rows(p + "input_layernorm.weight", null, dim);
+                case FFN_NORM -> tensors.rows(p + "post_attention_layernorm.weight", null, dim);
+                case WQ -> tensors.rows(p + "self_attn.q_proj.weight", interleaved(), dim, dim);
+                case WK -> tensors.rows(p + "self_attn.k_proj.weight", interleaved(), kvDim, dim);
+                case WV -> tensors.rows(p + "self_attn.v_proj.weight", null, kvDim, dim);
+                case WO -> tensors.rows(p + "self_attn.o_proj.weight", null, dim, dim);
+                case BQ -> WeightRows.of(queryKeyRows(tensors.read(p + "self_attn.q_proj.bias", dim), c.heads(), 1));
+                case BK -> WeightRows.of(queryKeyRows(tensors.read(p + "self_attn.k_proj.bias", kvDim), c.kvHeads(), 1));
+                case BV -> tensors.rows(p + "self_attn.v_proj.bias", null, kvDim);
+                case W1 -> tensors.rows(p + "mlp.gate_proj.weight", null, hidden, dim);
+                case W2 -> tensors.rows(p + "mlp.down_proj.weight", null, dim, hidden);
+                case W3 -> tensors.rows(p + "mlp.up_proj.weight", null, hidden, dim);
+            };
         }
 
         /** Tied checkpoints may still carry lm_head.weight; HF ignores it then, and so do we. */
@@ -81,17 +68,18 @@ public final class HfCheckpoint {
         }
 
         @Override
-        public float[] classifier() {
-            return tensors.read("lm_head.weight", c.vocabSize(), c.dim());
-        }
-
-        @Override
         public void close() {
             tensors.close();
         }
 
         private float[] queryKeyRows(float[] rows, int heads, int cols) {
             return RotaryLayout.halvesToInterleaved(rows, heads, c.headDim(), cols);
+        }
+
+        /** q/k rows read in the interleaved rotary order, each from where HF's halves order stores it. */
+        private java.util.function.IntUnaryOperator interleaved() {
+            int headDim = c.headDim();
+            return row -> RotaryLayout.storedHalvesRow(row, headDim);
         }
     }
 }

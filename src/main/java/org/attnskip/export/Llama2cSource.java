@@ -3,7 +3,6 @@ package org.attnskip.export;
 import org.attnskip.onnx.BadInputException;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -14,24 +13,25 @@ import java.util.Map;
  * The tensors of an opened llama2.c checkpoint, read when asked for. The file stores each kind of
  * tensor for all layers together (all wq, then all wk, ...), in an order that depends on the
  * version (see {@link Llama2cCheckpoint}); the offsets of every tensor are worked out once from
- * the header. Reads go through positional reads of bounded chunks rather than a mapping, so the
- * pages read never count towards the process's memory once the tensor is converted.
+ * the header. Tensors are read through mapped windows ({@link MappedWindow}) a block of rows at a
+ * time, widened (or dequantised) to fp32 as they are read.
  */
 final class Llama2cSource implements LlamaWeightSource {
-    private static final int CHUNK = 1 << 20;
-
-    private enum Kind { EMBEDDING, ATTN_NORM, WQ, WK, WV, WO, FFN_NORM, W1, W2, W3, FINAL_NORM, CLASSIFIER }
-
     private final Path bin;
     private final FileChannel channel;
     private final Llama2cCheckpoint.Header h;
     /** Kind -> the byte offset of its tensor in each layer (one entry for the non-layer kinds). */
-    private final Map<Kind, long[]> offsets = new EnumMap<>(Kind.class);
+    private final Map<WeightPart, long[]> offsets = new EnumMap<>(WeightPart.class);
+    /** Q8_0 values and their scales are read through windows of their own, so they do not evict each other. */
+    private final MappedWindow values;
+    private final MappedWindow scales;
 
-    Llama2cSource(Path bin, FileChannel channel, Llama2cCheckpoint.Header h) {
+    Llama2cSource(Path bin, FileChannel channel, Llama2cCheckpoint.Header h) throws IOException {
         this.bin = bin;
         this.channel = channel;
         this.h = h;
+        this.values = new MappedWindow(bin, channel);
+        this.scales = new MappedWindow(bin, channel);
         locate();
     }
 
@@ -45,31 +45,31 @@ final class Llama2cSource implements LlamaWeightSource {
         Placer p = new Placer(h.version() == 0 ? Llama2cCheckpoint.LEGACY_HEADER_BYTES
                 : Llama2cCheckpoint.VERSIONED_HEADER_BYTES);
         if (h.version() == 0) {
-            p.place(Kind.EMBEDDING, 1, vocab * d, false);
-            p.place(Kind.ATTN_NORM, nl, d, false);
+            p.place(WeightPart.EMBEDDING, 1, vocab * d, false);
+            p.place(WeightPart.ATTN_NORM, nl, d, false);
             placeMatrices(p, nl, d, kv, hid, false);
-            p.place(Kind.FFN_NORM, nl, d, false);
+            p.place(WeightPart.FFN_NORM, nl, d, false);
             p.placeFfn(nl, d, hid, false);
-            p.place(Kind.FINAL_NORM, 1, d, false);
+            p.place(WeightPart.FINAL_NORM, 1, d, false);
             p.pos += 2L * 4 * h.seqLen() * (h.headSize() / 2); // freq_cis_real, freq_cis_imag: recomputed at run time
         } else {
-            p.place(Kind.ATTN_NORM, nl, d, false);
-            p.place(Kind.FFN_NORM, nl, d, false);
-            p.place(Kind.FINAL_NORM, 1, d, false);
-            p.place(Kind.EMBEDDING, 1, vocab * d, q);
+            p.place(WeightPart.ATTN_NORM, nl, d, false);
+            p.place(WeightPart.FFN_NORM, nl, d, false);
+            p.place(WeightPart.FINAL_NORM, 1, d, false);
+            p.place(WeightPart.EMBEDDING, 1, vocab * d, q);
             placeMatrices(p, nl, d, kv, hid, q);
             p.placeFfn(nl, d, hid, q);
         }
         if (!h.sharedClassifier()) {
-            p.place(Kind.CLASSIFIER, 1, vocab * d, q);
+            p.place(WeightPart.CLASSIFIER, 1, vocab * d, q);
         }
     }
 
     private static void placeMatrices(Placer p, int nl, long d, long kv, long hid, boolean q) {
-        p.place(Kind.WQ, nl, d * d, q);
-        p.place(Kind.WK, nl, kv * d, q);
-        p.place(Kind.WV, nl, kv * d, q);
-        p.place(Kind.WO, nl, d * d, q);
+        p.place(WeightPart.WQ, nl, d * d, q);
+        p.place(WeightPart.WK, nl, kv * d, q);
+        p.place(WeightPart.WV, nl, kv * d, q);
+        p.place(WeightPart.WO, nl, d * d, q);
     }
 
     /** Walks the file in storage order, recording where each tensor starts. */
@@ -80,7 +80,7 @@ final class Llama2cSource implements LlamaWeightSource {
             pos = start;
         }
 
-        void place(Kind kind, int count, long values, boolean quantised) {
+        void place(WeightPart kind, int count, long values, boolean quantised) {
             long[] at = new long[count];
             for (int i = 0; i < count; i++) {
                 at[i] = pos;
@@ -90,9 +90,9 @@ final class Llama2cSource implements LlamaWeightSource {
         }
 
         void placeFfn(int nl, long d, long hid, boolean q) {
-            place(Kind.W1, nl, hid * d, q);
-            place(Kind.W2, nl, d * hid, q);
-            place(Kind.W3, nl, hid * d, q);
+            place(WeightPart.W1, nl, hid * d, q);
+            place(WeightPart.W2, nl, d * hid, q);
+            place(WeightPart.W3, nl, hid * d, q);
         }
     }
 
@@ -102,27 +102,15 @@ final class Llama2cSource implements LlamaWeightSource {
     }
 
     @Override
-    public float[] tokenEmbedding() {
-        return matrix(Kind.EMBEDDING, 0, (long) h.vocabSize() * h.dim());
-    }
-
-    @Override
-    public LlamaWeights.Layer layer(int i) {
-        long d = h.dim();
-        long kv = h.kvDim();
-        long hid = h.hiddenDim();
-        return new LlamaWeights.Layer(
-                floats(offsets.get(Kind.ATTN_NORM)[i], d),
-                matrix(Kind.WQ, i, d * d), matrix(Kind.WK, i, kv * d), matrix(Kind.WV, i, kv * d),
-                matrix(Kind.WO, i, d * d),
-                null, null, null,
-                floats(offsets.get(Kind.FFN_NORM)[i], d),
-                matrix(Kind.W1, i, hid * d), matrix(Kind.W2, i, d * hid), matrix(Kind.W3, i, hid * d));
-    }
-
-    @Override
-    public float[] finalNorm() {
-        return floats(offsets.get(Kind.FINAL_NORM)[0], h.dim());
+    public WeightRows weight(WeightPart part, int layer) {
+        int[] shape = part.shape(h.config());
+        return switch (part) {
+            case ATTN_NORM, FFN_NORM -> floats(offsets.get(part)[layer], shape);
+            case FINAL_NORM -> floats(offsets.get(part)[0], shape);
+            case EMBEDDING, CLASSIFIER -> matrix(part, 0, shape);
+            case WQ, WK, WV, WO, W1, W2, W3 -> matrix(part, layer, shape);
+            case BQ, BK, BV -> throw new IllegalArgumentException("llama2.c checkpoints have no " + part);
+        };
     }
 
     @Override
@@ -131,12 +119,9 @@ final class Llama2cSource implements LlamaWeightSource {
     }
 
     @Override
-    public float[] classifier() {
-        return matrix(Kind.CLASSIFIER, 0, (long) h.vocabSize() * h.dim());
-    }
-
-    @Override
     public void close() {
+        values.close();
+        scales.close();
         try {
             channel.close();
         } catch (IOException ignored) {
@@ -145,45 +130,55 @@ final class Llama2cSource implements LlamaWeightSource {
     }
 
     /** A weight matrix: fp32 in v0 and v1, int8 values then fp32 group scales in v2. */
-    private float[] matrix(Kind kind, int layer, long count) {
-        long at = offsets.get(kind)[layer];
-        return h.version() == 2 ? q80(at, count, h.groupSize()) : floats(at, count);
+    private WeightRows matrix(WeightPart part, int layer, int[] shape) {
+        long at = offsets.get(part)[layer];
+        return h.version() == 2 ? new Q80Rows(at, shape[0], shape[1]) : floats(at, shape);
     }
 
-    private float[] floats(long position, long count) {
-        float[] out = new float[(int) count];
-        int done = 0;
-        while (done < out.length) {
-            int n = Math.min(out.length - done, CHUNK);
-            read(position + 4L * done, n * 4).asFloatBuffer().get(out, done, n);
-            done += n;
+    private WeightRows floats(long position, int[] shape) {
+        return new MappedRows(values, position, shape[0], shape[1], Safetensors.DType.F32);
+    }
+
+    /** Q8_0: the tensor's int8 values, then one fp32 scale per group of groupSize values; each value is q * scale. */
+    private final class Q80Rows implements WeightRows {
+        private final long position;
+        private final int rows;
+        private final int cols;
+
+        Q80Rows(long position, int rows, int cols) {
+            this.position = position;
+            this.rows = rows;
+            this.cols = cols;
         }
-        return out;
-    }
 
-    /** count int8 values, then count/groupSize fp32 scales; returns q * scale. */
-    private float[] q80(long position, long count, int groupSize) {
-        float[] scales = floats(position + count, count / groupSize);
-        float[] out = new float[(int) count];
-        int done = 0;
-        while (done < out.length) {
-            int n = Math.min(out.length - done, CHUNK);
-            ByteBuffer q = read(position + done, n);
-            for (int i = 0; i < n; i++) {
-                out[done + i] = q.get(i) * scales[(done + i) / groupSize];
+        @Override
+        public int rows() {
+            return rows;
+        }
+
+        @Override
+        public int cols() {
+            return cols;
+        }
+
+        @Override
+        public void read(int first, int count, float[] into, int at) {
+            int group = h.groupSize();
+            long count0 = (long) rows * cols;
+            int perWindow = (int) Math.max(1, MappedWindow.WINDOW_BYTES / 2 / cols);
+            for (int done = 0; done < count; ) {
+                int n = Math.min(count - done, perWindow);
+                long firstValue = (long) (first + done) * cols;
+                int length = n * cols;
+                long firstGroup = firstValue / group;
+                int groups = (int) ((firstValue + length - 1) / group - firstGroup + 1);
+                ByteBuffer q = values.at(position + firstValue, length);
+                ByteBuffer s = scales.at(position + count0 + 4 * firstGroup, 4 * groups);
+                for (int i = 0; i < length; i++) {
+                    into[at + done * cols + i] = q.get(i) * s.getFloat(4 * (int) ((firstValue + i) / group - firstGroup));
+                }
+                done += n;
             }
-            done += n;
-        }
-        return out;
-    }
-
-    private ByteBuffer read(long position, int length) {
-        try {
-            return Llama2cCheckpoint.readAt(channel, position, length);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + bin, e);
-        } catch (BadInputException e) {
-            throw new BadInputException(bin + ": " + e.getMessage(), e);
         }
     }
 }

@@ -62,8 +62,8 @@ public final class LlamaOnnxExporter {
     }
 
     /**
-     * The graph with its weights streamed to {@code externalData} as they are declared, one layer
-     * in memory at a time; the returned model holds only references to them (and small constants).
+     * The graph with its weights streamed to {@code externalData} as they are declared, a block of
+     * rows in memory at a time (a transposed matrix gathers its encoded bytes first); the returned model holds only references to them (and small constants).
      */
     public static ModelProto export(LlamaWeightSource weights, ExportDtype dtype, ExternalDataWriter externalData) {
         return new LlamaOnnxExporter(weights, dtype, externalData).build();
@@ -76,20 +76,20 @@ public final class LlamaOnnxExporter {
         }
         declareIo();
         String h = g.op("Gather", "/model/embed_tokens/Gather",
-                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, weights.tokenEmbedding()),
+                in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, part(WeightPart.EMBEDDING)),
                         "input_ids"));
         allowed = attentionMaskOf();
         rotaryTables();
         for (int i = 0; i < cfg.layers(); i++) {
             h = layer(i, h);
         }
-        String normed = rmsNorm("/model/norm", h, weights.finalNorm(), "model.norm.weight");
+        String normed = rmsNorm("/model/norm", h, part(WeightPart.FINAL_NORM), "model.norm.weight");
         String classifier;
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
         } else {
-            classifier = init.matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
+            classifier = init.matrix("lm_head.weight", part(WeightPart.CLASSIFIER));
         }
         g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
@@ -178,15 +178,14 @@ public final class LlamaOnnxExporter {
     }
 
     private String layer(int i, String hIn) {
-        LlamaWeights.Layer w = weights.layer(i);
         String p = "/model/layers." + i;
         String wp = "model.layers." + i + ".";
         int hd = cfg.headDim();
 
-        String x = rmsNorm(p + "/input_layernorm", hIn, w.attnNorm(), wp + "input_layernorm.weight");
-        String q = projection(p + "/self_attn/q_proj", wp + "self_attn.q_proj", x, w.wq(), w.bq(), cfg.dim(), cfg.dim());
-        String k = projection(p + "/self_attn/k_proj", wp + "self_attn.k_proj", x, w.wk(), w.bk(), cfg.kvDim(), cfg.dim());
-        String v = projection(p + "/self_attn/v_proj", wp + "self_attn.v_proj", x, w.wv(), w.bv(), cfg.kvDim(), cfg.dim());
+        String x = rmsNorm(p + "/input_layernorm", hIn, weights.weight(WeightPart.ATTN_NORM, i), wp + "input_layernorm.weight");
+        String q = projection(p + "/self_attn/q_proj", wp + "self_attn.q_proj", x, i, WeightPart.WQ, WeightPart.BQ);
+        String k = projection(p + "/self_attn/k_proj", wp + "self_attn.k_proj", x, i, WeightPart.WK, WeightPart.BK);
+        String v = projection(p + "/self_attn/v_proj", wp + "self_attn.v_proj", x, i, WeightPart.WV, WeightPart.BV);
         q = rotary(p + "/self_attn/q_rotary", heads(p + "/self_attn/q_heads", q, cfg.heads()));
         k = rotary(p + "/self_attn/k_rotary", heads(p + "/self_attn/k_heads", k, cfg.kvHeads()));
         v = heads(p + "/self_attn/v_heads", v, cfg.kvHeads());
@@ -210,28 +209,35 @@ public final class LlamaOnnxExporter {
         context = g.op("Reshape", p + "/self_attn/Reshape_context",
                 in(context, shape(p + "/self_attn/shape_context", 0, 0, cfg.dim())));
         String attnOut = g.op("MatMul", p + "/self_attn/o_proj/MatMul",
-                in(context, init.matrix(wp + "self_attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
+                in(context, init.matrix(wp + "self_attn.o_proj.weight", weights.weight(WeightPart.WO, i))));
         String hMid = g.op("Add", p + "/self_attn_residual/Add", in(hIn, attnOut));
 
-        String y = rmsNorm(p + "/post_attention_layernorm", hMid, w.ffnNorm(), wp + "post_attention_layernorm.weight");
+        String y = rmsNorm(p + "/post_attention_layernorm", hMid, weights.weight(WeightPart.FFN_NORM, i),
+                wp + "post_attention_layernorm.weight");
         String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(y, init.matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
+                in(y, init.matrix(wp + "mlp.gate_proj.weight", weights.weight(WeightPart.W1, i))));
         String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(y, init.matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
+                in(y, init.matrix(wp + "mlp.up_proj.weight", weights.weight(WeightPart.W3, i))));
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
         String gated = g.op("Mul", p + "/mlp/Mul", in(silu, up));
         String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
-                in(gated, init.matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
+                in(gated, init.matrix(wp + "mlp.down_proj.weight", weights.weight(WeightPart.W2, i))));
         return g.op("Add", p + "/mlp_residual/Add", in(hMid, mlpOut));
     }
 
-    /** x [batch, seq, in] times W^T, plus the bias when there is one. */
-    private String projection(String p, String weightName, String x, float[] w, float[] bias, int out, int in) {
-        String y = g.op("MatMul", p + "/MatMul", in(x, init.matrix(weightName + ".weight", w, out, in)));
-        if (bias != null) {
-            y = g.op("Add", p + "/Add", in(y, init.weight(weightName + ".bias", new long[] {out}, bias)));
+    /** x [batch, seq, in] times W^T, plus the bias when the model has them. */
+    private String projection(String p, String weightName, String x, int layer, WeightPart weight, WeightPart bias) {
+        WeightRows w = weights.weight(weight, layer);
+        String y = g.op("MatMul", p + "/MatMul", in(x, init.matrix(weightName + ".weight", w)));
+        if (cfg.qkvBias()) {
+            y = g.op("Add", p + "/Add", in(y, init.weight(weightName + ".bias", new long[] {w.rows()},
+                    weights.weight(bias, layer))));
         }
         return y;
+    }
+
+    private WeightRows part(WeightPart part) {
+        return weights.weight(part, 0);
     }
 
     /** [batch, seq, n*headDim] to [batch, n, seq, headDim]. */
@@ -268,7 +274,7 @@ public final class LlamaOnnxExporter {
     }
 
     /** RMSNorm: weight * (x / sqrt(mean(x^2) + eps)), with the statistics in fp32. */
-    private String rmsNorm(String p, String x, float[] w, String weightName) {
+    private String rmsNorm(String p, String x, WeightRows w, String weightName) {
         String x32 = dtype == ExportDtype.FLOAT16 ? g.op("Cast", p + "/Cast", in(x), intAttr("to", FLOAT32)) : x;
         String two = g.initializer(Tensors.floatTensor(p + "/two", new long[0], new float[] {2f}));
         String eps = g.initializer(Tensors.floatTensor(p + "/eps", new long[0], new float[] {cfg.normEps()}));
@@ -279,7 +285,7 @@ public final class LlamaOnnxExporter {
         if (dtype == ExportDtype.FLOAT16) {
             normed = g.op("Cast", p + "/Cast_1", in(normed), intAttr("to", dtype.onnxType()));
         }
-        return g.op("Mul", p + "/Mul_1", in(normed, init.weight(weightName, new long[] {w.length}, w)));
+        return g.op("Mul", p + "/Mul_1", in(normed, init.weight(weightName, new long[] {w.cols()}, w)));
     }
 
     private String scalar(String name, float value) {

@@ -1,28 +1,54 @@
 package org.attnskip.export;
 
 /**
- * Where a graph builder gets a decoder's weights: the embedding, then each layer, then the final
- * norm and classifier, each read or made when asked for and not kept by the source. A builder that
- * drops each layer once it has declared its initializers (into an external data file) holds one
- * layer at a time, whatever the model's size. {@link LlamaWeights} is the in-memory source.
- * Arrays follow {@link LlamaWeights}' conventions ([out][in] matrices, interleaved rotary pairs).
+ * Where a graph builder gets a decoder's weights: each tensor handed out as {@link WeightRows},
+ * read (or made) a block of rows at a time when the builder encodes it, and not kept by the
+ * source. A builder that streams each tensor to an external data file holds a few row blocks at a
+ * time, whatever the model's size. {@link LlamaWeights} is the in-memory source. Values follow
+ * {@link LlamaWeights}' conventions ([out][in] matrices, interleaved rotary pairs).
  */
 public interface LlamaWeightSource extends AutoCloseable {
     LlamaConfig config();
 
-    /** [vocab][dim] */
-    float[] tokenEmbedding();
-
-    LlamaWeights.Layer layer(int index);
-
-    /** [dim] */
-    float[] finalNorm();
+    /**
+     * The tensor {@code part} of layer {@code layer} (ignored for the parts outside the layers);
+     * the biases only when the config has them, the classifier only when it is not the embedding.
+     */
+    WeightRows weight(WeightPart part, int layer);
 
     /** True when the classifier is the token embedding, so a builder stores it once. */
     boolean classifierIsEmbedding();
 
+    /** [vocab][dim] in one array. */
+    default float[] tokenEmbedding() {
+        return weight(WeightPart.EMBEDDING, 0).readAll();
+    }
+
+    /** One layer in memory. */
+    default LlamaWeights.Layer layer(int index) {
+        boolean bias = config().qkvBias();
+        return new LlamaWeights.Layer(
+                all(WeightPart.ATTN_NORM, index),
+                all(WeightPart.WQ, index), all(WeightPart.WK, index), all(WeightPart.WV, index), all(WeightPart.WO, index),
+                bias ? all(WeightPart.BQ, index) : null, bias ? all(WeightPart.BK, index) : null,
+                bias ? all(WeightPart.BV, index) : null,
+                all(WeightPart.FFN_NORM, index),
+                all(WeightPart.W1, index), all(WeightPart.W2, index), all(WeightPart.W3, index));
+    }
+
+    /** [dim] */
+    default float[] finalNorm() {
+        return weight(WeightPart.FINAL_NORM, 0).readAll();
+    }
+
     /** [vocab][dim]; only asked for when {@link #classifierIsEmbedding()} is false. */
-    float[] classifier();
+    default float[] classifier() {
+        return weight(WeightPart.CLASSIFIER, 0).readAll();
+    }
+
+    private float[] all(WeightPart part, int layer) {
+        return weight(part, layer).readAll();
+    }
 
     /** Releases open files; reading after this fails. */
     @Override

@@ -62,6 +62,32 @@ public final class LlamaWeights implements LlamaWeightSource {
     }
 
     @Override
+    public WeightRows weight(WeightPart part, int layer) {
+        int[] shape = part.shape(config);
+        float[] values = switch (part) {
+            case EMBEDDING -> tokenEmbedding;
+            case FINAL_NORM -> finalNorm;
+            case CLASSIFIER -> classifier;
+            case ATTN_NORM -> layers[layer].attnNorm;
+            case WQ -> layers[layer].wq;
+            case WK -> layers[layer].wk;
+            case WV -> layers[layer].wv;
+            case WO -> layers[layer].wo;
+            case BQ -> layers[layer].bq;
+            case BK -> layers[layer].bk;
+            case BV -> layers[layer].bv;
+            case FFN_NORM -> layers[layer].ffnNorm;
+            case W1 -> layers[layer].w1;
+            case W2 -> layers[layer].w2;
+            case W3 -> layers[layer].w3;
+        };
+        if (values == null) {
+            throw new IllegalArgumentException("this model has no " + part);
+        }
+        return WeightRows.of(values, shape[0], shape[1]);
+    }
+
+    @Override
     public boolean classifierIsEmbedding() {
         return classifier == tokenEmbedding;
     }

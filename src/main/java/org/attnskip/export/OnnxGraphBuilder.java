@@ -8,8 +8,13 @@ import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.TypeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
 
+import com.google.protobuf.UnsafeByteOperations;
+import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.ExternalDataWriter;
+import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.onnx.Tensors;
 
+import java.nio.ByteBuffer;
 import java.util.HashSet;
 import java.util.Set;
 
@@ -78,6 +83,28 @@ final class OnnxGraphBuilder {
     String initializer(TensorProto tensor) {
         graph.addInitializer(externalData == null ? tensor : externalData.add(tensor));
         return tensor.getName();
+    }
+
+    /**
+     * A tensor whose bytes are made as they are written: streamed to the external data file when
+     * there is one and the tensor is large enough to go there, else gathered into the graph.
+     */
+    String initializer(TensorProto header, long length, ExternalDataWriter.TensorBytes bytes) {
+        if (externalData != null && length >= OnnxModelIO.EXTERNAL_TENSOR_MIN_BYTES) {
+            graph.addInitializer(externalData.add(header, length, bytes));
+            return header.getName();
+        }
+        if (length > Tensors.MAX_INLINE_BYTES) {
+            throw new BadInputException("tensor '" + header.getName() + "' would take " + length
+                    + " bytes, more than the 2 GB a tensor inside the graph can hold; export with --external-data");
+        }
+        ByteBuffer all = ByteBuffer.allocate((int) length);
+        bytes.writeTo(all::put);
+        if (all.hasRemaining()) {
+            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + all.position()
+                    + " bytes, not " + length);
+        }
+        return initializer(header.toBuilder().setRawData(UnsafeByteOperations.unsafeWrap(all.array())).build());
     }
 
     void input(String name, int elemType, String... dims) {

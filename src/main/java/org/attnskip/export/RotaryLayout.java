@@ -30,4 +30,14 @@ public final class RotaryLayout {
         }
         return out;
     }
+
+    /**
+     * The row of a halves-order projection that lands at {@code row} of the interleaved one: what
+     * {@link #halvesToInterleaved} does, for a reader that fetches the rows one by one.
+     */
+    public static int storedHalvesRow(int row, int headDim) {
+        int base = row - row % headDim;
+        int j = row % headDim;
+        return base + j / 2 + (j % 2 == 0 ? 0 : headDim / 2);
+    }
 }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.Half;
 
 import java.io.Closeable;
 import java.io.IOException;
@@ -21,12 +20,14 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.IntUnaryOperator;
 
 /**
  * Reads one safetensors file: an 8-byte little-endian header length, a JSON header giving each
  * tensor's dtype, shape and byte range (relative to the end of the header), then the raw bytes.
  * The header is checked against the file size when the file is opened, so a truncated download
- * fails at once and names the file. Tensors are read one at a time, in bounded windows, and converted to fp32.
+ * fails at once and names the file. Tensors are read through a mapped window (see {@link MappedWindow}) and
+ * widened to fp32 a block of rows at a time.
  */
 public final class Safetensors implements Closeable {
 
@@ -59,19 +60,26 @@ public final class Safetensors implements Closeable {
     /** The safetensors specification caps the header at 100 MB; anything larger is corruption. */
     private static final long MAX_HEADER_BYTES = 100L << 20;
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final int WINDOW_BYTES = 8 << 20;
 
     private final Path file;
     private final FileChannel channel;
     private final Map<String, TensorInfo> tensors;
+    private final MappedWindow window;
 
-    private Safetensors(Path file, FileChannel channel, Map<String, TensorInfo> tensors) {
+    private Safetensors(Path file, FileChannel channel, Map<String, TensorInfo> tensors, long windowBytes)
+            throws IOException {
         this.file = file;
         this.channel = channel;
         this.tensors = tensors;
+        this.window = new MappedWindow(file, channel, windowBytes);
     }
 
     public static Safetensors open(Path file) {
+        return open(file, MappedWindow.WINDOW_BYTES);
+    }
+
+    /** With another mapped window size, so that tests cross window edges on small files. */
+    static Safetensors open(Path file, long windowBytes) {
         FileChannel channel;
         try {
             channel = FileChannel.open(file, StandardOpenOption.READ);
@@ -82,7 +90,10 @@ public final class Safetensors implements Closeable {
         }
         try {
             Map<String, TensorInfo> tensors = readHeader(file, channel);
-            return new Safetensors(file, channel, tensors);
+            return new Safetensors(file, channel, tensors, windowBytes);
+        } catch (IOException e) {
+            closeQuietly(channel);
+            throw new BadInputException("cannot read " + file + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
             closeQuietly(channel);
             throw e;
@@ -113,52 +124,32 @@ public final class Safetensors implements Closeable {
     /** The tensor's elements in row-major order, converted to fp32. */
     public float[] readFloats(String name) {
         TensorInfo info = info(name);
-        DType dtype = supportedDType(info);
         long count = info.elementCount();
         if (count > Integer.MAX_VALUE - 8) {
             throw new BadInputException("tensor " + name + " in " + file + " has " + count
                     + " elements, more than a Java array can hold");
         }
-        float[] out = new float[(int) count];
-        // Positional reads in windows rather than one mapping: a mapping is capped at 2 GB and its
-        // pages count towards the process's memory until the buffer happens to be collected.
-        int perWindow = WINDOW_BYTES / dtype.bytes;
-        ByteBuffer window = ByteBuffer.allocate((int) Math.min(count, perWindow) * dtype.bytes)
-                .order(ByteOrder.LITTLE_ENDIAN);
-        for (int done = 0; done < out.length; ) {
-            int n = Math.min(out.length - done, perWindow);
-            window.clear().limit(n * dtype.bytes);
-            try {
-                readFully(channel, window, info.begin() + (long) done * dtype.bytes);
-            } catch (IOException e) {
-                throw new BadInputException("cannot read tensor " + name + " from " + file + ": " + e.getMessage(), e);
-            }
-            convert(dtype, window.flip(), out, done, n);
-            done += n;
-        }
-        return out;
+        return rows(name, 1, (int) count, null).readAll();
     }
 
-    /** n values of the window, widened to fp32 into out from index at. */
-    private static void convert(DType dtype, ByteBuffer bytes, float[] out, int at, int n) {
-        switch (dtype) {
-            case F32 -> bytes.asFloatBuffer().get(out, at, n);
-            case F16 -> {
-                for (int i = 0; i < n; i++) {
-                    out[at + i] = Half.toFloat(bytes.getShort(2 * i));
-                }
-            }
-            case BF16 -> {
-                // bf16 is the top half of an fp32, so widening is a shift
-                for (int i = 0; i < n; i++) {
-                    out[at + i] = Float.intBitsToFloat((bytes.getShort(2 * i) & 0xffff) << 16);
-                }
-            }
+    /**
+     * The tensor as [rows][cols] (the caller has checked its shape), widened to fp32 block by block
+     * as it is read, through this file's mapped window.
+     *
+     * @param storedRow maps each row asked for to the row stored; null for the stored order
+     */
+    WeightRows rows(String name, int rows, int cols, IntUnaryOperator storedRow) {
+        TensorInfo info = info(name);
+        DType dtype = supportedDType(info);
+        if ((long) rows * cols != info.elementCount()) {
+            throw new IllegalArgumentException(name + ": " + rows + " x " + cols + " != " + info.elementCount());
         }
+        return new MappedRows(window, info.begin(), rows, cols, dtype, storedRow);
     }
 
     @Override
     public void close() {
+        window.close();
         closeQuietly(channel);
     }
 

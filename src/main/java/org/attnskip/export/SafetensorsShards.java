@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.IntUnaryOperator;
 
 /**
  * The tensors of a Hugging Face checkpoint folder, whether they sit in one
@@ -57,6 +58,14 @@ public final class SafetensorsShards implements Closeable {
 
     /** Reads a tensor as fp32 after checking that its shape is the one the architecture needs. */
     public float[] read(String name, long... expectedShape) {
+        return rows(name, null, expectedShape).readAll();
+    }
+
+    /**
+     * A matrix (or a vector, as one row) of the shape the architecture needs, widened to fp32 as
+     * its rows are read; {@code storedRow} maps each row asked for to the row stored, null for none.
+     */
+    WeightRows rows(String name, IntUnaryOperator storedRow, long... expectedShape) {
         String shardName = weightMap.get(name);
         if (shardName == null) {
             throw new BadInputException("tensor " + name + " is missing from the checkpoint in " + dir);
@@ -67,7 +76,8 @@ public final class SafetensorsShards implements Closeable {
             throw new BadInputException("tensor " + name + " in " + shard.file() + " has shape " + info.shapeString()
                     + " but config.json implies " + Arrays.toString(expectedShape));
         }
-        return shard.readFloats(name);
+        boolean vector = expectedShape.length == 1;
+        return shard.rows(name, vector ? 1 : (int) expectedShape[0], (int) expectedShape[vector ? 0 : 1], storedRow);
     }
 
     @Override

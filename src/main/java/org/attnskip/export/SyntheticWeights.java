@@ -7,7 +7,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.stream.IntStream;
 
 /**
  * Random Llama weights of any shape, for latency measurements on models we cannot download.
@@ -66,30 +65,24 @@ public final class SyntheticWeights {
         }
 
         @Override
-        public float[] tokenEmbedding() {
-            return fill(0, c.vocabSize() * c.dim(), 0f, 1f);
-        }
-
-        @Override
-        public LlamaWeights.Layer layer(int i) {
-            int dim = c.dim();
-            int kvDim = c.kvDim();
-            int hidden = c.hiddenDim();
-            int t = 1 + PER_LAYER * i;
-            // the nine tensors are independent streams: make them side by side
-            float[][] w = IntStream.range(0, PER_LAYER).parallel().mapToObj(j -> switch (j) {
-                case 0, 5 -> fill(t + j, dim, 1f, NORM_NOISE);
-                case 1, 4 -> fill(t + j, dim * dim, 0f, matrixStd);
-                case 2, 3 -> fill(t + j, kvDim * dim, 0f, matrixStd);
-                case 6, 8 -> fill(t + j, hidden * dim, 0f, matrixStd);
-                default -> fill(t + j, dim * hidden, 0f, downStd);
-            }).toArray(float[][]::new);
-            return new LlamaWeights.Layer(w[0], w[1], w[2], w[3], w[4], null, null, null, w[5], w[6], w[7], w[8]);
-        }
-
-        @Override
-        public float[] finalNorm() {
-            return fill(1 + PER_LAYER * c.layers(), c.dim(), 1f, NORM_NOISE);
+        public WeightRows weight(WeightPart part, int layer) {
+            int[] shape = part.shape(c);
+            int t = 1 + PER_LAYER * layer;
+            return switch (part) {
+                case EMBEDDING -> stream(0, shape, 0f, 1f);
+                case ATTN_NORM -> stream(t, shape, 1f, NORM_NOISE);
+                case WQ -> stream(t + 1, shape, 0f, matrixStd);
+                case WK -> stream(t + 2, shape, 0f, matrixStd);
+                case WV -> stream(t + 3, shape, 0f, matrixStd);
+                case WO -> stream(t + 4, shape, 0f, matrixStd);
+                case FFN_NORM -> stream(t + 5, shape, 1f, NORM_NOISE);
+                case W1 -> stream(t + 6, shape, 0f, matrixStd);
+                case W2 -> stream(t + 7, shape, 0f, downStd);
+                case W3 -> stream(t + 8, shape, 0f, matrixStd);
+                case FINAL_NORM -> stream(1 + PER_LAYER * c.layers(), shape, 1f, NORM_NOISE);
+                case CLASSIFIER -> stream(2 + PER_LAYER * c.layers(), shape, 0f, matrixStd);
+                case BQ, BK, BV -> throw new IllegalArgumentException("synthetic weights have no " + part);
+            };
         }
 
         @Override
@@ -97,25 +90,69 @@ public final class SyntheticWeights {
             return false;
         }
 
-        @Override
-        public float[] classifier() {
-            return fill(2 + PER_LAYER * c.layers(), c.vocabSize() * c.dim(), 0f, matrixStd);
+        private WeightRows stream(int tensor, int[] shape, float mean, float std) {
+            return new Stream(new SplittableRandom(seed * 0x9E3779B97F4A7C15L + tensor), shape[0], shape[1], mean, std);
+        }
+    }
+
+    /**
+     * One tensor's values in order from its own generator: a uniform on [-r, r] has standard
+     * deviation r / sqrt(3), and each 64-bit draw gives two 32-bit uniforms on [-1, 1) (low half
+     * first), halving the generator calls. Rows come in order, so a tensor is made block by block.
+     */
+    private static final class Stream implements WeightRows {
+        private final SplittableRandom random;
+        private final int rows;
+        private final int cols;
+        private final float mean;
+        private final float scale;
+        private long next;
+        private boolean haveHigh;
+        private float high;
+
+        Stream(SplittableRandom random, int rows, int cols, float mean, float std) {
+            this.random = random;
+            this.rows = rows;
+            this.cols = cols;
+            this.mean = mean;
+            this.scale = (float) (std * Math.sqrt(3) * 0x1p-31);
         }
 
-        private float[] fill(int tensor, int size, float mean, float std) {
-            float[] a = new float[size];
-            SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + tensor);
-            // a uniform on [-r, r] has standard deviation r / sqrt(3); each 64-bit draw
-            // gives two 32-bit uniforms on [-1, 1), halving the generator calls
-            float scale = (float) (std * Math.sqrt(3) * 0x1p-31);
-            for (int i = 0; i < a.length; i += 2) {
-                long bits = random.nextLong();
-                a[i] = mean + (int) bits * scale;
-                if (i + 1 < a.length) {
-                    a[i + 1] = mean + (int) (bits >>> 32) * scale;
-                }
+        @Override
+        public int rows() {
+            return rows;
+        }
+
+        @Override
+        public int cols() {
+            return cols;
+        }
+
+        @Override
+        public void read(int first, int count, float[] into, int at) {
+            if ((long) first * cols != next) {
+                throw new IllegalStateException("synthetic rows are made in order: asked for row " + first
+                        + " after " + next / cols + " rows");
             }
-            return a;
+            int n = count * cols;
+            int i = 0;
+            if (haveHigh && n > 0) {
+                into[at] = high;
+                haveHigh = false;
+                i = 1;
+            }
+            for (; i + 1 < n; i += 2) {
+                long bits = random.nextLong();
+                into[at + i] = mean + (int) bits * scale;
+                into[at + i + 1] = mean + (int) (bits >>> 32) * scale;
+            }
+            if (i < n) {
+                long bits = random.nextLong();
+                into[at + i] = mean + (int) bits * scale;
+                high = mean + (int) (bits >>> 32) * scale;
+                haveHigh = true;
+            }
+            next += n;
         }
     }
 

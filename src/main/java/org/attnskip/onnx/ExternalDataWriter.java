@@ -42,6 +42,16 @@ public final class ExternalDataWriter implements Closeable {
         this.listener = listener;
     }
 
+    /** Where a tensor's bytes go, piece by piece, in order. */
+    public interface ByteSink {
+        void write(ByteBuffer bytes);
+    }
+
+    /** Makes a tensor's bytes, handing them to the sink piece by piece. */
+    public interface TensorBytes {
+        void writeTo(ByteSink sink);
+    }
+
     /** The data file's size so far. */
     public long bytesWritten() {
         return end;
@@ -56,23 +66,36 @@ public final class ExternalDataWriter implements Closeable {
             return tensor;
         }
         ByteBuffer bytes = tensor.getRawData().asReadOnlyByteBuffer();
+        return add(tensor.toBuilder().clearRawData().build(), bytes.remaining(), sink -> sink.write(bytes));
+    }
+
+    /**
+     * A tensor whose {@code length} bytes are made while they are written, so that they never need
+     * to be in memory together: {@code header} has the name, type and dims, and no data.
+     */
+    public TensorProto add(TensorProto header, long length, TensorBytes bytes) {
         long offset = align();
-        long length = bytes.remaining();
-        try {
-            // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
-            long pos = offset;
-            while (bytes.hasRemaining()) {
-                ByteBuffer slice = bytes.duplicate();
-                slice.limit(Math.min(bytes.limit(), bytes.position() + WRITE_SLICE));
-                int n = channel.write(slice, pos);
-                bytes.position(bytes.position() + n);
-                pos += n;
+        long[] pos = {offset};
+        bytes.writeTo(piece -> {
+            try {
+                // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
+                while (piece.hasRemaining()) {
+                    ByteBuffer slice = piece.duplicate();
+                    slice.limit(Math.min(piece.limit(), piece.position() + WRITE_SLICE));
+                    int n = channel.write(slice, pos[0]);
+                    piece.position(piece.position() + n);
+                    pos[0] += n;
+                }
+            } catch (IOException e) {
+                throw new BadInputException("cannot write tensor '" + header.getName() + "' to " + location + ": "
+                        + e.getMessage(), e);
             }
-        } catch (IOException e) {
-            throw new BadInputException("cannot write tensor '" + tensor.getName() + "' to " + location + ": "
-                    + e.getMessage(), e);
+        });
+        if (pos[0] - offset != length) {
+            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + (pos[0] - offset)
+                    + " bytes, not " + length);
         }
-        return referTo(tensor, offset, length);
+        return referTo(header, offset, length);
     }
 
     /** An external tensor of another model, its bytes copied file to file without passing through the heap. */

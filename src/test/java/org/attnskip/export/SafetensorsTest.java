@@ -46,10 +46,14 @@ class SafetensorsTest {
         }
     }
 
-    /** Tensors are read in 8 MB windows: values on both sides of each window's edge come back in place. */
+    /**
+     * Tensors are read through a mapped window that moves along the file: read whole, and as
+     * [2000][2500] rows in order and in reverse through a 1 MB window (10 to 20 rows a window, the
+     * last one partial), values on both sides of each window's edge come back in place.
+     */
     @Test
     void tensorsLargerThanAReadWindowComeBackWhole() {
-        int n = 5_000_001; // 10 MB in bf16, 20 MB in fp32: two or three windows, the last one partial
+        int n = 5_000_000; // 10 MB in bf16, 20 MB in fp32
         float[] values = new float[n];
         for (int i = 0; i < n; i++) {
             values[i] = i % 65536 - 32768f; // exact in fp32
@@ -63,6 +67,21 @@ class SafetensorsTest {
         try (Safetensors st = Safetensors.open(file)) {
             assertArrayEquals(values, st.readFloats("f"));
             assertArrayEquals(bf16, st.readFloats("b"));
+        }
+        int rows = 2000;
+        int cols = 2500;
+        try (Safetensors st = Safetensors.open(file, 1 << 20)) {
+            for (String name : List.of("f", "b")) {
+                float[] expected = name.equals("f") ? values : bf16;
+                assertArrayEquals(expected, st.rows(name, rows, cols, null).readAll(), name);
+                WeightRows reversed = st.rows(name, rows, cols, r -> rows - 1 - r);
+                float[] row = new float[cols];
+                for (int r = 0; r < rows; r++) {
+                    reversed.read(r, 1, row, 0);
+                    assertArrayEquals(java.util.Arrays.copyOfRange(expected, (rows - 1 - r) * cols, (rows - r) * cols), row,
+                            name + " row " + r);
+                }
+            }
         }
     }
 
