@@ -267,7 +267,7 @@ public final class LayoutDiscovery {
             if (p == null) {
                 break;
             }
-            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && g.isInitializer(p.getInput(1))) {
+            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && isStoredWeight(p.getInput(1))) {
                 return throughReshapes(p.getInput(0));
             }
             if (p.getOpType().equals("MatMulNBits") || FUSED_NORMS.contains(p.getOpType())) {
@@ -282,6 +282,13 @@ public final class LayoutDiscovery {
             }
         }
         throw new BadInputException("layer " + layer + ": cannot find the Q projection feeding the attention");
+    }
+
+    /** An initializer, or a Slice of one (freeze splits a packed q|k|v weight into column slices that way). */
+    private boolean isStoredWeight(String value) {
+        NodeProto p = g.producer(value);
+        return g.isInitializer(value)
+                || p != null && p.getOpType().equals("Slice") && p.getInputList().stream().allMatch(g::isInitializer);
     }
 
     private NodeProto scoresMatMul(NodeProto softmax) {
