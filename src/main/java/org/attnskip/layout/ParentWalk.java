@@ -91,7 +91,7 @@ final class ParentWalk {
             if (p == null) {
                 break;
             }
-            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && g.isInitializer(p.getInput(1))) {
+            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && isStoredWeight(p.getInput(1))) {
                 return throughReshapes(p.getInput(0));
             }
             if (p.getOpType().equals("MatMulNBits") || FUSED_NORMS.contains(p.getOpType())) {
@@ -106,6 +106,13 @@ final class ParentWalk {
             }
         }
         throw new BadInputException("layer " + layer + ": cannot find the Q projection feeding the attention");
+    }
+
+    /** An initializer, or a Slice of one (freeze splits a packed q|k|v weight into column slices that way). */
+    private boolean isStoredWeight(String value) {
+        NodeProto p = g.producer(value);
+        return g.isInitializer(value)
+                || p != null && p.getOpType().equals("Slice") && p.getInputList().stream().allMatch(g::isInitializer);
     }
 
     private static NodeProto dropFirstInput(NodeProto where) {

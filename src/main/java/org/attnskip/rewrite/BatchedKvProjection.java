@@ -200,7 +200,8 @@ final class BatchedKvProjection {
         String normOut = layer.attention().normOutput();
         List<NodeProto> found = new ArrayList<>();
         for (NodeProto n : new DataFlow(g).backwardNodes(List.of(side), Set.of(normOut))) {
-            if (n.getOpType().equals("MatMul") && n.getInput(0).equals(normOut) && g.isInitializer(n.getInput(1))) {
+            if (n.getOpType().equals("MatMul") && n.getInput(0).equals(normOut)
+                    && (g.isInitializer(n.getInput(1)) || PackedQkvSplit.sliceColumns(g, n.getInput(1)) > 0)) {
                 found.add(n);
             }
         }
@@ -222,6 +223,10 @@ final class BatchedKvProjection {
     }
 
     private static long columns(Graph g, LayerLayout layer, String weight) {
+        long sliced = PackedQkvSplit.sliceColumns(g, weight);
+        if (sliced > 0) {
+            return sliced;
+        }
         TensorProto t = g.initializer(weight).orElseThrow();
         if (t.getDimsCount() != 2) {
             throw new BadInputException("freeze --freeze-kv single-input: layer " + layer.index() + "'s K/V weight '"

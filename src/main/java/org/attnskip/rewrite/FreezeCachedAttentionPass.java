@@ -140,7 +140,7 @@ final class FreezeCachedAttentionPass implements RewritePass {
     }
 
     /** Copies the computation of targets from layer's normalised stream, run on hK instead of its own input. */
-    private static Map<String, String> copyOnStream(Graph g, LayerLayout layer, String hK, List<String> targets, String prefix) {
+    static Map<String, String> copyOnStream(Graph g, LayerLayout layer, String hK, List<String> targets, String prefix) {
         AttentionBlock a = layer.attention();
         if (!a.normSharedWithPreviousAdd()) {
             return SubgraphClone.copy(g, Map.of(layer.residualIn(), hK), targets, false, Set.of(), prefix);
@@ -153,7 +153,7 @@ final class FreezeCachedAttentionPass implements RewritePass {
     }
 
     /** [batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim], the cache layout. */
-    private static String cacheLayout(NodeEmitter e, String x, DecoderLayout layout) {
+    static String cacheLayout(NodeEmitter e, String x, DecoderLayout layout) {
         String split = e.op("Reshape", x, e.int64s("shape", 0, 0, layout.numKvHeads(), layout.headDim()));
         return e.op("Transpose", new AttributeProto[] {Attributes.intsAttr("perm", 0, 2, 1, 3)}, split);
     }

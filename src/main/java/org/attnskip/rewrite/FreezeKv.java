@@ -45,6 +45,9 @@ public enum FreezeKv {
     /** Rewrites g; {@code allPositions} selects the evaluation form, otherwise the deployable one. */
     private ChangeReport freeze(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
+        if (GqaFreezePass.handles(layout, k)) {
+            return GqaFreezePass.apply(g, layout, selection, this, allPositions);
+        }
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
             AttentionKind kind = layout.layer(i).attention().kind();
             if (kind == AttentionKind.FUSED_ATTENTION) {
@@ -53,7 +56,8 @@ public enum FreezeKv {
             }
             if (kind != AttentionKind.UNFUSED && kind != AttentionKind.MULTI_HEAD_ATTENTION) {
                 throw new BadInputException("freeze: layer " + i + " uses " + kind.label + "; freeze is implemented for"
-                        + " unfused attention and com.microsoft::MultiHeadAttention only");
+                        + " unfused attention, com.microsoft::MultiHeadAttention and com.microsoft::GroupQueryAttention"
+                        + " (in every layer from " + k + " on)");
             }
         }
         if (!allPositions && FreezeCachedAttentionPass.handles(layout, k)) {
