@@ -10,6 +10,7 @@ import ai.onnxruntime.TensorInfo;
 import org.attnskip.onnx.BadInputException;
 
 import java.nio.ByteBuffer;
+import java.nio.ShortBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -46,6 +47,8 @@ public final class DecoderSession implements AutoCloseable {
 
     /** Positions an in-place cache gets beyond the first run's need when no capacity was asked for. */
     private static final long INITIAL_SLACK = 256;
+    /** The sequence's scratch buffer that pinned logits are written into (0-2: ids, mask, positions). */
+    private static final int LOGITS_SCRATCH = 3;
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OrtSession session;
@@ -57,6 +60,8 @@ public final class DecoderSession implements AutoCloseable {
     private final KvBatch.Padding padding;
     private final boolean inPlace;
     private final int vocabSize;
+    /** The logits' type where a run can write them into a buffer of ours ([batch, seq, vocab], vocab fixed); else null. */
+    private final OnnxJavaType logitsType;
 
     private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
         this.session = session;
@@ -81,8 +86,11 @@ public final class DecoderSession implements AutoCloseable {
             batchable = tokens.openBatch() && tokens.hasMask()
                     && (padding == KvBatch.Padding.RIGHT || tokens.hasPositions())
                     && slots.stream().noneMatch(CacheSlot::stacked);
-            long[] logitsShape = tensorInfo(outputs.get(io.logits())).getShape();
+            TensorInfo logitsInfo = tensorInfo(outputs.get(io.logits()));
+            long[] logitsShape = logitsInfo.getShape();
             vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
+            logitsType = vocabSize > 0 && (logitsInfo.type == OnnxJavaType.FLOAT || logitsInfo.type == OnnxJavaType.FLOAT16)
+                    ? logitsInfo.type : null;
         } catch (OrtException e) {
             throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
         }
@@ -297,7 +305,20 @@ public final class DecoderSession implements AutoCloseable {
         List<OnnxTensor> made = List.of();
         OrtSession.Result result = null;
         try {
-            made = feeding.put(feed, cache.scratch());
+            InputScratch scratch = cache.scratch();
+            made = new ArrayList<>(feeding.put(feed, scratch));
+            long logitsBytes = (long) batch * seq * vocabSize * (logitsType == OnnxJavaType.FLOAT16 ? 2 : 4);
+            if (cache.inPlace() && logitsType != null && logitsBytes <= Integer.MAX_VALUE) {
+                // The attention writes the new positions into the bound buffers and the logits go to the
+                // sequence's reused buffer: ONNX Runtime hands back no tensor to wrap and copy out.
+                ByteBuffer memory = scratch.take(LOGITS_SCRATCH, (int) logitsBytes);
+                OnnxTensor logits = OnnxTensor.createTensor(env, memory, new long[] {batch, seq, vocabSize}, logitsType);
+                made.add(logits);
+                Map<String, OnnxTensor> pinned = new HashMap<>(cache.presentBindings());
+                pinned.put(io.logits(), logits);
+                session.run(feed, Set.of(), pinned).close();
+                return new Output(logitsFrom(memory, batch, seq), cache.extended(seq));
+            }
             if (cache.inPlace()) {
                 // The attention writes the new positions into the bound buffers; only the logits are new.
                 result = session.run(feed, Set.of(io.logits()), cache.presentBindings());
@@ -363,6 +384,20 @@ public final class DecoderSession implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /** The logits a run wrote into {@code memory}, [batch, seq, vocab] of {@link #logitsType}. */
+    private Logits logitsFrom(ByteBuffer memory, int batch, int seq) {
+        float[] values = new float[batch * seq * vocabSize];
+        if (logitsType == OnnxJavaType.FLOAT16) {
+            ShortBuffer half = memory.asShortBuffer();
+            for (int i = 0; i < values.length; i++) {
+                values[i] = org.attnskip.onnx.Half.toFloat(half.get(i));
+            }
+        } else {
+            memory.asFloatBuffer().get(values);
+        }
+        return new Logits(values, batch, seq, vocabSize);
     }
 
     private Logits readLogits(OrtSession.Result result) {
