@@ -3,15 +3,17 @@
 # 'attnskip serve', sends CLIENTS closed-loop clients x REQUESTS greedy completions of
 # MAX_TOKENS tokens (LoadClient), prints one line per configuration, and stops the server.
 # Usage: bench/serve-load.sh "MODEL_DIR..." "MAX_BATCH..." [CLIENTS] [REQUESTS] [MAX_TOKENS] [CONCURRENCY]
+# Repeat MAX_BATCH values ("1 8 1 8 1 8") to interleave the configurations. PORT overrides the port.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 models=$1; batches=$2; clients=${3:-8}; requests=${4:-400}; tokens=${5:-64}; concurrency=${6:-8}
-port=18081
+port=${PORT:-18081}
+log=$(mktemp /tmp/attnskip-serve.XXXXXX.log)
 [ -f "$here/target/attnskip.jar" ] && [ -d "$here/target/test-classes" ] || (cd "$here" && ./mvnw -q -DskipTests package)
 for model in $models; do
   for batch in $batches; do
     "$here/attnskip" serve "$model" --port $port --device cpu --max-concurrency "$concurrency" --queue 64 \
-      --max-batch "$batch" 2>/tmp/attnskip-serve.log &
+      --max-batch "$batch" 2>"$log" &
     server=$!
     until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
     java -cp "$here/target/test-classes:$here/target/attnskip.jar" org.attnskip.serve.LoadClient \

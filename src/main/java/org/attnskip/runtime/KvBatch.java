@@ -50,6 +50,9 @@ public final class KvBatch implements AutoCloseable {
         }
     }
 
+    /** Positions an in-place batched cache gets beyond the longest row; a run that needs more doubles it. */
+    private static final long IN_PLACE_ROOM = 32;
+
     private final DecoderSession session;
     private final Padding padding;
     private final List<Row> rows = new ArrayList<>();
@@ -207,13 +210,20 @@ public final class KvBatch implements AutoCloseable {
      */
     private void rebuild() {
         long newWidth = rows.stream().mapToLong(Row::length).max().orElseThrow();
+        // Where the attention updates the cache in place (GroupQueryAttention, right padding), the rows
+        // get one fixed buffer with room to grow, so that a shared step copies no past position either.
+        boolean inPlace = session.updatesCacheInPlace() && padding == Padding.RIGHT;
+        long stride = inPlace ? newWidth + IN_PLACE_ROOM : newWidth;
+        KvCache fixed = inPlace ? session.emptyCache(rows.size(), stride) : null;
         List<DecoderSession.CacheSlot> slots = session.slots();
         List<ByteBuffer> data = new ArrayList<>();
-        for (DecoderSession.CacheSlot slot : slots) {
+        for (int i = 0; i < slots.size(); i++) {
+            DecoderSession.CacheSlot slot = slots.get(i);
             int heads = (int) slot.heads();
             int rowBytes = (int) slot.headDim() * (slot.type() == ai.onnxruntime.OnnxJavaType.FLOAT16 ? 2 : 4);
-            ByteBuffer old = batched == null ? null : bytes(batched, slot);
-            ByteBuffer target = ByteBuffer.allocateDirect(Math.toIntExact(rows.size() * heads * newWidth * rowBytes))
+            ByteBuffer old = batched == null ? null : bytes(batched, slot, i);
+            ByteBuffer target = inPlace ? fixed.buffers().get(i)
+                    : ByteBuffer.allocateDirect(Math.toIntExact(rows.size() * heads * newWidth * rowBytes))
                     .order(ByteOrder.nativeOrder());
             for (int r = 0; r < rows.size(); r++) {
                 Row row = rows.get(r);
@@ -224,16 +234,19 @@ public final class KvBatch implements AutoCloseable {
                 if (row.joining != null) {
                     // an unpadded prefill: its positions start at 0 of a buffer as long as the cache, or
                     // of an in-place cache's larger capacity
-                    source = bytes(row.joining, slot);
+                    source = bytes(row.joining, slot, i);
                     sourceRow = 0;
                     sourceWidth = row.joining.inPlace() ? row.joining.capacity() : row.length;
                     sourceSkip = 0;
                 } else if (old != null && batchedRows.contains(row)) {
                     source = old;
                     sourceRow = batchedRows.indexOf(row);
-                    sourceWidth = width;
+                    sourceWidth = batched.inPlace() ? batched.capacity() : width;
                     sourceSkip = padding == Padding.LEFT ? width - row.length : 0;
                 } else {
+                    if (fixed != null) {
+                        fixed.close();
+                    }
                     throw new IllegalStateException("the batch lost its cache in a failed step; close it");
                 }
                 int span = Math.toIntExact(row.length * rowBytes);
@@ -241,13 +254,13 @@ public final class KvBatch implements AutoCloseable {
                 long targetSkip = padding == Padding.LEFT ? newWidth - row.length : 0;
                 for (int h = 0; h < heads; h++) {
                     long from = ((long) sourceRow * heads + h) * sourceWidth + sourceSkip;
-                    long to = ((long) r * heads + h) * newWidth + targetSkip;
+                    long to = ((long) r * heads + h) * stride + targetSkip;
                     target.put(Math.toIntExact(to * rowBytes), source, Math.toIntExact(from * rowBytes), span);
                 }
             }
             data.add(target);
         }
-        KvCache rebuilt = session.cacheOf(data, rows.size(), newWidth);
+        KvCache rebuilt = inPlace ? fixed.extended(newWidth) : session.cacheOf(data, rows.size(), newWidth);
         if (batched != null) {
             batched.close();
         }
@@ -262,8 +275,14 @@ public final class KvBatch implements AutoCloseable {
         width = newWidth;
     }
 
-    /** A heap copy of one slot's tensor (ONNX Runtime hands out copies), taken per slot to bound the peak. */
-    private static ByteBuffer bytes(KvCache cache, DecoderSession.CacheSlot slot) {
+    /**
+     * One slot's bytes: an in-place cache's own buffer, or a heap copy of a growing cache's tensor
+     * (ONNX Runtime hands out copies), taken per slot to bound the peak.
+     */
+    private static ByteBuffer bytes(KvCache cache, DecoderSession.CacheSlot slot, int index) {
+        if (cache.inPlace()) {
+            return cache.buffers().get(index);
+        }
         Map<String, OnnxTensor> tensors = cache.tensors();
         return tensors.get(slot.past()).getByteBuffer().order(ByteOrder.nativeOrder());
     }
