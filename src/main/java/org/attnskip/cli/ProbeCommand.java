@@ -324,7 +324,7 @@ public final class ProbeCommand implements Callable<Integer> {
                 notes.add("switch experiment: the reference implementation runs in fp32 on the directory's fp16 weights");
             }
             return read;
-        } catch (ExportedWeights.NotExporterGraph e) {
+        } catch (ExportedWeights.NotExporterGraph | ExportedWeights.TooLargeForHeap e) {
             notes.add("switch experiment skipped: " + e.getMessage());
             return null;
         }

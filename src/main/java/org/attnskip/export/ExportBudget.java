@@ -14,7 +14,7 @@ import java.nio.file.Path;
  * (see {@link WeightEncoder}). A request that cannot fit is refused with the numbers instead of
  * failing halfway.
  */
-public record ExportBudget(long dataBytes, long heapBytes, long largestTensorBytes) {
+public record ExportBudget(long dataBytes, long heapBytes) {
     /** The graph proto, the JVM's own data and what the estimate leaves out. */
     static final long SLACK_BYTES = 128L << 20;
 
@@ -43,8 +43,7 @@ public record ExportBudget(long dataBytes, long heapBytes, long largestTensorByt
         long heap = Math.max(WeightEncoder.heapBytes(hid, d, dtype, true), WeightEncoder.heapBytes(d, hid, dtype, true));
         heap = Math.max(heap, WeightEncoder.heapBytes(d + 2 * kv, d, dtype, true)); // the fused graph's packed q|k|v
         heap = Math.max(heap, WeightEncoder.heapBytes(c.vocabSize(), d, dtype, !c.sharedClassifier()));
-        long largestMatrix = Math.max(Math.max(d * d, hid * d), (d + 2 * kv) * d);
-        return new ExportBudget(data, heap + SLACK_BYTES, Math.max(embedding, largestMatrix) * size);
+        return new ExportBudget(data, heap + SLACK_BYTES);
     }
 
     /**

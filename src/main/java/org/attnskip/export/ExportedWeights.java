@@ -38,6 +38,16 @@ public final class ExportedWeights {
         }
     }
 
+    /**
+     * The weights would not fit the Java heap: they are read into it in fp32 and checked by exporting
+     * them again in memory, so a model this size needs a streaming reader (not written yet).
+     */
+    public static final class TooLargeForHeap extends BadInputException {
+        TooLargeForHeap(String message) {
+            super(message);
+        }
+    }
+
     private final Map<String, TensorProto> initializers = new HashMap<>();
     private final LoadedModel model;
 
@@ -49,9 +59,21 @@ public final class ExportedWeights {
     }
 
     public static LlamaWeights read(ModelDirectory dir) {
-        LoadedModel model = OnnxModelIO.load(dir.modelFile());
+        return read(dir, Runtime.getRuntime().maxMemory());
+    }
+
+    /** As above, refusing with {@link TooLargeForHeap} before reading when the weights need more than {@code maxHeap}. */
+    static LlamaWeights read(ModelDirectory dir, long maxHeap) {
         ModelManifest manifest = dir.manifest();
         ExportDtype dtype = ExportDtype.parse(manifest.dtype() == null ? ExportDtype.FLOAT.cliName() : manifest.dtype());
+        long need = ExportBudget.of(manifest.config(), ExportDtype.FLOAT).dataBytes()
+                + ExportBudget.of(manifest.config(), dtype).dataBytes() + ExportBudget.SLACK_BYTES;
+        if (need > maxHeap) {
+            throw new TooLargeForHeap("the reference implementation reads the weights into the Java heap in fp32 and "
+                    + "checks them by exporting them again: about " + ExportBudget.gb(need) + ", and the JVM has "
+                    + ExportBudget.gb(maxHeap) + " (raise it with ATTNSKIP_JAVA_OPTS=-Xmx" + (need / (1L << 30) + 1) + "g)");
+        }
+        LoadedModel model = OnnxModelIO.load(dir.modelFile());
         ExportedWeights reader = new ExportedWeights(model);
         if (GraphFlavour.FUSED.cliName().equals(manifest.graph())) {
             LlamaWeights weights = reader.fusedWeights(manifest.config());

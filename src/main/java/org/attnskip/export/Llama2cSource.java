@@ -1,7 +1,5 @@
 package org.attnskip.export;
 
-import org.attnskip.onnx.BadInputException;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -17,17 +15,15 @@ import java.util.Map;
  * time, widened (or dequantised) to fp32 as they are read.
  */
 final class Llama2cSource implements LlamaWeightSource {
-    private final Path bin;
     private final FileChannel channel;
     private final Llama2cCheckpoint.Header h;
-    /** Kind -> the byte offset of its tensor in each layer (one entry for the non-layer kinds). */
+    /** Part -> the byte offset of its tensor in each layer (one entry for the non-layer kinds). */
     private final Map<WeightPart, long[]> offsets = new EnumMap<>(WeightPart.class);
     /** Q8_0 values and their scales are read through windows of their own, so they do not evict each other. */
     private final MappedWindow values;
     private final MappedWindow scales;
 
     Llama2cSource(Path bin, FileChannel channel, Llama2cCheckpoint.Header h) throws IOException {
-        this.bin = bin;
         this.channel = channel;
         this.h = h;
         this.values = new MappedWindow(bin, channel);

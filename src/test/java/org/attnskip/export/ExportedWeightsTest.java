@@ -110,6 +110,19 @@ class ExportedWeightsTest {
         assertTrue(e.getMessage().contains("mlp.gate_proj.weight"), e.getMessage());
     }
 
+    @Test
+    void weightsThatWouldNotFitTheHeapAreRefusedBeforeReading() {
+        LlamaConfig c = TestLlamaWeights.config(32, 64, 2, 4, 2, 61, 96, false, false);
+        ModelDirectory dir = write(TestLlamaWeights.random(c, 3), c, ExportDtype.FLOAT16, null);
+        // fp32 values plus the fp16 re-export plus the budget's slack
+        long need = ExportBudget.of(c, ExportDtype.FLOAT).dataBytes() + ExportBudget.of(c, ExportDtype.FLOAT16).dataBytes()
+                + ExportBudget.SLACK_BYTES;
+        ExportedWeights.TooLargeForHeap e = assertThrows(ExportedWeights.TooLargeForHeap.class,
+                () -> ExportedWeights.read(dir, need - 1));
+        assertTrue(e.getMessage().contains("-Xmx1g"), e.getMessage());
+        assertEquals(c, ExportedWeights.read(dir, need).config, "enough heap: read");
+    }
+
     private ModelDirectory write(LlamaWeights w, LlamaConfig manifestConfig, ExportDtype dtype, Path tokenizer) {
         ModelManifest.TokenizerRef ref = tokenizer == null ? null
                 : ModelManifest.TokenizerRef.forFile(tokenizer.getFileName().toString());
