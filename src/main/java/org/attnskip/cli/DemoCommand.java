@@ -16,6 +16,7 @@ import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.SyntheticWeights;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.rewrite.Mode;
 import org.attnskip.runtime.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -89,10 +90,10 @@ public final class DemoCommand implements Callable<Integer> {
             List<String> documents = options.documents();
             var tasks = options.loadTasks();
             step("2/4 drop at thresholds " + curve + ": rewrite, then score against the baseline");
-            SweepReport qualityDrop = sweep(scoring, ThresholdSweep.Mode.DROP).run(quality.onnx(), curve, tokenizer, documents,
+            SweepReport qualityDrop = sweep(scoring, Mode.DROP).run(quality.onnx(), curve, tokenizer, documents,
                     tasks, scratch.path(), config(quality, "drop", curve), Main.VERSION);
             step("3/4 freeze at thresholds " + curve + ": rewrite, then score against the baseline");
-            SweepReport qualityFreeze = sweep(scoring, ThresholdSweep.Mode.FREEZE).run(quality.onnx(), curve, tokenizer, documents,
+            SweepReport qualityFreeze = sweep(scoring, Mode.FREEZE).run(quality.onnx(), curve, tokenizer, documents,
                     tasks, scratch.path(), config(quality, "freeze", curve), Main.VERSION);
             SweepReport latencyDrop = null;
             SweepReport latencyFreeze = null;
@@ -111,9 +112,9 @@ public final class DemoCommand implements Callable<Integer> {
                 EvalSettings timing = settings.fittedTo(timed.maxPositions(), note -> System.err.println("attnskip: " + note));
                 // 1.0 leaves the graph as it is: its ratio is the noise floor of the others
                 List<String> dropPoints = Double.parseDouble(drop) == 1 ? List.of(drop) : List.of(drop, "1.0");
-                latencyDrop = sweep(timing, ThresholdSweep.Mode.DROP).run(timed.onnx(), dropPoints, null, List.of(), List.of(),
+                latencyDrop = sweep(timing, Mode.DROP).run(timed.onnx(), dropPoints, null, List.of(), List.of(),
                         scratch.path(), config(timed, "drop", dropPoints), Main.VERSION);
-                latencyFreeze = sweep(timing, ThresholdSweep.Mode.FREEZE).run(timed.onnx(), List.of(freeze), null, List.of(),
+                latencyFreeze = sweep(timing, Mode.FREEZE).run(timed.onnx(), List.of(freeze), null, List.of(),
                         List.of(), scratch.path(), config(timed, "freeze", List.of(freeze)), Main.VERSION);
             } else {
                 step("4/4 latency skipped (--no-latency)");
@@ -135,7 +136,7 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     /** A sweep of drop or freeze (no noise; the perplexity tolerance only marks sweep's recommendation, unused here). */
-    private static ThresholdSweep sweep(EvalSettings settings, ThresholdSweep.Mode mode) {
+    private static ThresholdSweep sweep(EvalSettings settings, Mode mode) {
         return new ThresholdSweep(settings, mode, "gaussian", 0, 0.05);
     }
 

@@ -1,6 +1,7 @@
 package org.attnskip.cli;
 
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.InvalidGraphException;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtProvider;
 import org.attnskip.runtime.OrtSessionFactory;
@@ -60,6 +61,11 @@ public final class Main {
                 // one line, whatever the message carries (parsers append a location on a second line)
                 commandLine.getErr().println("attnskip: " + String.valueOf(ex.getMessage()).lines().findFirst().orElse(""));
                 return 2;
+            }
+            if (ex instanceof InvalidGraphException) {
+                // a rewrite produced a broken graph and wrote nothing: the message names the broken value
+                commandLine.getErr().println("attnskip: internal error: " + ex.getMessage());
+                return 1;
             }
             commandLine.getErr().println("attnskip: internal error: " + ex);
             ex.printStackTrace(commandLine.getErr());

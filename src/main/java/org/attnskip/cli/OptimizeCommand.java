@@ -4,25 +4,20 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import org.attnskip.layout.DecoderLayout;
-import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.Graph;
-import org.attnskip.onnx.LoadedModel;
-import org.attnskip.onnx.ModelOutput;
-import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.Noise;
 import org.attnskip.rewrite.ChangeReport;
-import org.attnskip.rewrite.CompensatedDropPass;
-import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezeForm;
 import org.attnskip.rewrite.FreezeKv;
-import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.LayerSelection;
-import org.attnskip.rewrite.RewriteMetadata;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.Rewrite;
+import org.attnskip.rewrite.RewriteRequest;
 import org.attnskip.eval.Bootstrap;
 import org.attnskip.eval.DropCompensation;
 import org.attnskip.eval.ModelSource;
 import org.attnskip.eval.TextDocuments;
 import org.attnskip.probe.AutoChoice;
-import org.attnskip.probe.Manipulation;
 import org.attnskip.probe.QualityTolerance;
 import org.attnskip.probe.SensitivityExperiment;
 import org.attnskip.runtime.Device;
@@ -35,10 +30,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "optimize",
@@ -81,6 +73,11 @@ public final class OptimizeCommand implements Callable<Integer> {
 
         @Option(names = "--random-kv", description = "as --random-kv-above, from the layer --from-layer names")
         boolean random;
+
+        Mode mode() {
+            return drop || dropAbove != null || dropLayers != null ? Mode.DROP
+                    : freeze || freezeAbove != null ? Mode.FREEZE : Mode.RANDOM;
+        }
 
         @Option(names = "--auto", description = {"measure --mode at every k on --text (as probe does) and apply the smallest k",
                 "within --tolerance; for drop, a non-contiguous set when it drops more layers"})
@@ -138,7 +135,7 @@ public final class OptimizeCommand implements Callable<Integer> {
             description = "first layer K, instead of a fraction: with --drop-attn, --freeze or --random-kv")
     Integer fromLayer;
 
-    @Option(names = "--context", defaultValue = "1024", paramLabel = "N",
+    @Option(names = "--context", defaultValue = "" + RewriteRequest.DEFAULT_CONTEXT, paramLabel = "N",
             description = "context length at which attention FLOPs saved are reported (default: ${DEFAULT-VALUE})")
     int context;
 
@@ -151,52 +148,28 @@ public final class OptimizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         compensation.check(which.dropAbove != null || which.dropLayers != null || which.drop);
-        LoadedModel loaded = OnnxModelIO.load(model);
-        Graph graph = loaded.graph();
-        DecoderLayout layout = LayoutDiscovery.discover(graph);
+        Rewrite rewrite = Rewrite.load(model);
+        DecoderLayout layout = rewrite.layout();
         FreezeKv flavour = freezeKv == null ? FreezeKv.DEFAULT : FreezeKv.parse(freezeKv);
         AutoChoice auto = which.auto ? auto(layout.numLayers(), flavour) : null;
         LayerSelection selection = auto != null ? auto.selection() : selection(layout.numLayers());
-        boolean freeze = auto != null ? auto.mode() != Manipulation.Kind.DROP : which.freezeAbove != null || which.freeze;
-        if (freezeKv != null && !freeze) {
+        Mode mode = auto != null ? auto.mode() : which.mode();
+        if (freezeKv != null && mode != Mode.FREEZE) {
             throw new BadInputException("--freeze-kv applies to freeze only (--freeze-above, --freeze, --auto --mode freeze)");
         }
-        ChangeReport report;
-        Map<String, String> extra = new LinkedHashMap<>();
-        if (freeze) {
-            report = switch (freezeLogits) {
-                case "last" -> flavour.apply(graph, layout, selection, false);
-                case "all" -> flavour.apply(graph, layout, selection, true);
+        RewriteRequest request = switch (mode) {
+            case FREEZE -> RewriteRequest.freeze(flavour, switch (freezeLogits) {
+                case "last" -> FreezeForm.DEPLOYABLE;
+                case "all" -> FreezeForm.EVALUATION;
                 default -> throw new BadInputException("--freeze-logits " + freezeLogits + ": expected last or all");
-            };
-            extra.put("freeze_kv", flavour.label);
-        } else if (which.randomAbove != null || which.random) {
-            RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
-            report = RandomNoisePass.apply(graph, layout, selection, spec);
-            extra.put("noise", spec.toString());
-            extra.put("seed", Long.toString(seed));
-        } else if (compensation.enabled()) {
-            compensation.checkRank(layout.hiddenSize());
-            try (ScratchDir scratch = new ScratchDir("attnskip-calibrate")) {
-                ModelSource source = ModelSource.resolve(model, tokenizer, scratch.path());
-                DropCompensation.Fitted fitted = compensation.forModel(source, CompensationOptions.tokenizer(source), Device.AUTO,
-                        scratch.path(), quiet).fit(source.onnx(), selection);
-                report = CompensatedDropPass.apply(graph, layout, selection, fitted.maps(), context);
-                extra.putAll(fitted.metadata());
-            }
-        } else { // --drop-attn-above, --drop-attn-layers, --drop-attn or --auto --mode drop: the group allows one mode
-            report = DropAttentionPass.apply(graph, layout, selection, context);
-        }
+            });
+            case RANDOM -> RewriteRequest.random(Noise.parse(noise), seed);
+            case DROP -> compensation.enabled() ? compensated(layout, selection) : RewriteRequest.drop(context);
+        };
         if (auto != null) {
-            List<String> notes = new ArrayList<>(report.notes());
-            notes.addAll(auto.notes());
-            report = new ChangeReport(report.mode(), report.threshold(), report.layers(), report.firstChangedLayer(),
-                    report.nodesRemoved(), report.nodesAdded(), report.paramsRemoved(), report.contextLength(),
-                    report.attentionFlopsSavedPerToken(), report.kvBytesPerTokenBefore(), report.kvBytesPerTokenAfter(),
-                    report.inputsRemoved(), report.outputsRemoved(), List.copyOf(notes));
-            extra.putAll(auto.metadata());
+            request = request.recording(auto.notes(), auto.metadata());
         }
-        ModelOutput.write(model, loaded, RewriteMetadata.stamp(graph.toModel(), report, Main.VERSION, extra), output);
+        ChangeReport report = rewrite.write(request, selection, output, Main.VERSION);
         if (json) {
             System.out.println(toJson(report));
         } else {
@@ -205,14 +178,25 @@ public final class OptimizeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** Calibrated drop: fits the maps of the selected layers on the calibration text. */
+    private RewriteRequest compensated(DecoderLayout layout, LayerSelection selection) {
+        compensation.checkRank(layout.hiddenSize());
+        try (ScratchDir scratch = new ScratchDir("attnskip-calibrate")) {
+            ModelSource source = ModelSource.resolve(model, tokenizer, scratch.path());
+            DropCompensation.Fitted fitted = compensation.forModel(source, CompensationOptions.tokenizer(source), Device.AUTO,
+                    scratch.path(), quiet).fit(source.onnx(), selection);
+            return RewriteRequest.compensatedDrop(fitted.maps(), fitted.metadata(), context);
+        }
+    }
+
     /** Measures the chosen mode on the text (the baseline is the input model) and returns the recommendation. */
     private AutoChoice auto(int numLayers, FreezeKv flavour) {
         if (fromLayer != null) {
             throw new BadInputException("--from-layer cannot be combined with --auto");
         }
-        Manipulation.Kind kind = switch (autoMode.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "drop" -> Manipulation.Kind.DROP;
-            case "freeze" -> flavour == FreezeKv.PAPER ? Manipulation.Kind.FREEZE : Manipulation.Kind.FREEZE_SINGLE_INPUT;
+        Mode mode = switch (autoMode.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "drop" -> Mode.DROP;
+            case "freeze" -> Mode.FREEZE;
             default -> throw new BadInputException("--mode " + autoMode + ": --auto applies drop or freeze");
         };
         QualityTolerance tol = QualityTolerance.parse(tolerance);
@@ -230,7 +214,7 @@ public final class OptimizeCommand implements Callable<Integer> {
             try (SensitivityExperiment experiment = new SensitivityExperiment(source.onnx(), numLayers, tok, docs, maxTokens,
                     new Bootstrap(Math.max(1, bootstrap), 0), OrtSessionFactory.Settings.of(Device.AUTO), scratch.path(),
                     context, Main.VERSION, quiet)) {
-                return AutoChoice.choose(experiment, kind, tol);
+                return AutoChoice.choose(experiment, mode, flavour, tol);
             }
         }
     }
@@ -266,7 +250,7 @@ public final class OptimizeCommand implements Callable<Integer> {
      */
     static String toJson(ChangeReport r) throws com.fasterxml.jackson.core.JsonProcessingException {
         ObjectMapper mapper = new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-                .enable(SerializationFeature.INDENT_OUTPUT);
+                .enable(SerializationFeature.INDENT_OUTPUT).enable(SerializationFeature.WRITE_ENUMS_USING_TO_STRING);
         com.fasterxml.jackson.databind.node.ObjectNode node = mapper.valueToTree(r);
         if (r.contextLength() == 0) {
             node.remove(List.of("context_length", "attention_flops_saved_per_token"));

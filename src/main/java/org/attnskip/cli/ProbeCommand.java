@@ -17,7 +17,7 @@ import org.attnskip.probe.HiddenStateRunner;
 import org.attnskip.probe.RepresentationProbe;
 import org.attnskip.probe.SingleLayerImportance;
 import org.attnskip.probe.SwitchExperiment;
-import org.attnskip.probe.Manipulation;
+import org.attnskip.probe.ProbeModes;
 import org.attnskip.probe.ProbeCharts;
 import org.attnskip.probe.ProbeReport;
 import org.attnskip.probe.ProbeTables;
@@ -28,6 +28,9 @@ import org.attnskip.probe.SensitivityProbe;
 import org.attnskip.probe.SensitivityRow;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.rewrite.ExposeResidualStreamPass;
+import org.attnskip.rewrite.FreezeKv;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.RewriteRequest;
 import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
 import org.attnskip.eval.Bootstrap;
 import org.attnskip.eval.Progress;
@@ -148,7 +151,8 @@ public final class ProbeCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new BadInputException("--augmentation: " + e.getMessage());
         }
-        List<Manipulation> manipulations = run.contains("sensitivity") ? Manipulation.parseModes(modes, noise, noiseSeed) : List.of();
+        List<RewriteRequest> manipulations = run.contains("sensitivity")
+                ? ProbeModes.parse(modes, noise, noiseSeed, DEFAULT_CONTEXT) : List.of();
         List<String> texts = TextDocuments.read(text);
         texts = texts.subList(0, Math.min(prompts, texts.size()));
         if (texts.size() < 2) {
@@ -235,14 +239,14 @@ public final class ProbeCommand implements Callable<Integer> {
                 sensitivity = SensitivityProbe.run(experiment, manipulations, run.contains("importance"),
                         run.contains("sensitivity") ? tol : null, attention, prefers);
             }
-            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.RANDOM)) {
+            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.RANDOM)) {
                 notes.add("random variants are scored one prefix per pass: only a random graph's last position is defined");
             }
-            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.FREEZE)) {
+            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.PAPER)) {
                 notes.add("freeze is measured with the exact all-positions form (FreezePass); optimize --auto writes the "
                         + "deployable form, whose last-position logits are the same");
             }
-            if (manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.FREEZE_SINGLE_INPUT)) {
+            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.SINGLE_INPUT)) {
                 notes.add("freeze-single-input is measured with the all-positions form of --freeze-kv single-input;"
                         + " its deployable form gives the same last-position logits");
             }
@@ -255,7 +259,7 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("prompts", texts.size());
         config.put("max_tokens", maxTokens);
         config.put("tolerance", tol.toString());
-        config.put("modes", manipulations.stream().map(Manipulation::name).toList());
+        config.put("modes", manipulations.stream().map(RewriteRequest::label).toList());
         config.put("noise_seed", noiseSeed);
         config.put("bootstrap_resamples", bootstrap);
         config.put("seed", seed);
@@ -286,7 +290,7 @@ public final class ProbeCommand implements Callable<Integer> {
         return 0;
     }
 
-    static final int DEFAULT_CONTEXT = 1024;
+    static final int DEFAULT_CONTEXT = RewriteRequest.DEFAULT_CONTEXT;
 
     static Set<String> parseExperiments(String list) {
         Set<String> out = new LinkedHashSet<>();

@@ -7,6 +7,7 @@ import org.attnskip.eval.ReportWriter;
 import org.attnskip.eval.SweepReport;
 import org.attnskip.eval.ThresholdSweep;
 import org.attnskip.rewrite.FreezeKv;
+import org.attnskip.rewrite.Mode;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.runtime.Tokenizer;
 import picocli.CommandLine.Command;
@@ -16,7 +17,6 @@ import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -57,15 +57,10 @@ public final class SweepCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        ThresholdSweep.Mode m;
-        try {
-            m = ThresholdSweep.Mode.valueOf(mode.trim().toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new BadInputException("--mode " + mode + ": use drop, freeze or random");
-        }
-        compensation.check(m == ThresholdSweep.Mode.DROP);
+        Mode m = Mode.parse(mode, "--mode");
+        compensation.check(m == Mode.DROP);
         List<String> list = ThresholdSweep.parseThresholds(thresholds);
-        if (freezeKv != null && m != ThresholdSweep.Mode.FREEZE) {
+        if (freezeKv != null && m != Mode.FREEZE) {
             throw new BadInputException("--freeze-kv applies to --mode freeze only");
         }
         FreezeKv flavour = freezeKv == null ? FreezeKv.DEFAULT : FreezeKv.parse(freezeKv);
@@ -78,10 +73,10 @@ public final class SweepCommand implements Callable<Integer> {
             config.put("model", source.described());
             config.put("mode", mode);
             config.put("thresholds", list);
-            if (m == ThresholdSweep.Mode.FREEZE) {
+            if (m == Mode.FREEZE) {
                 config.put("freeze_kv", flavour.label);
             }
-            if (m == ThresholdSweep.Mode.RANDOM) {
+            if (m == Mode.RANDOM) {
                 config.put("noise", noise);
                 config.put("noise_seed", noiseSeed);
                 config.put("random_scoring", "one pass per prefix (only a random graph's last position is defined)");
@@ -93,7 +88,7 @@ public final class SweepCommand implements Callable<Integer> {
             }
             SweepReport report = sweep.run(source.onnx(), list, tokenizer,
                     options.documents(), options.loadTasks(), scratch.path(), config, Main.VERSION);
-            ReportWriter.write(options.report, report, "attnskip sweep (" + m.name().toLowerCase(Locale.ROOT)
+            ReportWriter.write(options.report, report, "attnskip sweep (" + m.label
                             + (compensation.enabled() ? ", compensated linear" : "") + ")",
                     ReportTables.forSweep(report), Charts.forSweep(report));
             if (options.json) {

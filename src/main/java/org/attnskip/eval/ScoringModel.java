@@ -6,6 +6,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
+import org.attnskip.reference.Noise;
 import org.attnskip.reference.NoiseDraw;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.RewriteMetadata;
@@ -31,7 +32,7 @@ public final class ScoringModel {
     private final DecoderSession session;
     private final Map<String, String> rewrite;
     private final String noiseInput;
-    private final RandomNoisePass.NoiseSpec noise;
+    private final Noise noise;
     private final long seed;
     private final int noiseWidth;
     private final boolean lastPositionOnly;
@@ -58,7 +59,7 @@ public final class ScoringModel {
             if (input != null) {
                 long[] shape = ((TensorInfo) inputs.get(input).getInfo()).getShape();
                 noiseWidth = (int) shape[shape.length - 1];
-                noise = RandomNoisePass.NoiseSpec.parse(rewrite.getOrDefault("noise",
+                noise = Noise.parse(rewrite.getOrDefault("noise",
                         input.equals(RandomNoisePass.PERMUTATION_INPUT) ? "shuffle" : "gaussian"));
                 seed = Long.parseLong(rewrite.getOrDefault("seed", "0"));
             } else {
@@ -152,7 +153,7 @@ public final class ScoringModel {
     private OnnxTensor noiseTensor(int length) throws OrtException {
         var env = OrtSessionFactory.environment();
         long[] shape = {1, length, noiseWidth};
-        if (noise.kind() == RandomNoisePass.NoiseSpec.Kind.SHUFFLE) {
+        if (noise instanceof Noise.Shuffle) {
             int[][] rows = NoiseDraw.permutations(seed, length, noiseWidth);
             long[] flat = new long[length * noiseWidth];
             for (int t = 0; t < length; t++) {

@@ -1,18 +1,14 @@
 package org.attnskip.eval;
 
-import org.attnskip.layout.DecoderLayout;
-import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.Graph;
-import org.attnskip.onnx.LoadedModel;
-import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.Noise;
 import org.attnskip.rewrite.ChangeReport;
-import org.attnskip.rewrite.CompensatedDropPass;
-import org.attnskip.rewrite.DropAttentionPass;
+import org.attnskip.rewrite.FreezeForm;
 import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.LayerSelection;
-import org.attnskip.rewrite.RandomNoisePass;
-import org.attnskip.rewrite.RewriteMetadata;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.Rewrite;
+import org.attnskip.rewrite.RewriteRequest;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Tokenizer;
 
@@ -31,8 +27,6 @@ import java.util.Map;
  * each manipulation saves).
  */
 public final class ThresholdSweep {
-    public enum Mode { DROP, FREEZE, RANDOM }
-
     private final Evaluation evaluation;
     private final Mode mode;
     private final String noise;
@@ -99,36 +93,27 @@ public final class ThresholdSweep {
                     : SweepPoint::decodeRatio;
             List<SweepPoint> front = Pareto.frontier(points, cost, SweepPoint::perplexityRatio);
             SweepPoint recommended = Pareto.recommend(front, cost, SweepPoint::perplexityRatio, 1 + perplexityTolerance);
-            return new SweepReport(config, provenance, Evaluation.info(baseline, base), mode.name().toLowerCase(), points, axis,
+            return new SweepReport(config, provenance, Evaluation.info(baseline, base), mode.label, points, axis,
                     front.stream().map(SweepPoint::threshold).toList(),
                     recommended == null ? null : recommended.threshold(), perplexityTolerance);
         }
     }
 
     private ChangeReport rewrite(Path baseline, String threshold, Path out, String toolVersion, boolean deployableFreeze) {
-        LoadedModel loaded = OnnxModelIO.load(baseline);
-        Graph graph = loaded.graph();
-        DecoderLayout layout = LayoutDiscovery.discover(graph);
-        LayerSelection selection = LayerSelection.fromFraction(threshold, layout.numLayers());
-        Map<String, String> extra = Map.of();
-        ChangeReport change = switch (mode) {
+        Rewrite rewrite = Rewrite.load(baseline);
+        LayerSelection selection = LayerSelection.fromFraction(threshold, rewrite.layout().numLayers());
+        RewriteRequest request = switch (mode) {
             case DROP -> {
                 if (compensation == null) {
-                    yield DropAttentionPass.apply(graph, layout, selection, 1024);
+                    yield RewriteRequest.drop(RewriteRequest.DEFAULT_CONTEXT);
                 }
                 DropCompensation.Fitted fitted = compensation.fit(baseline, selection);
-                extra = fitted.metadata();
-                yield CompensatedDropPass.apply(graph, layout, selection, fitted.maps(), 1024);
+                yield RewriteRequest.compensatedDrop(fitted.maps(), fitted.metadata(), RewriteRequest.DEFAULT_CONTEXT);
             }
-            case FREEZE -> freezeKv.apply(graph, layout, selection, !deployableFreeze);
-            case RANDOM -> {
-                RandomNoisePass.NoiseSpec spec = RandomNoisePass.NoiseSpec.parse(noise);
-                extra = Map.of("noise", spec.toString(), "seed", Long.toString(noiseSeed));
-                yield RandomNoisePass.apply(graph, layout, selection, spec);
-            }
+            case FREEZE -> RewriteRequest.freeze(freezeKv, deployableFreeze ? FreezeForm.DEPLOYABLE : FreezeForm.EVALUATION);
+            case RANDOM -> RewriteRequest.random(Noise.parse(noise), noiseSeed);
         };
-        OnnxModelIO.save(loaded, RewriteMetadata.stamp(graph.toModel(), change, toolVersion, extra), out);
-        return change;
+        return rewrite.write(request, selection, out, toolVersion);
     }
 
     private static void delete(Path file) {

@@ -1,6 +1,10 @@
 package org.attnskip.probe;
 
+import org.attnskip.rewrite.FreezeForm;
+import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.LayerSelection;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.RewriteRequest;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -18,23 +22,30 @@ import java.util.Map;
  * @param notes     lines for the change report
  * @param metadata  entries for the model's attnskip.* metadata (recommendation, tolerance, quality)
  */
-public record AutoChoice(Manipulation.Kind mode, LayerSelection selection, SensitivityRow evidence, List<String> notes,
+public record AutoChoice(Mode mode, LayerSelection selection, SensitivityRow evidence, List<String> notes,
                          Map<String, String> metadata) {
 
-    /** Runs the curve of {@code mode} (drop: also single-layer drops and the greedy set) and picks. */
-    public static AutoChoice choose(SensitivityExperiment experiment, Manipulation.Kind mode, QualityTolerance tolerance) {
+    /**
+     * Runs the curve of {@code mode} (drop: also single-layer drops and the greedy set) and picks;
+     * freeze is measured in the evaluation form of {@code flavour}.
+     */
+    public static AutoChoice choose(SensitivityExperiment experiment, Mode mode, FreezeKv flavour, QualityTolerance tolerance) {
         int L = experiment.numLayers();
-        Manipulation m = mode == Manipulation.Kind.DROP ? Manipulation.drop() : new Manipulation(mode, null, 0);
-        SensitivityProbe.Result result = SensitivityProbe.run(experiment, List.of(m), mode == Manipulation.Kind.DROP,
+        RewriteRequest m = switch (mode) {
+            case DROP -> RewriteRequest.drop(experiment.contextLength());
+            case FREEZE -> RewriteRequest.freeze(flavour, FreezeForm.EVALUATION);
+            case RANDOM -> throw new IllegalArgumentException("--auto applies drop or freeze");
+        };
+        SensitivityProbe.Result result = SensitivityProbe.run(experiment, List.of(m), mode == Mode.DROP,
                 tolerance, null, null);
         return pick(mode, result, tolerance, L);
     }
 
     /** The choice from measured results (separate from the measuring, so it can be tested on made-up numbers). */
-    static AutoChoice pick(Manipulation.Kind mode, SensitivityProbe.Result result, QualityTolerance tolerance, int L) {
+    static AutoChoice pick(Mode mode, SensitivityProbe.Result result, QualityTolerance tolerance, int L) {
         Recommendation contiguous = result.recommendations().get(0);
         NonContiguousDrop nc = result.nonContiguous();
-        boolean useList = mode == Manipulation.Kind.DROP && nc != null && nc.evidence() != null
+        boolean useList = mode == Mode.DROP && nc != null && nc.evidence() != null
                 && nc.layers().size() > contiguous.layers().size();
         LayerSelection selection;
         SensitivityRow evidence;

@@ -119,7 +119,7 @@ public final class LinearCalibration {
         }
         if (!fitted.isEmpty()) {
             LayerSelection below = new LayerSelection(null, -1, Collections.unmodifiableSortedSet(new TreeSet<>(fitted.keySet())));
-            CompensatedDropPass.apply(g, layout, below, fitted, 0);
+            new CompensatedDropPass(fitted, 0).apply(g, layout, below);
         }
         OnnxModelIO.save(loaded, g.toModel(), out);
     }

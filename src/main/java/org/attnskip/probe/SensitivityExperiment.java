@@ -7,6 +7,9 @@ import org.attnskip.eval.ScoringModel;
 import org.attnskip.eval.TextQuality;
 import org.attnskip.rewrite.ChangeReport;
 import org.attnskip.rewrite.LayerSelection;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.Rewrite;
+import org.attnskip.rewrite.RewriteRequest;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.OrtSessionFactory;
 import org.attnskip.runtime.Tokenizer;
@@ -59,14 +62,19 @@ public final class SensitivityExperiment implements AutoCloseable {
         return quiet;
     }
 
+    /** The context at which drop's attention FLOPs saved are reported. */
+    public int contextLength() {
+        return contextLength;
+    }
+
     public int numLayers() {
         return numLayers;
     }
 
     /** One row per k = 0..L (k = L changes nothing). */
-    public List<SensitivityRow> curve(Manipulation m) {
+    public List<SensitivityRow> curve(RewriteRequest m) {
         List<SensitivityRow> rows = new ArrayList<>();
-        try (Progress progress = Progress.start("sensitivity " + m.name(), numLayers + 1, quiet)) {
+        try (Progress progress = Progress.start("sensitivity " + m.label(), numLayers + 1, quiet)) {
             for (int k = 0; k <= numLayers; k++) {
                 rows.add(measure(m, LayerSelection.fromLayer(k, numLayers)));
                 progress.step();
@@ -80,7 +88,7 @@ public final class SensitivityExperiment implements AutoCloseable {
         List<SensitivityRow> rows = new ArrayList<>();
         try (Progress progress = Progress.start("single-layer drop", numLayers, quiet)) {
             for (int i = 0; i < numLayers; i++) {
-                rows.add(measure(Manipulation.drop(), LayerSelection.fromList(Integer.toString(i), numLayers)));
+                rows.add(measure(RewriteRequest.drop(contextLength), LayerSelection.fromList(Integer.toString(i), numLayers)));
                 progress.step();
             }
         }
@@ -90,23 +98,23 @@ public final class SensitivityExperiment implements AutoCloseable {
     /** Drop exactly these layers' attention. */
     public SensitivityRow dropLayers(List<Integer> layers) {
         if (layers.isEmpty()) {
-            return measure(Manipulation.drop(), LayerSelection.fromLayer(numLayers, numLayers));
+            return measure(RewriteRequest.drop(contextLength), LayerSelection.fromLayer(numLayers, numLayers));
         }
         String list = String.join(",", layers.stream().map(String::valueOf).toList());
-        return measure(Manipulation.drop(), LayerSelection.fromList(list, numLayers));
+        return measure(RewriteRequest.drop(contextLength), LayerSelection.fromList(list, numLayers));
     }
 
-    public SensitivityRow measure(Manipulation m, LayerSelection selection) {
+    public SensitivityRow measure(RewriteRequest m, LayerSelection selection) {
         Path file = scratch.resolve("probe-variant-" + (variants++) + ".onnx");
         try {
-            ChangeReport change = m.write(baseline, selection, file, contextLength, toolVersion);
+            ChangeReport change = Rewrite.file(baseline, m, layers -> selection, file, toolVersion);
             TextQuality quality;
             try (DecoderSession v = DecoderSession.open(file, session)) {
-                quality = evaluator.text(base, new ScoringModel(v), documents, m.name());
+                quality = evaluator.text(base, new ScoringModel(v), documents, m.label());
             }
             int k = selection.firstLayer();
-            double prefill = m.isFreeze() && k >= 0 ? (double) (numLayers - k) / numLayers : 0;
-            return new SensitivityRow(m.name(), k, change.layers(), change.firstChangedLayer(), quality,
+            double prefill = m.mode() == Mode.FREEZE && k >= 0 ? (double) (numLayers - k) / numLayers : 0;
+            return new SensitivityRow(m.label(), k, change.layers(), change.firstChangedLayer(), quality,
                     change.contextLength(), change.attentionFlopsSavedPerToken(), change.kvBytesPerTokenBefore(),
                     change.kvBytesPerTokenAfter(), prefill);
         } finally {

@@ -1,6 +1,8 @@
 package org.attnskip.probe;
 
 import org.attnskip.eval.Progress;
+import org.attnskip.rewrite.Mode;
+import org.attnskip.rewrite.RewriteRequest;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,12 +30,12 @@ public final class SensitivityProbe {
      * @param attentionInfluence per layer 1 - cos of the attention sub-block, or null
      * @param switchPrefersInjected per layer, or null
      */
-    public static Result run(SensitivityExperiment experiment, List<Manipulation> modes, boolean measureSingleDrops,
+    public static Result run(SensitivityExperiment experiment, List<RewriteRequest> modes, boolean measureSingleDrops,
                              QualityTolerance tolerance, List<Double> attentionInfluence, List<Double> switchPrefersInjected) {
         int L = experiment.numLayers();
         Map<String, List<SensitivityRow>> curves = new LinkedHashMap<>();
-        for (Manipulation m : modes) {
-            curves.put(m.name(), experiment.curve(m));
+        for (RewriteRequest m : modes) {
+            curves.put(m.label(), experiment.curve(m));
         }
         List<SensitivityRow> singles = measureSingleDrops ? experiment.singleLayerDrops() : List.of();
         List<Recommendation> recommendations = new ArrayList<>();
@@ -42,7 +44,7 @@ public final class SensitivityProbe {
             List<Double> singleKl = singles.isEmpty() ? null : singles.stream().map(SensitivityRow::kl).toList();
             var evidence = new Recommender.Evidence(attentionInfluence, singleKl, switchPrefersInjected);
             curves.values().forEach(c -> recommendations.add(Recommender.recommend(c, tolerance, L, evidence)));
-            boolean hasDrop = modes.stream().anyMatch(m -> m.kind() == Manipulation.Kind.DROP);
+            boolean hasDrop = modes.stream().anyMatch(m -> m.mode() == Mode.DROP);
             List<Double> ranking = singleKl != null ? singleKl : usable(attentionInfluence) ? attentionInfluence : null;
             if (hasDrop && ranking != null) {
                 try (Progress progress = Progress.start("non-contiguous drop", L, experiment.quiet())) {

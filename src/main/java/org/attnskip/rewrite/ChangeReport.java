@@ -1,5 +1,6 @@
 package org.attnskip.rewrite;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -11,7 +12,7 @@ import java.util.List;
  * @param attentionFlopsSavedPerToken multiply-adds x2 saved per generated token at {@code contextLength}
  */
 public record ChangeReport(
-        String mode,
+        Mode mode,
         String threshold,
         List<Integer> layers,
         int firstChangedLayer,
@@ -25,4 +26,16 @@ public record ChangeReport(
         List<String> inputsRemoved,
         List<String> outputsRemoved,
         List<String> notes) {
+
+    /** The same report with these lines after its notes. */
+    public ChangeReport withMoreNotes(List<String> more) {
+        if (more.isEmpty()) {
+            return this;
+        }
+        List<String> all = new ArrayList<>(notes);
+        all.addAll(more);
+        return new ChangeReport(mode, threshold, layers, firstChangedLayer, nodesRemoved, nodesAdded, paramsRemoved,
+                contextLength, attentionFlopsSavedPerToken, kvBytesPerTokenBefore, kvBytesPerTokenAfter, inputsRemoved,
+                outputsRemoved, List.copyOf(all));
+    }
 }

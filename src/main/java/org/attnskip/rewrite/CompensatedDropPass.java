@@ -21,12 +21,18 @@ import java.util.Map;
  * For a fused Skip*Norm the norm output is its normalised output and the map takes the attention
  * branch's input slot, so the fused add stays.
  */
-public final class CompensatedDropPass {
-    private CompensatedDropPass() {
+public final class CompensatedDropPass implements RewritePass {
+    private final Map<Integer, AffineMap> maps;
+    private final int contextLength;
+
+    /** @param maps the fitted map of each layer the selection drops */
+    public CompensatedDropPass(Map<Integer, AffineMap> maps, int contextLength) {
+        this.maps = maps;
+        this.contextLength = contextLength;
     }
 
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, Map<Integer, AffineMap> maps,
-                                     int contextLength) {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         if (!maps.keySet().equals(selection.layers())) {
             throw new IllegalArgumentException("maps for layers " + new java.util.TreeSet<>(maps.keySet())
                     + " but layers " + selection.layers() + " selected");
@@ -57,7 +63,7 @@ public final class CompensatedDropPass {
             nodesAdded++;
             paramsAdded += map.parameters();
         }
-        ChangeReport drop = DropAttentionPass.apply(g, layout, selection, contextLength, substitutes);
+        ChangeReport drop = DropAttentionPass.drop(g, layout, selection, contextLength, substitutes);
         List<String> notes = new ArrayList<>(drop.notes());
         AffineMap any = maps.isEmpty() ? null : maps.values().iterator().next();
         notes.add(String.format("compensate linear: %,d parameters added (%s per layer: %s)", paramsAdded,

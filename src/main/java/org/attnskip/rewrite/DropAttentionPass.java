@@ -21,20 +21,25 @@ import java.util.Map;
  * the graph. Works on any layout: the stream is rewired at the residual add and everything that
  * only fed it dies in cleanup.
  */
-public final class DropAttentionPass {
-    private DropAttentionPass() {
+public final class DropAttentionPass implements RewritePass {
+    private final int contextLength;
+
+    /** @param contextLength the context at which the attention FLOPs saved are reported */
+    public DropAttentionPass(int contextLength) {
+        this.contextLength = contextLength;
     }
 
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength) {
-        return apply(g, layout, selection, contextLength, Map.of());
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
+        return drop(g, layout, selection, contextLength, Map.of());
     }
 
     /**
      * As above, but where {@code substitutes} names a value for a layer, that value takes the
      * attention branch's place at the layer's residual add instead of nothing (calibrated drop).
      */
-    static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength,
-                              Map<Integer, String> substitutes) {
+    static ChangeReport drop(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength,
+                             Map<Integer, String> substitutes) {
         int nodesBefore = g.nodes().size();
         Map<String, TensorProto> initializersBefore = new HashMap<>(g.initializers());
         List<String> notes = new ArrayList<>();
@@ -93,7 +98,7 @@ public final class DropAttentionPass {
         if (flops == 0 && !selection.isEmpty()) {
             notes.add("attention FLOPs not computed: head sizes unknown");
         }
-        return new ChangeReport("drop", selection.threshold(), List.copyOf(selection.layers()),
+        return new ChangeReport(Mode.DROP, selection.threshold(), List.copyOf(selection.layers()),
                 selection.isEmpty() ? -1 : selection.layers().first(), removed, added, paramsRemoved, contextLength,
                 flops, layout.kvBytesPerToken(), kvAfter, removedInputs, removedOutputs, notes);
     }

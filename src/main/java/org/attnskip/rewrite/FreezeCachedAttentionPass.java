@@ -30,8 +30,11 @@ import java.util.Set;
  * entries of the earlier prompt positions, the last row of the attention bias, and as new K/V the
  * last position's own (paper: normal; single-input: from h_k).
  */
-final class FreezeCachedAttentionPass {
-    private FreezeCachedAttentionPass() {
+final class FreezeCachedAttentionPass implements RewritePass {
+    private final FreezeKv flavour;
+
+    FreezeCachedAttentionPass(FreezeKv flavour) {
+        this.flavour = flavour;
     }
 
     private static final int KEY = 1;
@@ -49,7 +52,8 @@ final class FreezeCachedAttentionPass {
         return k < layout.numLayers();
     }
 
-    static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, FreezeKv flavour) {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
         int L = layout.numLayers();
         if (layout.inputIds() == null || layout.positionIds() == null) {

@@ -37,8 +37,13 @@ public enum FreezeKv {
         throw new BadInputException("--freeze-kv " + text + ": expected paper or single-input");
     }
 
+    /** The pass that freezes with this flavour in the given form. */
+    public RewritePass pass(FreezeForm form) {
+        return (g, layout, selection) -> freeze(g, layout, selection, form == FreezeForm.EVALUATION);
+    }
+
     /** Rewrites g; {@code allPositions} selects the evaluation form, otherwise the deployable one. */
-    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
+    private ChangeReport freeze(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
         if (GqaFreezePass.handles(layout, k)) {
             return GqaFreezePass.apply(g, layout, selection, this, allPositions);
@@ -56,11 +61,12 @@ public enum FreezeKv {
             }
         }
         if (!allPositions && FreezeCachedAttentionPass.handles(layout, k)) {
-            return FreezeCachedAttentionPass.apply(g, layout, selection, this);
+            return new FreezeCachedAttentionPass(this).apply(g, layout, selection);
         }
         return switch (this) {
-            case PAPER -> allPositions ? FreezePass.apply(g, layout, selection) : FreezePrefillPass.apply(g, layout, selection);
-            case SINGLE_INPUT -> SingleInputFreezePass.apply(g, layout, selection, !allPositions);
+            case PAPER -> (allPositions ? new FreezePass() : new FreezePrefillPass()).apply(g, layout, selection);
+            case SINGLE_INPUT -> new SingleInputFreezePass(allPositions ? FreezeForm.EVALUATION : FreezeForm.DEPLOYABLE)
+                    .apply(g, layout, selection);
         };
     }
 

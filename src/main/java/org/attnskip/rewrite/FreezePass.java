@@ -25,11 +25,9 @@ import java.util.Set;
  * from the frozen K, and likewise for V. This needs the scores and probabilities, so it works on
  * unfused attention only; a fused attention op gets a clear refusal.
  */
-public final class FreezePass {
-    private FreezePass() {
-    }
-
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
+public final class FreezePass implements RewritePass {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
         if (k < 0) {
             throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
@@ -51,7 +49,7 @@ public final class FreezePass {
         int removed = nodesBefore + added - g.nodes().size();
         List<String> notes = List.of("exact for every position: own-token K/V normal, earlier tokens' K/V from layer "
                 + k + "'s input; costs one extra scores MatMul per frozen layer (prefill slicing not applied)");
-        return new ChangeReport("freeze", selection.threshold(), List.copyOf(selection.layers()),
+        return new ChangeReport(Mode.FREEZE, selection.threshold(), List.copyOf(selection.layers()),
                 k + 1 < L ? k + 1 : -1, removed, added, 0, 0, 0,
                 layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), notes);
     }

@@ -29,14 +29,12 @@ import java.util.Set;
  * positions, and its attention reads the past, the frozen entries of the earlier prompt tokens and
  * its own normal entry.
  */
-public final class FreezePrefillPass {
-    private FreezePrefillPass() {
-    }
-
+public final class FreezePrefillPass implements RewritePass {
     private record CacheWrite(String present, String past, String fresh, long axis) {
     }
 
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
         int L = layout.numLayers();
         if (k < 0) {
@@ -94,7 +92,7 @@ public final class FreezePrefillPass {
 
     static ChangeReport report(LayerSelection s, int k, int L, int removed, int added, DecoderLayout layout,
                                        List<String> notes) {
-        return new ChangeReport("freeze", s.threshold(), List.copyOf(s.layers()), k + 1 < L ? k + 1 : -1, removed, added,
+        return new ChangeReport(Mode.FREEZE, s.threshold(), List.copyOf(s.layers()), k + 1 < L ? k + 1 : -1, removed, added,
                 0, 0, 0, layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), notes);
     }
 

@@ -11,6 +11,7 @@ import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
+import org.attnskip.reference.Noise;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -28,43 +29,18 @@ import java.util.List;
  * With a KV cache only the positions of the current call are corrupted: cached positions were
  * computed before, so the manipulation is defined for a full-sequence pass with an empty past.
  */
-public final class RandomNoisePass {
+public final class RandomNoisePass implements RewritePass {
     public static final String NOISE_INPUT = "attnskip_noise";
     public static final String PERMUTATION_INPUT = "attnskip_permutation";
 
-    /** How the previous tokens' vectors are replaced; {@code degrees} only for ANGLE. */
-    public record NoiseSpec(Kind kind, double degrees) {
-        public enum Kind { GAUSSIAN, ANGLE, SHUFFLE }
+    private final Noise noise;
 
-        /** gaussian | angle:DEGREES | shuffle */
-        public static NoiseSpec parse(String text) {
-            String t = text.trim().toLowerCase();
-            if (t.equals("gaussian")) {
-                return new NoiseSpec(Kind.GAUSSIAN, 0);
-            }
-            if (t.equals("shuffle")) {
-                return new NoiseSpec(Kind.SHUFFLE, 0);
-            }
-            if (t.startsWith("angle:")) {
-                try {
-                    return new NoiseSpec(Kind.ANGLE, Double.parseDouble(t.substring(6)));
-                } catch (NumberFormatException e) {
-                    throw new BadInputException("--noise " + text + ": the angle must be a number of degrees");
-                }
-            }
-            throw new BadInputException("--noise " + text + ": expected gaussian, angle:DEGREES or shuffle");
-        }
-
-        @Override
-        public String toString() {
-            return kind == Kind.ANGLE ? "angle:" + degrees : kind.name().toLowerCase();
-        }
+    public RandomNoisePass(Noise noise) {
+        this.noise = noise;
     }
 
-    private RandomNoisePass() {
-    }
-
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, NoiseSpec noise) {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
         if (k < 0) {
             throw new BadInputException("random takes a threshold or --from-layer, not a list of layers");
@@ -73,17 +49,17 @@ public final class RandomNoisePass {
         List<String> notes = new ArrayList<>();
         if (k < layout.numLayers()) {
             corrupt(g, layout, layout.layer(k), noise);
-            notes.add("feed input '" + (noise.kind() == NoiseSpec.Kind.SHUFFLE ? PERMUTATION_INPUT : NOISE_INPUT)
+            notes.add("feed input '" + (noise instanceof Noise.Shuffle ? PERMUTATION_INPUT : NOISE_INPUT)
                     + "' from NoiseDraw with the run's seed; defined for a full-sequence pass with an empty past");
         }
         g.toposort();
         int added = g.nodes().size() - nodesBefore;
-        return new ChangeReport("random", selection.threshold(), List.copyOf(selection.layers()),
+        return new ChangeReport(Mode.RANDOM, selection.threshold(), List.copyOf(selection.layers()),
                 k < layout.numLayers() ? k : -1, 0, added, 0, 0, 0,
                 layout.kvBytesPerToken(), layout.kvBytesPerToken(), List.of(), List.of(), notes);
     }
 
-    private static void corrupt(Graph g, DecoderLayout layout, LayerLayout layer, NoiseSpec noise) {
+    private static void corrupt(Graph g, DecoderLayout layout, LayerLayout layer, Noise noise) {
         String h = layer.residualIn();
         AttentionBlock attn = layer.attention();
         List<NodeProto> readers = new ArrayList<>(g.consumers(h));
@@ -91,26 +67,23 @@ public final class RandomNoisePass {
         int streamType = streamType(g, layout);
         NodeEmitter e = new NodeEmitter(g, "/attnskip/random/layers." + layer.index());
 
-        String replaced = switch (noise.kind()) {
-            case GAUSSIAN -> {
-                String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
-                yield e.op("Mul", n, e.op("Div", norm(e, h), norm(e, n)));
-            }
-            case ANGLE -> {
-                String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
-                String along = e.op("Div", e.reduceSumLastKeep(e.op("Mul", n, h)), e.reduceSumLastKeep(e.op("Mul", h, h)));
-                String u = e.op("Sub", n, e.op("Mul", along, h));
-                double rad = Math.toRadians(noise.degrees());
-                String cos = scalar(g, e, "cos", (float) Math.cos(rad), streamType);
-                String sin = scalar(g, e, "sin", (float) Math.sin(rad), streamType);
-                String scaleU = e.op("Div", e.op("Mul", sin, norm(e, h)), norm(e, u));
-                yield e.op("Add", e.op("Mul", cos, h), e.op("Mul", scaleU, u));
-            }
-            case SHUFFLE -> {
-                String p = addInput(g, PERMUTATION_INPUT, TensorProto.DataType.INT64_VALUE, layout.hiddenSize());
-                yield e.op("GatherElements", new ai.onnx.proto.OnnxMl.AttributeProto[] {Attributes.intAttr("axis", -1)}, h, p);
-            }
-        };
+        String replaced;
+        if (noise instanceof Noise.Shuffle) {
+            String p = addInput(g, PERMUTATION_INPUT, TensorProto.DataType.INT64_VALUE, layout.hiddenSize());
+            replaced = e.op("GatherElements", new ai.onnx.proto.OnnxMl.AttributeProto[] {Attributes.intAttr("axis", -1)}, h, p);
+        } else if (noise instanceof Noise.Angle angle) {
+            String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
+            String along = e.op("Div", e.reduceSumLastKeep(e.op("Mul", n, h)), e.reduceSumLastKeep(e.op("Mul", h, h)));
+            String u = e.op("Sub", n, e.op("Mul", along, h));
+            double rad = Math.toRadians(angle.degrees());
+            String cos = scalar(g, e, "cos", (float) Math.cos(rad), streamType);
+            String sin = scalar(g, e, "sin", (float) Math.sin(rad), streamType);
+            String scaleU = e.op("Div", e.op("Mul", sin, norm(e, h)), norm(e, u));
+            replaced = e.op("Add", e.op("Mul", cos, h), e.op("Mul", scaleU, u));
+        } else { // gaussian
+            String n = addInput(g, NOISE_INPUT, streamType, layout.hiddenSize());
+            replaced = e.op("Mul", n, e.op("Div", norm(e, h), norm(e, n)));
+        }
         // the last position keeps its own vector
         String positions = e.dim(h, 1);
         String last = e.op("Sub", positions, e.int64Scalar("one", 1));

@@ -22,7 +22,7 @@ public final class RewriteMetadata {
     /** With extra entries such as the random pass's noise kind and seed. */
     public static ModelProto stamp(ModelProto model, ChangeReport report, String toolVersion, Map<String, String> extra) {
         Map<String, String> props = new LinkedHashMap<>();
-        props.put(PREFIX + "mode", report.mode());
+        props.put(PREFIX + "mode", report.mode().label);
         props.put(PREFIX + "threshold", report.threshold() == null ? "" : report.threshold());
         props.put(PREFIX + "layers", report.layers().stream().map(String::valueOf).collect(Collectors.joining(",")));
         props.put(PREFIX + "first_changed_layer", String.valueOf(report.firstChangedLayer()));

@@ -21,15 +21,16 @@ import java.util.Set;
  * The deployable form also runs layers k..L-1 and the head for the last position only: the
  * earlier positions need nothing from those layers but their K/V, which h_k already gives.
  */
-public final class SingleInputFreezePass {
-    private SingleInputFreezePass() {
+public final class SingleInputFreezePass implements RewritePass {
+    private final boolean lastPositionOnly;
+
+    /** @param form deployable: logits [batch, 1, vocab]; evaluation: every position scored */
+    public SingleInputFreezePass(FreezeForm form) {
+        this.lastPositionOnly = form == FreezeForm.DEPLOYABLE;
     }
 
-    /**
-     * @param lastPositionOnly true for the deployable graph (logits [batch, 1, vocab]), false for the
-     *                         form that scores every position
-     */
-    public static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, boolean lastPositionOnly) {
+    @Override
+    public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
         int L = layout.numLayers();
         if (k < 0) {

@@ -59,9 +59,9 @@ class ScoringModelFreezeTest {
         var layout = LayoutDiscovery.discover(g);
         LayerSelection s = LayerSelection.fromLayer(2, layout.numLayers());
         if (deployable) {
-            FreezePrefillPass.apply(g, layout, s);
+            new FreezePrefillPass().apply(g, layout, s);
         } else {
-            FreezePass.apply(g, layout, s);
+            new FreezePass().apply(g, layout, s);
         }
         OnnxModelIO.save(m, g.toModel(), out);
         return out;

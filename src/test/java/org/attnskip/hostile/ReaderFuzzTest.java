@@ -13,6 +13,8 @@ import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.Noise;
+import org.attnskip.rewrite.FreezeForm;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezePass;
 import org.attnskip.rewrite.FreezePrefillPass;
@@ -121,12 +123,12 @@ class ReaderFuzzTest {
         OnnxModelIO.inlineExternalData(loaded.proto(), loaded.baseDir());
         DecoderLayout layout = LayoutDiscovery.discover(loaded.graph());
         LayerSelection half = LayerSelection.fromFraction("0.5", layout.numLayers());
-        FreezePass.apply(loaded.graph(), layout, half);
-        FreezePrefillPass.apply(loaded.graph(), layout, half);
-        SingleInputFreezePass.apply(loaded.graph(), layout, half, true);
-        RandomNoisePass.apply(loaded.graph(), layout, half, RandomNoisePass.NoiseSpec.parse("gaussian"));
+        new FreezePass().apply(loaded.graph(), layout, half);
+        new FreezePrefillPass().apply(loaded.graph(), layout, half);
+        new SingleInputFreezePass(FreezeForm.DEPLOYABLE).apply(loaded.graph(), layout, half);
+        new RandomNoisePass(Noise.parse("gaussian")).apply(loaded.graph(), layout, half);
         var g = loaded.graph();
-        DropAttentionPass.apply(g, layout, half, 32);
+        new DropAttentionPass(32).apply(g, layout, half);
         OnnxModelIO.save(loaded, g.toModel(), dir.resolve("out.onnx"));
     }
 

@@ -3,6 +3,7 @@ package org.attnskip.probe;
 import org.attnskip.eval.Estimate;
 import org.attnskip.eval.TextQuality;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.rewrite.Mode;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -119,14 +120,14 @@ class RecommenderTest {
         Recommendation contiguous = Recommender.recommend(curve, t, 5, null);
         SensitivityRow pair = row("drop", -1, 0.91, 0, 1);
         NonContiguousDrop two = new NonContiguousDrop(t.toString(), "made up", List.of(2, 4), List.of(), List.of(2, 4), pair);
-        AutoChoice c = AutoChoice.pick(Manipulation.Kind.DROP,
+        AutoChoice c = AutoChoice.pick(Mode.DROP,
                 new SensitivityProbe.Result(java.util.Map.of("drop", curve), List.of(), List.of(contiguous), two), t, 5);
         assertEquals(Set.of(2, 4), Set.copyOf(c.selection().layers()));
         assertEquals(-1, c.selection().firstLayer());
         assertEquals("2,4", c.metadata().get("auto_layers"));
         assertEquals("0.91", c.metadata().get("auto_top1_agreement"));
         NonContiguousDrop one = new NonContiguousDrop(t.toString(), "made up", List.of(4), List.of(), List.of(4), pair);
-        AutoChoice k4 = AutoChoice.pick(Manipulation.Kind.DROP,
+        AutoChoice k4 = AutoChoice.pick(Mode.DROP,
                 new SensitivityProbe.Result(java.util.Map.of("drop", curve), List.of(), List.of(contiguous), one), t, 5);
         assertEquals(4, k4.selection().firstLayer());
         assertEquals("0.93", k4.metadata().get("auto_top1_agreement"));

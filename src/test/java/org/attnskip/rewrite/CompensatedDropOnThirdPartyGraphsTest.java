@@ -38,14 +38,14 @@ class CompensatedDropOnThirdPartyGraphsTest {
     void zeroMapsArePlainDropAndOthersAreWiredIn(String relative, String threshold, double tolerance) throws Exception {
         Path source = Fixtures.model(relative);
         Path plain = rewrite(source, "plain.onnx", (g, layout) ->
-                DropAttentionPass.apply(g, layout, LayerSelection.fromFraction(threshold, layout.numLayers()), 128));
+                new DropAttentionPass(128).apply(g, layout, LayerSelection.fromFraction(threshold, layout.numLayers())));
         Path zero = rewrite(source, "zero.onnx", (g, layout) -> {
             LayerSelection s = LayerSelection.fromFraction(threshold, layout.numLayers());
-            CompensatedDropPass.apply(g, layout, s, maps(s, layout.hiddenSize(), 0), 128);
+            new CompensatedDropPass(maps(s, layout.hiddenSize(), 0), 128).apply(g, layout, s);
         });
         Path mapped = rewrite(source, "mapped.onnx", (g, layout) -> {
             LayerSelection s = LayerSelection.fromFraction(threshold, layout.numLayers());
-            CompensatedDropPass.apply(g, layout, s, maps(s, layout.hiddenSize(), 0.2), 128);
+            new CompensatedDropPass(maps(s, layout.hiddenSize(), 0.2), 128).apply(g, layout, s);
         });
         DecoderLayout plainLayout = LayoutDiscovery.discover(OnnxModelIO.load(plain).graph());
         DecoderLayout zeroLayout = LayoutDiscovery.discover(OnnxModelIO.load(zero).graph());

@@ -12,6 +12,7 @@ import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Graph;
+import org.attnskip.onnx.GraphCheck;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.reference.AffineMap;
 import org.attnskip.reference.Manipulation;
@@ -95,9 +96,9 @@ class RewriteMatchesReferenceTest {
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
             float[][] expected = ref.logitsAllPositions(tokens, new Manipulation.SingleInputFreeze(k));
             LayerSelection s = LayerSelection.fromLayer(k, L);
-            compare(name + " single-input k=" + k, rewrite(base, (g, l) -> SingleInputFreezePass.apply(g, l, s, false)),
+            compare(name + " single-input k=" + k, rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.EVALUATION).apply(g, l, s)),
                     expected, tokens);
-            Path sliced = rewrite(base, (g, l) -> SingleInputFreezePass.apply(g, l, s, true));
+            Path sliced = rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.DEPLOYABLE).apply(g, l, s));
             if (k < L) {
                 compareLastPosition(name + " single-input-prefill k=" + k, sliced, expected, tokens);
             } else {
@@ -128,14 +129,14 @@ class RewriteMatchesReferenceTest {
             LayerSelection s = LayerSelection.fromLayer(k, L);
             float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
                     : new Manipulation.SingleInputFreeze(k));
-            Path deployable = rewrite(base, (g, l) -> kv.apply(g, l, s, false));
+            Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
             if (k < L) {
                 compareLastPosition("mha " + flavour + " k=" + k, deployable, expected, tokens);
             } else {
                 compare("mha " + flavour + " k=" + k, deployable, expected, tokens);
             }
             if (kv == FreezeKv.SINGLE_INPUT) {
-                compare("mha single-input-all k=" + k, rewrite(base, (g, l) -> kv.apply(g, l, s, true)), expected, tokens);
+                compare("mha single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
             }
         }
         // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
@@ -173,15 +174,15 @@ class RewriteMatchesReferenceTest {
 
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
             Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
-            compare(name + " drop k=" + k, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromLayer(k, L), 128)),
+            compare(name + " drop k=" + k, rewrite(base, (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromLayer(k, L))),
                     ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
             if (flavour == GraphFlavour.FUSED) {
                 continue;
             }
             float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
-            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> FreezePass.apply(g, l, LayerSelection.fromLayer(k, L))),
+            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> new FreezePass().apply(g, l, LayerSelection.fromLayer(k, L))),
                     frozen, tokens);
-            Path sliced = rewrite(base, (g, l) -> FreezePrefillPass.apply(g, l, LayerSelection.fromLayer(k, L)));
+            Path sliced = rewrite(base, (g, l) -> new FreezePrefillPass().apply(g, l, LayerSelection.fromLayer(k, L)));
             if (k < L) {
                 compareLastPosition(name + " freeze-prefill k=" + k, sliced, frozen, tokens);
             } else {
@@ -192,24 +193,23 @@ class RewriteMatchesReferenceTest {
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1))) {
             LayerSelection selection = LayerSelection.fromLayer(k, L);
             Map<Integer, AffineMap> maps = randomMaps(selection.layers(), w.config.dim(), 0, k);
-            compare(name + " compensated k=" + k, rewrite(base, (g, l) -> CompensatedDropPass.apply(g, l, selection, maps, 128)),
+            compare(name + " compensated k=" + k, rewrite(base, (g, l) -> new CompensatedDropPass(maps, 128).apply(g, l, selection)),
                     ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(maps)), tokens);
         }
         LayerSelection someLayers = LayerSelection.fromList("0," + (L - 2), L);
         Map<Integer, AffineMap> lowRank = randomMaps(someLayers.layers(), w.config.dim(), 3, 99);
         compare(name + " compensated-rank3 0," + (L - 2),
-                rewrite(base, (g, l) -> CompensatedDropPass.apply(g, l, someLayers, lowRank, 128)),
+                rewrite(base, (g, l) -> new CompensatedDropPass(lowRank, 128).apply(g, l, someLayers)),
                 ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(lowRank)), tokens);
         // a non-contiguous set, as --drop-attn-layers and the probe's recommendation produce
         String list = "1," + (L - 2);
-        compare(name + " drop-list " + list, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromList(list, L), 128)),
+        compare(name + " drop-list " + list, rewrite(base, (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromList(list, L))),
                 ref.logitsAllPositions(tokens, new Manipulation.Drop(Set.of(1, L - 2))), tokens);
         int k = L / 2;
         long seed = 7;
         Map<String, Noise> noises = Map.of("gaussian", Noise.GAUSSIAN, "angle:30", Noise.angle(30), "shuffle", Noise.SHUFFLE);
         for (var e : noises.entrySet()) {
-            Path graph = rewrite(base, (g, l) -> RandomNoisePass.apply(g, l, LayerSelection.fromLayer(k, L),
-                    RandomNoisePass.NoiseSpec.parse(e.getKey())));
+            Path graph = rewrite(base, (g, l) -> new RandomNoisePass(Noise.parse(e.getKey())).apply(g, l, LayerSelection.fromLayer(k, L)));
             float[] expected = ref.logitsAllPositions(tokens, new Manipulation.Random(k, e.getValue(), seed))[SEQ - 1];
             float[] actual = lastLogitsWithNoise(graph, tokens, w.config.dim(), e.getValue(), seed);
             assertClose(name + " random " + e.getKey(), expected, actual);
@@ -221,7 +221,9 @@ class RewriteMatchesReferenceTest {
         Graph g = loaded.graph();
         pass.apply(g, LayoutDiscovery.discover(g));
         Path out = tmp.resolve("rewritten-" + System.nanoTime() + ".onnx");
-        OnnxModelIO.save(loaded, g.toModel(), out);
+        var model = g.toModel();
+        GraphCheck.requireWellFormed(model.getGraph(), loaded.proto().getGraph(), "the rewritten graph"); // what Rewrite checks before it saves
+        OnnxModelIO.save(loaded, model, out);
         return out;
     }
 

@@ -1,0 +1,86 @@
+package org.attnskip.onnx;
+
+import ai.onnx.proto.OnnxMl.GraphProto;
+import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.TensorProto;
+import ai.onnx.proto.OnnxMl.ValueInfoProto;
+
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * The structural part of ONNX's graph checker, run on a rewritten graph before it is written:
+ * every value a node reads (its subgraphs' outer values included) is a graph input, an
+ * initializer or a node's output; every graph output is produced; no value is produced twice
+ * (unless the original model already did so: some exporters emit duplicate Constants, which
+ * ONNX Runtime accepts). Node order is not checked: ONNX Runtime sorts the graph itself.
+ * Cheaper than opening an ONNX Runtime session (no weights are touched, so it costs nothing on a
+ * model of many gigabytes) and it names the first broken value. Operator schemas and types are
+ * left to ONNX Runtime when the model is opened.
+ */
+public final class GraphCheck {
+    private GraphCheck() {
+    }
+
+    /**
+     * Throws {@link InvalidGraphException} naming the first problem of {@code rewritten} that
+     * {@code original} does not share; {@code what} says whose graph it is.
+     */
+    public static void requireWellFormed(GraphProto rewritten, GraphProto original, String what) {
+        String problem = problem(rewritten, producedTwice(original));
+        if (problem != null) {
+            throw new InvalidGraphException(what + " is not a valid graph, nothing written: " + problem);
+        }
+    }
+
+    /** The first structural problem of the graph, or null when there is none. */
+    public static String problem(GraphProto g) {
+        return problem(g, Set.of());
+    }
+
+    private static String problem(GraphProto g, Set<String> knownDuplicates) {
+        Set<String> available = new HashSet<>();
+        for (ValueInfoProto in : g.getInputList()) {
+            available.add(in.getName());
+        }
+        for (TensorProto t : g.getInitializerList()) {
+            available.add(t.getName());
+        }
+        Set<String> produced = new HashSet<>();
+        for (NodeProto n : g.getNodeList()) {
+            for (String out : n.getOutputList()) {
+                if (!out.isEmpty() && !produced.add(out) && !knownDuplicates.contains(out)) {
+                    return "value '" + out + "' is produced twice (again by node '" + n.getName() + "')";
+                }
+            }
+        }
+        available.addAll(produced);
+        for (NodeProto n : g.getNodeList()) {
+            for (String in : Graph.allInputs(n)) {
+                if (!available.contains(in)) {
+                    return "node '" + n.getName() + "' (" + n.getOpType() + ") reads '" + in
+                            + "', which no node, initializer or graph input provides";
+                }
+            }
+        }
+        for (ValueInfoProto out : g.getOutputList()) {
+            if (!available.contains(out.getName())) {
+                return "graph output '" + out.getName() + "' is not produced";
+            }
+        }
+        return null;
+    }
+
+    private static Set<String> producedTwice(GraphProto g) {
+        Set<String> seen = new HashSet<>();
+        Set<String> twice = new HashSet<>();
+        for (NodeProto n : g.getNodeList()) {
+            for (String out : n.getOutputList()) {
+                if (!out.isEmpty() && !seen.add(out)) {
+                    twice.add(out);
+                }
+            }
+        }
+        return twice;
+    }
+}
