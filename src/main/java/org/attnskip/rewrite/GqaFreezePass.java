@@ -95,8 +95,9 @@ final class GqaFreezePass {
                     + (L - 1) + " grows by Concat (not in place)");
         }
         if (!allPositions) {
-            notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only (their attention still"
-                    + (flavour == FreezeKv.PAPER ? " reads" : " writes") + " every new position); logits are [batch, 1, vocab]");
+            notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only"
+                    + (flavour == FreezeKv.PAPER ? "" : " (their attention op still takes every new position, with zero"
+                    + " query rows)") + "; logits are [batch, 1, vocab]");
         }
         int afterAdd = g.nodes().size();
         g.cleanup();

@@ -69,14 +69,14 @@ class GqaFreezeMatchesReferenceTest {
                 float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
                         : new Manipulation.SingleInputFreeze(k));
                 String what = name + " " + kv.label + " k=" + k;
-                Path deployable = rewrite(base, (g, l) -> kv.apply(g, l, s, false));
+                Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
                 if (k < L) {
                     compareLastPosition(what, deployable, expected, tokens, kv == FreezeKv.SINGLE_INPUT);
                 } else {
                     compareAll(what, deployable, expected, tokens); // nothing to freeze: unchanged graph
                 }
                 if (kv == FreezeKv.SINGLE_INPUT) {
-                    Path all = rewrite(base, (g, l) -> kv.apply(g, l, s, true));
+                    Path all = rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s));
                     compareAll(what + " all-positions", all, expected, tokens);
                     if (k < L) {
                         sameLastLogits(what, all, deployable, tokens);
@@ -109,8 +109,9 @@ class GqaFreezeMatchesReferenceTest {
         Path base = tmp.resolve("refuse.onnx");
         OnnxModelIO.save(FusedLlamaExporter.export(w, ExportDtype.FLOAT), null, base, false);
         Graph g = OnnxModelIO.load(base).graph();
-        var e = assertThrows(BadInputException.class, () -> FreezeKv.PAPER.apply(g, LayoutDiscovery.discover(g),
-                LayerSelection.fromLayer(1, w.config.layers()), true));
+        LayerSelection s = LayerSelection.fromLayer(1, w.config.layers());
+        var e = assertThrows(BadInputException.class,
+                () -> FreezeKv.PAPER.pass(FreezeForm.EVALUATION).apply(g, LayoutDiscovery.discover(g), s));
         assertTrue(e.getMessage().contains("GroupQueryAttention"), e.getMessage());
     }
 
@@ -125,8 +126,9 @@ class GqaFreezeMatchesReferenceTest {
         OnnxModelIO.save(FusedLlamaExporter.export(w, ExportDtype.FLOAT), null, fused, false);
         OnnxModelIO.save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, unfused, false);
         LayerSelection s = LayerSelection.fromLayer(L / 2, L);
-        sameLastLogits("paper fused vs unfused evaluation form", rewrite(unfused, (g, l) -> FreezeKv.PAPER.apply(g, l, s, true)),
-                rewrite(fused, (g, l) -> FreezeKv.PAPER.apply(g, l, s, false)), tokens);
+        sameLastLogits("paper fused vs unfused evaluation form",
+                rewrite(unfused, (g, l) -> FreezeKv.PAPER.pass(FreezeForm.EVALUATION).apply(g, l, s)),
+                rewrite(fused, (g, l) -> FreezeKv.PAPER.pass(FreezeForm.DEPLOYABLE).apply(g, l, s)), tokens);
     }
 
     /** Single-input keeps the in-place cache; paper writes its cache by Concat, so the session grows it. */
@@ -136,10 +138,12 @@ class GqaFreezeMatchesReferenceTest {
         Path base = tmp.resolve("inplace.onnx");
         OnnxModelIO.save(FusedLlamaExporter.export(w, ExportDtype.FLOAT), null, base, false);
         LayerSelection s = LayerSelection.fromLayer(1, w.config.layers());
-        try (DecoderSession single = DecoderSession.open(rewrite(base, (g, l) -> FreezeKv.SINGLE_INPUT.apply(g, l, s, false)), Device.CPU);
-             DecoderSession paper = DecoderSession.open(rewrite(base, (g, l) -> FreezeKv.PAPER.apply(g, l, s, false)), Device.CPU)) {
-            assertTrue(single.updatesCacheInPlace());
-            assertFalse(paper.updatesCacheInPlace());
+        Path single = rewrite(base, (g, l) -> FreezeKv.SINGLE_INPUT.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        Path paper = rewrite(base, (g, l) -> FreezeKv.PAPER.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        try (DecoderSession singleSession = DecoderSession.open(single, Device.CPU);
+             DecoderSession paperSession = DecoderSession.open(paper, Device.CPU)) {
+            assertTrue(singleSession.updatesCacheInPlace());
+            assertFalse(paperSession.updatesCacheInPlace());
         }
     }
 
