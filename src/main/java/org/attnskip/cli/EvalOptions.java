@@ -38,7 +38,7 @@ final class EvalOptions {
             description = "where to run; auto uses CUDA when it can load, else the CPU, and says so (default: ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--threads", defaultValue = "0", description = "intra-op threads, 0 to choose by the model's size (1 below 16 MB of weights, else all cores) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--threads", defaultValue = "0", description = "intra-op threads, 0 to choose by the machine's load and the model's size (as generate) (default: ${DEFAULT-VALUE})")
     int threads;
 
     @Option(names = "--graph-opt", defaultValue = "all", paramLabel = "none|basic|extended|all",

@@ -58,8 +58,8 @@ public final class GenerateCommand implements Callable<Integer> {
     String device;
 
     @Option(names = "--threads", defaultValue = "0",
-            description = "ONNX Runtime intra-op threads; 0 chooses by the model's size: 1 below 16 MB of weights, "
-                    + "where handing work to a second thread costs more than it saves, else all cores (default: ${DEFAULT-VALUE})")
+            description = "ONNX Runtime intra-op threads; 0 chooses: all cores, spinning, while the load average is below the "
+                    + "core count, else 1 below 16 MB of weights and all cores above, not spinning (default: ${DEFAULT-VALUE})")
     int threads;
 
     @Option(names = "--ort-profile", paramLabel = "PREFIX",

@@ -36,6 +36,20 @@ class SessionThreadsTest {
         assertEquals(40_000 + OrtSessionFactory.SMALL_MODEL_BYTES, OrtSessionFactory.modelBytes(resaved));
     }
 
+    @Test
+    void everyCoreSpinningOnlyWhileTheMachineHasACoreToSpare() throws IOException {
+        Path small = Files.createDirectories(tmp.resolve("tiny")).resolve("model.onnx");
+        sized(small, 1 << 20);
+        assertEquals(new OrtSessionFactory.Threading(2, true), OrtSessionFactory.automatic(small, 0.3, 2));
+        assertEquals(new OrtSessionFactory.Threading(2, true), OrtSessionFactory.automatic(small, 1.9, 2));
+        // busy: by the model's size, no spinning
+        assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, 2.0, 2));
+        assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, 14.5, 2));
+        // no load average (-1) or one core: never spin
+        assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, -1, 2));
+        assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, 0.0, 1));
+    }
+
     private static void sized(Path file, long bytes) throws IOException {
         try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
             f.setLength(bytes); // sparse: nothing is written
