@@ -132,8 +132,15 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--pairs", defaultValue = "eval/probe/country_pairs.jsonl", description = "country pairs for the switch experiment")
     Path pairs;
 
-    @Option(names = "--seed", defaultValue = "1234", description = "seed of the augmentations and the bootstrap (default ${DEFAULT-VALUE})")
-    long seed;
+    // no defaultValue: picocli would apply it after the hidden --seed had set the field
+    @Option(names = "--bootstrap-seed", description = "seed of the bootstrap resamples and the augmentations (default ${DEFAULT-VALUE})")
+    long seed = 1234;
+
+    /** The old spelling of --bootstrap-seed, kept working but no longer shown (optimize's seed is the noise's). */
+    @Option(names = "--seed", hidden = true)
+    void oldBootstrapSeed(long value) {
+        seed = value;
+    }
 
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
@@ -243,7 +250,7 @@ public final class ProbeCommand implements Callable<Integer> {
                 notes.add("random variants are scored one prefix per pass: only a random graph's last position is defined");
             }
             if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.PAPER)) {
-                notes.add("freeze is measured with the exact all-positions form (FreezePass); optimize --auto writes the "
+                notes.add("freeze is measured with the exact all-positions form (PaperFreezeEvaluationPass); optimize --auto writes the "
                         + "deployable form, whose last-position logits are the same");
             }
             if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.SINGLE_INPUT)) {

@@ -465,9 +465,9 @@ public final class LayoutDiscovery {
         return v.getType().getTensorType().hasShape() && v.getType().getTensorType().getShape().getDimCount() < 4;
     }
 
-    private KvCache kvCache(List<String> in, List<String> out) {
+    private KvCacheIo kvCache(List<String> in, List<String> out) {
         if (in.isEmpty() && out.isEmpty()) {
-            return KvCache.none();
+            return KvCacheIo.none();
         }
         List<String> ordered = orderKeyFirst(in);
         List<String> orderedOut = orderKeyFirst(out);
@@ -488,7 +488,7 @@ public final class LayoutDiscovery {
             perToken *= count;
         }
         int elemType = info == null ? 0 : info.getType().getTensorType().getElemType();
-        return new KvCache(ordered, orderedOut, stacked ? KvCache.Layout.STACKED : KvCache.Layout.SEPARATE,
+        return new KvCacheIo(ordered, orderedOut, stacked ? KvCacheIo.Layout.STACKED : KvCacheIo.Layout.SEPARATE,
                 axes(dims, stacked), elemType, perToken);
     }
 
@@ -543,7 +543,7 @@ public final class LayoutDiscovery {
         int numHeads = (int) Attributes.intOf(first, "num_heads", Attributes.intOf(first, "q_num_heads", 0));
         int kvHeads = (int) Attributes.intOf(first, "kv_num_heads", 0);
         int headDim = 0;
-        KvCache kv = layers.get(0).kv();
+        KvCacheIo kv = layers.get(0).kv();
         ValueInfoProto kvInfo = kv.inputs().isEmpty() ? null : g.valueInfo(kv.inputs().get(0)).orElse(null);
         if (kvInfo != null) {
             List<TensorShapeProto.Dimension> dims = kvInfo.getType().getTensorType().getShape().getDimList();

@@ -31,7 +31,7 @@ public final class ReferenceLlama {
     private final int hiddenDim;
     private final int layerCount;
     private final float[] inverseFrequencies;
-    private KvCache cache;
+    private KvRows cache;
 
     public ReferenceLlama(LlamaWeights weights) {
         this.weights = weights;
@@ -42,7 +42,7 @@ public final class ReferenceLlama {
         this.hiddenDim = config.hiddenDim();
         this.layerCount = config.layers();
         this.inverseFrequencies = ropeInverseFrequencies(config);
-        this.cache = new KvCache(0);
+        this.cache = new KvRows(0);
     }
 
     public LlamaConfig config() {
@@ -72,7 +72,7 @@ public final class ReferenceLlama {
 
     /** Forgets the KV cache of {@link #forward}. */
     public void reset() {
-        cache = new KvCache(0);
+        cache = new KvRows(0);
     }
 
     /**
@@ -172,7 +172,7 @@ public final class ReferenceLlama {
 
     /** Drop, switch and the normal model: one causal pass, every position scored as it goes. */
     private float[][] causalPass(int[] tokens, Set<Integer> dropped, Manipulation.Switch switched, float[][][] streams) {
-        KvCache kv = new KvCache(tokens.length);
+        KvRows kv = new KvRows(tokens.length);
         float[] switchState = switched == null ? null : switched.state();
         float[][] logits = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
@@ -199,7 +199,7 @@ public final class ReferenceLlama {
 
     /** Calibrated drop: in the mapped layers x += map(norm1(x)) instead of attention. */
     private float[][] compensatedPass(int[] tokens, java.util.Map<Integer, AffineMap> maps) {
-        KvCache kv = new KvCache(tokens.length);
+        KvRows kv = new KvRows(tokens.length);
         float[][] logits = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
             float[] x = embed(tokens[t]);
@@ -226,7 +226,7 @@ public final class ReferenceLlama {
      * state at the input of layer k.
      */
     private float[][] frozenPass(int[] tokens, int k) {
-        KvCache kv = new KvCache(tokens.length);
+        KvRows kv = new KvRows(tokens.length);
         float[][] logits = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
             float[] x = embed(tokens[t]);
@@ -248,7 +248,7 @@ public final class ReferenceLlama {
 
     /** Single-input freeze at k: in layers >= k, each position's K/V come from its own state at layer k's input. */
     private float[][] singleInputPass(int[] tokens, int k) {
-        KvCache kv = new KvCache(tokens.length);
+        KvRows kv = new KvRows(tokens.length);
         float[][] logits = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
             float[] x = embed(tokens[t]);
@@ -273,7 +273,7 @@ public final class ReferenceLlama {
      */
     private float[][] randomisedPass(int[] tokens, Manipulation.Random random) {
         int k = random.k();
-        KvCache kv = new KvCache(tokens.length);
+        KvRows kv = new KvRows(tokens.length);
         NoiseDraw.Draw noise = k < layerCount ? NoiseDraw.draw(random.noise(), random.seed(), tokens.length, dim) : null;
         float[][] logits = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
@@ -347,12 +347,12 @@ public final class ReferenceLlama {
      * x += Wo . attention(norm(x)) for position pos; this position's K/V are written into the cache
      * first and positions 0..pos are attended to.
      */
-    private void attention(int layer, float[] x, int pos, KvCache kv) {
+    private void attention(int layer, float[] x, int pos, KvRows kv) {
         attention(layer, x, x, pos, kv);
     }
 
     /** As above, with this position's K/V computed from kvSource (the same state as x but for single-input freeze). */
-    private void attention(int layer, float[] x, float[] kvSource, int pos, KvCache kv) {
+    private void attention(int layer, float[] x, float[] kvSource, int pos, KvRows kv) {
         LlamaWeights.Layer w = weights.layers[layer];
         float[] xb = rmsnorm(x, w.attnNorm());
         float[] q = new float[dim];
@@ -394,7 +394,7 @@ public final class ReferenceLlama {
     }
 
     /** Writes layer's K (rotated) and V of hidden state x at position pos into the cache. */
-    private void keyValue(int layer, float[] x, int pos, KvCache kv) {
+    private void keyValue(int layer, float[] x, int pos, KvRows kv) {
         LlamaWeights.Layer w = weights.layers[layer];
         float[] xb = rmsnorm(x, w.attnNorm());
         float[] k = new float[kvDim];
@@ -523,14 +523,14 @@ public final class ReferenceLlama {
     }
 
     /** Keys (already rotated) and values per layer, [position][kvDim] row-major, growing on demand. */
-    private final class KvCache {
+    private final class KvRows {
         final float[][] keys = new float[layerCount][];
         final float[][] values = new float[layerCount][];
         int capacity;
         /** How many positions forward() has written. */
         int filled;
 
-        KvCache(int positions) {
+        KvRows(int positions) {
             capacity = positions;
             for (int l = 0; l < layerCount; l++) {
                 keys[l] = new float[positions * kvDim];

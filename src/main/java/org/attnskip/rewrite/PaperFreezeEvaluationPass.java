@@ -14,7 +14,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * freeze: previous tokens stop at layer k. For every layer i > k, the K/V of each token are
+ * freeze, paper flavour, evaluation form ({@link FreezeForm#EVALUATION}; {@link PaperFreezeDeployablePass} is the
+ * deployable one): previous tokens stop at layer k. For every layer i > k, the K/V of each token are
  * computed from its residual stream at the input of layer k (through layer i's own norm, K/V
  * projections and rotary), and that is what the cache stores. A token attends to the frozen K/V
  * of the tokens before it and to its own normal K/V. Layer k itself is exact (its input is h_k).
@@ -25,7 +26,7 @@ import java.util.Set;
  * from the frozen K, and likewise for V. This needs the scores and probabilities, so it works on
  * unfused attention only; a fused attention op gets a clear refusal.
  */
-public final class FreezePass implements RewritePass {
+public final class PaperFreezeEvaluationPass implements RewritePass {
     @Override
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
