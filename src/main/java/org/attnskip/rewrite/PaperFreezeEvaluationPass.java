@@ -96,7 +96,7 @@ public final class PaperFreezeEvaluationPass implements RewritePass {
         String sFrozen = e.op("MatMul", scores.getInput(0), kFrozen);
         String sMixed = e.op("Where", eye, sOrig, sFrozen);
         for (NodeProto r : scoreReaders) {
-            g.replace(r, Graph.withInputRenamed(r, sOrig, sMixed));
+            g.renameInput(r, sOrig, sMixed);
         }
 
         String probs = values.getInput(0);
@@ -107,7 +107,7 @@ public final class PaperFreezeEvaluationPass implements RewritePass {
         String others = e.op("Where", eye, zeros, probs);
         String mixed = e.op("Add", e.op("MatMul", own, vSide), e.op("MatMul", others, vFrozen));
         for (NodeProto r : outReaders) {
-            g.replace(r, Graph.withInputRenamed(r, out, mixed));
+            g.renameInput(r, out, mixed);
         }
 
         // 3. The cache stores the frozen K/V under the public present names (done last: renames touch every node).
