@@ -103,7 +103,7 @@ public final class BenchCommand implements Callable<Integer> {
         try (DecoderSession baselineSession = DecoderSession.open(baselineSpec.file(), baselineSpec.settings())) {
             ScoringModel baseline = new ScoringModel(baselineSession);
             int vocab = baselineSession.vocabSize() > 0 ? baselineSession.vocabSize() : 32;
-            DecodeFloor baselineFloor = DecodeFloor.of(baselineSpec.file(), baselineSession.kvBytesPerPosition());
+            DecodeFloor baselineFloor = DecodeFloor.of(baselineSpec.file(), baselineSession.kvBytesPerToken());
             for (Spec v : variants) {
                 try (DecoderSession variantSession = DecoderSession.open(v.file(), v.settings())) {
                     int positions = Math.min(baselineSpec.maxPositions(), v.maxPositions());
@@ -114,7 +114,7 @@ public final class BenchCommand implements Callable<Integer> {
                         floors.add(new BenchReport.FloorRow(baselineSpec.label(), baselineFloor, measured(r, decodeContexts, false)));
                     }
                     floors.add(new BenchReport.FloorRow(v.label(),
-                            DecodeFloor.of(v.file(), variantSession.kvBytesPerPosition()), measured(r, decodeContexts, true)));
+                            DecodeFloor.of(v.file(), variantSession.kvBytesPerToken()), measured(r, decodeContexts, true)));
                 }
             }
         }

@@ -127,9 +127,16 @@ public final class OptimizeCommand implements Callable<Integer> {
             description = "with --random-kv-above: gaussian, angle:DEGREES or shuffle (default: ${DEFAULT-VALUE})")
     String noise;
 
-    @Option(names = "--seed", defaultValue = "0", paramLabel = "N",
+    // no defaultValue: picocli would apply it after the hidden --seed had set the field
+    @Option(names = "--noise-seed", paramLabel = "N",
             description = "with --random-kv-above: the seed recorded in the model for whoever feeds the noise")
-    long seed;
+    long noiseSeed = 0;
+
+    /** The old spelling of --noise-seed, kept working but no longer shown (probe's seed is another one). */
+    @Option(names = "--seed", hidden = true, paramLabel = "N")
+    void oldNoiseSeed(long seed) {
+        noiseSeed = seed;
+    }
 
     @Option(names = "--from-layer", paramLabel = "K",
             description = "first layer K, instead of a fraction: with --drop-attn, --freeze or --random-kv")
@@ -163,7 +170,7 @@ public final class OptimizeCommand implements Callable<Integer> {
                 case "all" -> FreezeForm.EVALUATION;
                 default -> throw new BadInputException("--freeze-logits " + freezeLogits + ": expected last or all");
             });
-            case RANDOM -> RewriteRequest.random(Noise.parse(noise), seed);
+            case RANDOM -> RewriteRequest.random(Noise.parse(noise), noiseSeed);
             case DROP -> compensation.enabled() ? compensated(layout, selection) : RewriteRequest.drop(context);
         };
         if (auto != null) {

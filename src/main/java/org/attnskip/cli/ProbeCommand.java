@@ -1,45 +1,21 @@
 package org.attnskip.cli;
 
-import org.attnskip.export.ExportDtype;
-import org.attnskip.export.ExportedWeights;
-import org.attnskip.export.Llama2cCheckpoint;
-import org.attnskip.export.LlamaOnnxExporter;
-import org.attnskip.export.LlamaWeights;
-import org.attnskip.export.ModelDirectory;
-import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
-import org.attnskip.onnx.Graph;
-import org.attnskip.onnx.LoadedModel;
-import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.probe.Augmentations;
 import org.attnskip.probe.AugmentedViews;
-import org.attnskip.probe.HiddenStateRunner;
-import org.attnskip.probe.RepresentationProbe;
-import org.attnskip.probe.SingleLayerImportance;
-import org.attnskip.probe.SwitchExperiment;
 import org.attnskip.probe.ProbeModes;
+import org.attnskip.probe.ProbeRun;
 import org.attnskip.probe.ProbeCharts;
 import org.attnskip.probe.ProbeReport;
 import org.attnskip.probe.ProbeTables;
 import org.attnskip.probe.QualityTolerance;
 import org.attnskip.probe.Recommendation;
-import org.attnskip.probe.SensitivityExperiment;
 import org.attnskip.probe.SensitivityProbe;
 import org.attnskip.probe.SensitivityRow;
-import org.attnskip.reference.ReferenceLlama;
-import org.attnskip.rewrite.ExposeResidualStreamPass;
-import org.attnskip.rewrite.FreezeKv;
-import org.attnskip.rewrite.Mode;
 import org.attnskip.rewrite.RewriteRequest;
-import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
-import org.attnskip.eval.Bootstrap;
-import org.attnskip.eval.Progress;
 import org.attnskip.eval.ReportWriter;
 import org.attnskip.eval.TextDocuments;
 import org.attnskip.runtime.Device;
-import org.attnskip.runtime.OrtSessionFactory;
-import org.attnskip.runtime.Tokenizer;
-import org.attnskip.runtime.TokenizerFiles;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -47,8 +23,6 @@ import picocli.CommandLine.Parameters;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -132,8 +106,15 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--pairs", defaultValue = "eval/probe/country_pairs.jsonl", description = "country pairs for the switch experiment")
     Path pairs;
 
-    @Option(names = "--seed", defaultValue = "1234", description = "seed of the augmentations and the bootstrap (default ${DEFAULT-VALUE})")
-    long seed;
+    // no defaultValue: picocli would apply it after the hidden --seed had set the field
+    @Option(names = "--bootstrap-seed", description = "seed of the bootstrap resamples and the augmentations (default ${DEFAULT-VALUE})")
+    long seed = 1234;
+
+    /** The old spelling of --bootstrap-seed, kept working but no longer shown (optimize's seed is the noise's). */
+    @Option(names = "--seed", hidden = true)
+    void oldBootstrapSeed(long value) {
+        seed = value;
+    }
 
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
@@ -160,98 +141,6 @@ public final class ProbeCommand implements Callable<Integer> {
         }
         Files.createDirectories(report);
         Path work = Files.createTempDirectory("attnskip-probe");
-        List<String> notes = new ArrayList<>();
-        LlamaWeights weights = null;
-        Path onnx;
-        Tokenizer tokenizer;
-        if (model.toString().endsWith(".bin") && Files.isRegularFile(model)) {
-            weights = Llama2cCheckpoint.read(model);
-            onnx = work.resolve("model.onnx");
-            OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
-            tokenizer = TokenizerFiles.open(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), null, weights.config.vocabSize());
-        } else {
-            onnx = OnnxModelIO.resolveModelFile(model);
-            Path tok = tokenizerFile;
-            if (tok == null && ModelDirectory.isModelDirectory(model)) {
-                tok = ModelDirectory.read(model).tokenizerFile();
-            }
-            if (tok == null) {
-                throw new BadInputException("probe needs the model's tokenizer: pass --tokenizer (llama2.c .bin or tokenizer.json)");
-            }
-            tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
-            if (run.contains("switch")) {
-                weights = exportedWeights(notes);
-            }
-        }
-
-        List<SingleLayerImportance.Layer> importance = null;
-        List<RepresentationProbe.LayerMetrics> representations = null;
-        if (run.contains("importance") || run.contains("representations")) {
-            LoadedModel loaded = OnnxModelIO.load(onnx);
-            Graph g = loaded.graph();
-            ExposeResidualStreamPass.Exposed exposed = ExposeResidualStreamPass.apply(g, LayoutDiscovery.discover(g));
-            notes.addAll(exposed.notes());
-            Path exposedFile = work.resolve("exposed.onnx");
-            OnnxModelIO.save(loaded, g.toModel(), exposedFile);
-            List<HiddenStateRunner.Pass> passes = new ArrayList<>();
-            boolean views = run.contains("representations");
-            Map<Augmentations.Kind, RepresentationProbe.Views> copies = new LinkedHashMap<>();
-            try (HiddenStateRunner runner = HiddenStateRunner.open(exposedFile, Device.CPU);
-                 Progress progress = Progress.start("hidden states", texts.size(), quiet)) {
-                for (int i = 0; i < texts.size(); i++) {
-                    String t = texts.get(i);
-                    passes.add(runner.run(tokens(tokenizer, t)));
-                    for (Augmentations.Kind kind : views ? augmented.kinds() : List.<Augmentations.Kind>of()) {
-                        var v = copies.computeIfAbsent(kind, k -> new RepresentationProbe.Views(new ArrayList<>(), new ArrayList<>()));
-                        v.a().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 0, t))));
-                        v.b().add(runner.run(tokens(tokenizer, augmented.copy(kind, i, 1, t))));
-                    }
-                    progress.step();
-                }
-            }
-            if (run.contains("importance")) {
-                importance = SingleLayerImportance.measure(passes);
-            }
-            if (views) {
-                representations = RepresentationProbe.measure(passes, copies, alpha, seed);
-            }
-        }
-        SwitchExperiment.Result switched = null;
-        if (weights != null && run.contains("switch")) {
-            if (Files.isRegularFile(pairs)) {
-                if (!quiet) {
-                    System.err.println("probe: switch experiment");
-                }
-                switched = new SwitchExperiment(new ReferenceLlama(weights), tokenizer).run(SwitchExperiment.readPairs(pairs));
-            } else {
-                notes.add("switch experiment skipped: no pairs file at " + pairs);
-            }
-        }
-        SensitivityProbe.Result sensitivity = null;
-        if (run.contains("sensitivity") || run.contains("importance")) {
-            int layers = LayoutDiscovery.discover(OnnxModelIO.load(onnx).graph()).numLayers();
-            var session = new OrtSessionFactory.Settings(Device.parse(device), 0, OptLevel.ALL_OPT);
-            try (SensitivityExperiment experiment = new SensitivityExperiment(onnx, layers, tokenizer, texts, maxTokens,
-                    new Bootstrap(Math.max(1, bootstrap), seed), session, work, DEFAULT_CONTEXT, Main.VERSION, quiet)) {
-                List<Double> attention = importance == null ? null : importance.stream().map(SingleLayerImportance.Layer::attention).toList();
-                List<Double> prefers = switched == null ? null
-                        : switched.layers().stream().map(SwitchExperiment.LayerResult::prefersInjected).toList();
-                sensitivity = SensitivityProbe.run(experiment, manipulations, run.contains("importance"),
-                        run.contains("sensitivity") ? tol : null, attention, prefers);
-            }
-            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.RANDOM)) {
-                notes.add("random variants are scored one prefix per pass: only a random graph's last position is defined");
-            }
-            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.PAPER)) {
-                notes.add("freeze is measured with the exact all-positions form (FreezePass); optimize --auto writes the "
-                        + "deployable form, whose last-position logits are the same");
-            }
-            if (manipulations.stream().anyMatch(m -> m.mode() == Mode.FREEZE && m.freezeKv() == FreezeKv.SINGLE_INPUT)) {
-                notes.add("freeze-single-input is measured with the all-positions form of --freeze-kv single-input;"
-                        + " its deployable form gives the same last-position logits");
-            }
-        }
-
         Map<String, Object> config = new LinkedHashMap<>();
         config.put("model", model.toString());
         config.put("text", text.toString());
@@ -267,7 +156,9 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("augmentation", Map.of("kinds", augmentations.stream().map(AugmentedViews::key).toList(), "rate", augmentationRate, "seed", seed));
         config.put("attention_flops_context", DEFAULT_CONTEXT);
         config.put("version", Main.VERSION);
-        ProbeReport result = new ProbeReport(config, representations, importance, switched, sensitivity, notes);
+        ProbeReport result = new ProbeRun(model, tokenizerFile, texts, run, manipulations, tol, maxTokens, bootstrap, seed, Device.parse(device),
+                alpha, augmented, pairs, DEFAULT_CONTEXT, Main.VERSION, quiet).run(work, config);
+        SensitivityProbe.Result sensitivity = result.sensitivity();
         ReportWriter.write(report, result, "attnskip probe: " + model.getFileName(), ProbeTables.of(result), ProbeCharts.of(result));
         if (json) {
             System.out.println(ReportWriter.json(result));
@@ -308,41 +199,6 @@ public final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--experiments names no experiment");
         }
         return out;
-    }
-
-    /** The switch runs on the reference implementation: it gets the weights back from a directory export wrote. */
-    private LlamaWeights exportedWeights(List<String> notes) {
-        if (!ModelDirectory.isModelDirectory(model)) {
-            notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c "
-                    + "checkpoint or a model directory written by attnskip export");
-            return null;
-        }
-        try {
-            ModelDirectory dir = ModelDirectory.read(model);
-            LlamaWeights read = ExportedWeights.read(dir);
-            if (ExportDtype.FLOAT16.cliName().equals(dir.manifest().dtype())) {
-                notes.add("switch experiment: the reference implementation runs in fp32 on the directory's fp16 weights");
-            }
-            return read;
-        } catch (ExportedWeights.NotExporterGraph | ExportedWeights.TooLargeForHeap e) {
-            notes.add("switch experiment skipped: " + e.getMessage());
-            return null;
-        }
-    }
-
-    private int[] tokens(Tokenizer tokenizer, String text) {
-        int[] ids = tokenizer.encode(text);
-        return Arrays.copyOf(ids, Math.min(ids.length, maxTokens));
-    }
-
-    private static Path siblingTokenizer(Path checkpoint) {
-        for (String name : List.of("tok512.bin", "tokenizer.bin")) {
-            Path p = checkpoint.toAbsolutePath().getParent().resolve(name);
-            if (Files.isRegularFile(p)) {
-                return p;
-            }
-        }
-        throw new BadInputException("no tokenizer next to " + checkpoint + ": pass --tokenizer");
     }
 
     private static void deleteQuietly(Path dir) {

@@ -58,7 +58,7 @@ public final class BenchReport {
         row(md, header.stream().map(h -> "---").toList());
         for (FloorRow r : rows) {
             List<String> cells = new ArrayList<>(List.of(r.model(), mb(r.floor().weightBytes()),
-                    String.format(Locale.ROOT, "%,d B", r.floor().kvBytesPerPosition())));
+                    String.format(Locale.ROOT, "%,d B", r.floor().kvBytesPerToken())));
             for (int i = 0; i < decodeContexts.size(); i++) {
                 double floor = r.floor().floorMs(decodeContexts.get(i), bytesPerSecond);
                 double measured = r.measuredMs().get(i);

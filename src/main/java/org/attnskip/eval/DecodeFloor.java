@@ -20,17 +20,17 @@ import java.util.Map;
  * RotaryEmbedding or GroupQueryAttention) are read one row at a time and are not counted.
  *
  * @param weightBytes        initializer bytes read per decode step
- * @param kvBytesPerPosition K and V bytes of one position over all layers that keep a cache
+ * @param kvBytesPerToken K and V bytes of one position over all layers that keep a cache
  */
-public record DecodeFloor(long weightBytes, long kvBytesPerPosition) {
+public record DecodeFloor(long weightBytes, long kvBytesPerToken) {
 
-    public static DecodeFloor of(Path model, long kvBytesPerPosition) {
-        return new DecodeFloor(weightBytesPerStep(OnnxModelIO.load(model)), kvBytesPerPosition);
+    public static DecodeFloor of(Path model, long kvBytesPerToken) {
+        return new DecodeFloor(weightBytesPerStep(OnnxModelIO.load(model)), kvBytesPerToken);
     }
 
     /** Bytes one step reads at a context of {@code context} positions. */
     public long bytesPerStep(int context) {
-        return weightBytes + kvBytesPerPosition * context;
+        return weightBytes + kvBytesPerToken * context;
     }
 
     /** The floor in milliseconds for a read bandwidth in bytes per second. */

@@ -92,7 +92,7 @@ public final class Evaluation {
     }
 
     static ModelInfo info(Path path, ScoringModel model) {
-        return new ModelInfo(path.toString(), model.rewrite(), model.session().kvBytesPerPosition());
+        return new ModelInfo(path.toString(), model.rewrite(), model.session().kvBytesPerToken());
     }
 
     private static int vocab(ScoringModel model, Tokenizer tokenizer) {

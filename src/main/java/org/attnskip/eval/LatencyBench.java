@@ -89,8 +89,8 @@ public final class LatencyBench {
                     Timings.ofNanos(decode.get(i).get(0)), Timings.ofNanos(decode.get(i).get(1))));
         }
         return new LatencyResult(config.warmup(), config.repeats(), config.decodeSteps(), prefillPoints, decodePoints,
-                largest, baseline.session().kvBytesPerPosition() * largest,
-                variant.session().kvBytesPerPosition() * largest,
+                largest, baseline.session().kvBytesPerToken() * largest,
+                variant.session().kvBytesPerToken() * largest,
                 // one reading: both sessions share this process, so it cannot be split by variant
                 PeakMemory.read());
     }

@@ -26,7 +26,7 @@ final class AttentionCores {
             AttentionKind kind = fusedKind(n);
             if (kind != null) {
                 cores.add(new Core(n, kind, n.getOutput(0)));
-            } else if (n.getOpType().equals("Softmax") && isMicrosoftOrDefault(n)) {
+            } else if (n.getOpType().equals("Softmax") && isDefaultDomain(n)) {
                 String pv = probsTimesValues(g, n);
                 if (pv != null && fedByScoresMatMul(g, n.getInput(0))) {
                     cores.add(new Core(n, AttentionKind.UNFUSED, pv));
@@ -47,7 +47,8 @@ final class AttentionCores {
         };
     }
 
-    private static boolean isMicrosoftOrDefault(NodeProto n) {
+    /** The ONNX standard domain, spelled "" or "ai.onnx". */
+    private static boolean isDefaultDomain(NodeProto n) {
         return n.getDomain().isEmpty() || n.getDomain().equals("ai.onnx");
     }
 

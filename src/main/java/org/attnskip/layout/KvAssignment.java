@@ -62,7 +62,7 @@ final class KvAssignment {
         return outputs.getOrDefault(layer, List.of());
     }
 
-    KvCache cache(int layer) {
+    KvCacheIo cache(int layer) {
         return kvCache(inputs(layer), outputs(layer));
     }
 
@@ -141,9 +141,9 @@ final class KvAssignment {
         return v.getType().getTensorType().hasShape() && v.getType().getTensorType().getShape().getDimCount() < 4;
     }
 
-    private KvCache kvCache(List<String> in, List<String> out) {
+    private KvCacheIo kvCache(List<String> in, List<String> out) {
         if (in.isEmpty() && out.isEmpty()) {
-            return KvCache.none();
+            return KvCacheIo.none();
         }
         List<String> ordered = orderKeyFirst(in);
         List<String> orderedOut = orderKeyFirst(out);
@@ -164,7 +164,7 @@ final class KvAssignment {
             perToken *= count;
         }
         int elemType = info == null ? 0 : info.getType().getTensorType().getElemType();
-        return new KvCache(ordered, orderedOut, stacked ? KvCache.Layout.STACKED : KvCache.Layout.SEPARATE,
+        return new KvCacheIo(ordered, orderedOut, stacked ? KvCacheIo.Layout.STACKED : KvCacheIo.Layout.SEPARATE,
                 axes(dims, stacked), elemType, perToken);
     }
 

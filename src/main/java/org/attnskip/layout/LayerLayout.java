@@ -9,7 +9,7 @@ import java.util.List;
  *
  * @param residualIn the residual stream entering the layer (h_in)
  */
-public record LayerLayout(int index, String residualIn, AttentionBlock attention, MlpBlock mlp, KvCache kv) {
+public record LayerLayout(int index, String residualIn, AttentionBlock attention, MlpBlock mlp, KvCacheIo kv) {
 
     /**
      * True when the attention op itself turns this layer's past K/V into its present K/V and can do
@@ -24,7 +24,7 @@ public record LayerLayout(int index, String residualIn, AttentionBlock attention
     /** How this layer's cache grows; a new cache dialect decides here (from the nodes discovery found). */
     public CacheKind cacheKind() {
         NodeProto core = attention.core();
-        if (attention.kind() != AttentionKind.GROUP_QUERY_ATTENTION || kv.layout() != KvCache.Layout.SEPARATE
+        if (attention.kind() != AttentionKind.GROUP_QUERY_ATTENTION || kv.layout() != KvCacheIo.Layout.SEPARATE
                 || core.getInputCount() < 5 || core.getOutputCount() < 3) {
             return CacheKind.CONCAT;
         }

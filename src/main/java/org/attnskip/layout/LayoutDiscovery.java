@@ -84,7 +84,7 @@ public final class LayoutDiscovery {
         int numHeads = (int) Attributes.intOf(first, "num_heads", Attributes.intOf(first, "q_num_heads", 0));
         int kvHeads = (int) Attributes.intOf(first, "kv_num_heads", 0);
         int headDim = 0;
-        KvCache kv = layers.get(0).kv();
+        KvCacheIo kv = layers.get(0).kv();
         ValueInfoProto kvInfo = kv.inputs().isEmpty() ? null : g.valueInfo(kv.inputs().get(0)).orElse(null);
         if (kvInfo != null) {
             List<TensorShapeProto.Dimension> dims = kvInfo.getType().getTensorType().getShape().getDimList();

@@ -35,7 +35,7 @@ final class SubBlockFinder {
         }
     }
 
-    LayerLayout layer(int i, AttentionCores.Core core, List<String> kvIn, List<String> kvOut, KvCache kv) {
+    LayerLayout layer(int i, AttentionCores.Core core, List<String> kvIn, List<String> kvOut, KvCacheIo kv) {
         // 1. The residual add: the first add that combines the attention branch with a value not derived from it.
         Set<String> branch = flow.forwardValues(List.of(core.branchOutput()));
         NodeProto add = null;

@@ -73,7 +73,7 @@ public final class DataFlow {
             if (p == null || !nodes.add(p) || skips(p)) {
                 continue;
             }
-            for (String in : Graph.allInputs(p)) {
+            for (String in : NodeInputs.of(p)) {
                 if (seen.add(in)) {
                     work.add(in);
                 }
@@ -91,7 +91,7 @@ public final class DataFlow {
             if (p == null || skips(p)) {
                 continue;
             }
-            for (String in : Graph.allInputs(p)) {
+            for (String in : NodeInputs.of(p)) {
                 if (seen.add(in)) {
                     work.add(in);
                 }

@@ -1,6 +1,5 @@
 package org.attnskip.onnx;
 
-import ai.onnx.proto.OnnxMl.AttributeProto;
 import ai.onnx.proto.OnnxMl.GraphProto;
 import ai.onnx.proto.OnnxMl.ModelProto;
 import ai.onnx.proto.OnnxMl.NodeProto;
@@ -16,7 +15,6 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -25,7 +23,9 @@ import java.util.Set;
 /**
  * A small mutable view of an ONNX graph: nodes, initializers, graph I/O, and the producer and
  * consumer of every value. Every rewrite pass edits the model through these few verbs
- * (add, remove, replace, replaceUses, toposort, cleanup) and never touches the protobuf builders.
+ * (add, remove, replace, renameInput, replaceUses, renameValue, toposort, cleanup). A node handle
+ * taken before an edit keeps working for replace, renameInput and remove ({@link #current}); value
+ * names are not tracked, so a pass that renames values reads the names it needs first.
  */
 public final class Graph {
     private final ModelProto header;
@@ -37,6 +37,11 @@ public final class Graph {
     private final LinkedHashMap<String, ValueInfoProto> valueInfo = new LinkedHashMap<>();
     private final Set<String> usedNames = new HashSet<>();
 
+    /**
+     * Each node an edit swapped for an edited copy, to that copy: node handles taken before the
+     * edit (a layout's) still find their node through {@link #current}.
+     */
+    private final Map<NodeProto, NodeProto> successors = new IdentityHashMap<>();
     private Map<String, NodeProto> producers;
     private Map<String, List<NodeProto>> consumers;
 
@@ -169,16 +174,17 @@ public final class Graph {
     }
 
     public void remove(NodeProto node) {
-        if (!removeIdentity(node)) {
+        if (!removeIdentity(current(node))) {
             throw new IllegalArgumentException("node not in graph: " + node.getName());
         }
         producers = null;
     }
 
     public void replace(NodeProto old, NodeProto replacement) {
+        old = current(old);
         for (int i = 0; i < nodes.size(); i++) {
             if (nodes.get(i) == old) {
-                nodes.set(i, replacement);
+                swap(i, replacement);
                 usedNames.addAll(replacement.getOutputList());
                 producers = null;
                 return;
@@ -192,7 +198,7 @@ public final class Graph {
         for (int i = 0; i < nodes.size(); i++) {
             NodeProto n = nodes.get(i);
             if (n.getInputList().contains(oldValue)) {
-                nodes.set(i, withInputRenamed(n, oldValue, newValue));
+                swap(i, withInputRenamed(n, oldValue, newValue));
             }
         }
         if (isGraphOutput(oldValue)) {
@@ -201,7 +207,7 @@ public final class Graph {
                 NodeProto n = nodes.get(i);
                 int idx = n.getOutputList().indexOf(oldValue);
                 if (idx >= 0) {
-                    nodes.set(i, n.toBuilder().setOutput(idx, freshName(oldValue + "_detached")).build());
+                    swap(i, n.toBuilder().setOutput(idx, freshName(oldValue + "_detached")).build());
                 }
             }
             add(NodeProto.newBuilder().setOpType("Identity").setName(freshName("/attnskip/Identity"))
@@ -210,8 +216,27 @@ public final class Graph {
         producers = null;
     }
 
+    /** Makes this one node (or the copy an edit replaced it with) read {@code newValue} where it read {@code oldValue}. */
+    public void renameInput(NodeProto node, String oldValue, String newValue) {
+        replace(node, withInputRenamed(current(node), oldValue, newValue));
+    }
+
+    /** The node as the graph holds it now: {@code handle} itself, or the copy edits replaced it with. */
+    public NodeProto current(NodeProto handle) {
+        NodeProto n = handle;
+        for (NodeProto next = successors.get(n); next != null; next = successors.get(n)) {
+            n = next;
+        }
+        return n;
+    }
+
+    private void swap(int index, NodeProto replacement) {
+        successors.put(nodes.get(index), replacement);
+        nodes.set(index, replacement);
+    }
+
     /** The node with every use of one input name replaced by another. */
-    public static NodeProto withInputRenamed(NodeProto n, String oldValue, String newValue) {
+    private static NodeProto withInputRenamed(NodeProto n, String oldValue, String newValue) {
         NodeProto.Builder b = n.toBuilder();
         for (int j = 0; j < b.getInputCount(); j++) {
             if (b.getInput(j).equals(oldValue)) {
@@ -235,7 +260,7 @@ public final class Graph {
                 if (out >= 0) {
                     b.setOutput(out, newValue);
                 }
-                nodes.set(i, b.build());
+                swap(i, b.build());
             }
         }
         usedNames.add(newValue);
@@ -289,40 +314,7 @@ public final class Graph {
     /** Orders nodes so that every value is produced before it is used (Kahn's algorithm, stable). */
     public void toposort() {
         index();
-        Map<NodeProto, Integer> pending = new IdentityHashMap<>();
-        Map<NodeProto, List<NodeProto>> dependents = new IdentityHashMap<>();
-        for (NodeProto n : nodes) {
-            Set<NodeProto> deps = Collections.newSetFromMap(new IdentityHashMap<>());
-            for (String in : allInputs(n)) {
-                NodeProto p = producers.get(in);
-                if (p != null && p != n) {
-                    deps.add(p);
-                }
-            }
-            pending.put(n, deps.size());
-            for (NodeProto d : deps) {
-                dependents.computeIfAbsent(d, k -> new ArrayList<>()).add(n);
-            }
-        }
-        Deque<NodeProto> ready = new ArrayDeque<>();
-        for (NodeProto n : nodes) {
-            if (pending.get(n) == 0) {
-                ready.add(n);
-            }
-        }
-        List<NodeProto> order = new ArrayList<>(nodes.size());
-        while (!ready.isEmpty()) {
-            NodeProto n = ready.poll();
-            order.add(n);
-            for (NodeProto d : dependents.getOrDefault(n, List.of())) {
-                if (pending.merge(d, -1, Integer::sum) == 0) {
-                    ready.add(d);
-                }
-            }
-        }
-        if (order.size() != nodes.size()) {
-            throw new BadInputException("graph has a cycle: " + (nodes.size() - order.size()) + " nodes cannot be ordered");
-        }
+        List<NodeProto> order = TopologicalOrder.of(nodes, producers);
         nodes.clear();
         nodes.addAll(order);
     }
@@ -341,7 +333,7 @@ public final class Graph {
         while (!work.isEmpty()) {
             NodeProto p = producers.get(work.poll());
             if (p != null && live.add(p)) {
-                for (String in : allInputs(p)) {
+                for (String in : NodeInputs.of(p)) {
                     if (!in.isEmpty() && needed.add(in)) {
                         work.add(in);
                     }
@@ -357,35 +349,6 @@ public final class Graph {
         inputs.removeIf(v -> dead.contains(v.getName()));
         producers = null;
         return before - nodes.size();
-    }
-
-    /** The node's inputs plus the outer values its subgraphs (If, Loop, Scan) read. */
-    public static Set<String> allInputs(NodeProto n) {
-        Set<String> result = new LinkedHashSet<>(n.getInputList());
-        for (AttributeProto a : n.getAttributeList()) {
-            if (a.hasG()) {
-                collectSubgraphInputs(a.getG(), result);
-            }
-            for (GraphProto g : a.getGraphsList()) {
-                collectSubgraphInputs(g, result);
-            }
-        }
-        result.remove("");
-        return result;
-    }
-
-    private static void collectSubgraphInputs(GraphProto g, Set<String> into) {
-        Set<String> local = new HashSet<>();
-        g.getInputList().forEach(v -> local.add(v.getName()));
-        g.getInitializerList().forEach(t -> local.add(t.getName()));
-        g.getNodeList().forEach(n -> local.addAll(n.getOutputList()));
-        for (NodeProto n : g.getNodeList()) {
-            for (String in : allInputs(n)) {
-                if (!local.contains(in)) {
-                    into.add(in);
-                }
-            }
-        }
     }
 
     private boolean removeIdentity(NodeProto node) {
@@ -410,7 +373,7 @@ public final class Graph {
                     producers.put(out, n);
                 }
             }
-            for (String in : allInputs(n)) {
+            for (String in : NodeInputs.of(n)) {
                 consumers.computeIfAbsent(in, k -> new ArrayList<>()).add(n);
             }
         }

@@ -56,7 +56,7 @@ public final class GraphCheck {
         }
         available.addAll(produced);
         for (NodeProto n : g.getNodeList()) {
-            for (String in : Graph.allInputs(n)) {
+            for (String in : NodeInputs.of(n)) {
                 if (!available.contains(in)) {
                     return "node '" + n.getName() + "' (" + n.getOpType() + ") reads '" + in
                             + "', which no node, initializer or graph input provides";

@@ -1,8 +1,8 @@
 package org.attnskip.probe;
 
 import org.apache.commons.math3.linear.Array2DRowRealMatrix;
-import org.apache.commons.math3.linear.SingularValueDecomposition;
 import org.apache.commons.math3.linear.RealMatrix;
+import org.attnskip.reference.Vectors;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
  * The per-layer representation metrics of Skean et al. ("Does Representation Matter?"), as
  * /work/shared/docs/MANIPULATIONS.md states them, on plain arrays: rows are samples (tokens or
  * prompts), columns are hidden dimensions. Eigenvalues come from commons-math3 (see
- * {@link #decompose}). Every method is pure and thread-safe.
+ * {@link Matrices#decompose}). Every method is pure and thread-safe.
  */
 public final class RepresentationMetrics {
     /** Shannon entropy (the limit of Renyi entropy at alpha = 1). */
@@ -55,15 +55,15 @@ public final class RepresentationMetrics {
         if (maxRank < 2) {
             return 0; // one direction at most: no spread to measure (and log 1 = 0)
         }
-        double[][] z = rowNormalised(centre ? centred(h) : h);
-        return renyiEntropy(normalisedSpectrum(gram(z)), alpha) / Math.log(maxRank);
+        double[][] z = Matrices.rowNormalised(centre ? Matrices.centred(h) : h);
+        return renyiEntropy(normalisedSpectrum(Matrices.gram(z)), alpha) / Math.log(maxRank);
     }
 
     /** Dataset entropy: {@link #promptEntropy} over one mean-pooled vector per prompt. */
     public static double datasetEntropy(List<double[][]> prompts, double alpha) {
         double[][] pooled = new double[prompts.size()][];
         for (int i = 0; i < pooled.length; i++) {
-            pooled[i] = meanPool(prompts.get(i));
+            pooled[i] = Vectors.meanPool(prompts.get(i));
         }
         return promptEntropy(pooled, alpha);
     }
@@ -98,7 +98,7 @@ public final class RepresentationMetrics {
      * still adds its square root, so a rank-deficient set would otherwise score above 1.
      */
     static double[] normalisedSpectrum(double[][] symmetric) {
-        double[] eig = eigenvalues(symmetric);
+        double[] eig = Matrices.eigenvalues(symmetric);
         double max = 0;
         for (double e : eig) {
             max = Math.max(max, e);
@@ -129,12 +129,12 @@ public final class RepresentationMetrics {
         int count = 0;
         double[] previous = null;
         for (int t = 0; t + 1 < h.length; t++) {
-            double[] v = minus(h[t + 1], h[t]);
-            if (norm(v) == 0) {
+            double[] v = Vectors.minus(h[t + 1], h[t]);
+            if (Vectors.norm(v) == 0) {
                 continue;
             }
             if (previous != null) {
-                sum += Math.acos(Math.max(-1, Math.min(1, cosine(previous, v))));
+                sum += Math.acos(Math.max(-1, Math.min(1, Vectors.cosine(previous, v))));
                 count++;
             }
             previous = v;
@@ -158,8 +158,8 @@ public final class RepresentationMetrics {
         int n = a.length;
         double[][] z = new double[2 * n][];
         for (int i = 0; i < n; i++) {
-            z[i] = unit(a[i]);
-            z[n + i] = unit(b[i]);
+            z[i] = Vectors.unit(a[i]);
+            z[n + i] = Vectors.unit(b[i]);
         }
         double total = 0;
         for (int i = 0; i < 2 * n; i++) {
@@ -167,7 +167,7 @@ public final class RepresentationMetrics {
             double[] logits = new double[2 * n];
             double max = Double.NEGATIVE_INFINITY;
             for (int k = 0; k < 2 * n; k++) {
-                logits[k] = dot(z[i], z[k]) / temperature;
+                logits[k] = Vectors.dot(z[i], z[k]) / temperature;
                 if (k != i) {
                     max = Math.max(max, logits[k]);
                 }
@@ -221,7 +221,7 @@ public final class RepresentationMetrics {
             if (samples.length < 2) {
                 throw new IllegalArgumentException("LiDAR needs at least two samples per class, class " + c + " has " + samples.length);
             }
-            means[c] = meanPool(samples);
+            means[c] = Vectors.meanPool(samples);
             for (int j = 0; j < d; j++) {
                 grand[j] += means[c][j];
             }
@@ -233,10 +233,10 @@ public final class RepresentationMetrics {
         double[][] between = new double[d][d];
         double[][] within = new double[d][d];
         for (int c = 0; c < classes.size(); c++) {
-            addOuter(between, minus(means[c], grand), 1.0 / classes.size());
+            Matrices.addOuter(between, Vectors.minus(means[c], grand), 1.0 / classes.size());
             double[][] samples = classes.get(c);
             for (double[] x : samples) {
-                addOuter(within, minus(x, means[c]), 1.0 / (classes.size() * (samples.length - 1.0)));
+                Matrices.addOuter(within, Vectors.minus(x, means[c]), 1.0 / (classes.size() * (samples.length - 1.0)));
             }
         }
         double trace = 0;
@@ -247,9 +247,9 @@ public final class RepresentationMetrics {
         for (int j = 0; j < d; j++) {
             within[j][j] += ridge;
         }
-        RealMatrix whitening = inverseSquareRoot(within);
+        RealMatrix whitening = Matrices.inverseSquareRoot(within);
         RealMatrix lda = whitening.multiply(new Array2DRowRealMatrix(between, false)).multiply(whitening);
-        return effectiveRank(symmetrised(lda.getData()));
+        return effectiveRank(Matrices.symmetrised(lda.getData()));
     }
 
     /**
@@ -267,45 +267,19 @@ public final class RepresentationMetrics {
         if (permutations < 1) {
             throw new IllegalArgumentException("DiME needs at least one permutation, got " + permutations);
         }
-        double[][] ka = gram(rowNormalised(centred(a)));
-        double[][] kb = gram(rowNormalised(centred(b)));
+        double[][] ka = Matrices.gram(Matrices.rowNormalised(Matrices.centred(a)));
+        double[][] kb = Matrices.gram(Matrices.rowNormalised(Matrices.centred(b)));
         int n = a.length;
-        double paired = renyiEntropy(normalisedSpectrum(hadamard(ka, kb, identity(n))), alpha);
+        double paired = renyiEntropy(normalisedSpectrum(Matrices.hadamard(ka, kb, Matrices.identity(n))), alpha);
         SplittableRandom random = new SplittableRandom(seed);
         double shuffled = 0;
         for (int p = 0; p < permutations; p++) {
-            shuffled += renyiEntropy(normalisedSpectrum(hadamard(ka, kb, permutation(n, random))), alpha);
+            shuffled += renyiEntropy(normalisedSpectrum(Matrices.hadamard(ka, kb, Matrices.permutation(n, random))), alpha);
         }
         return shuffled / permutations - paired;
     }
 
     // ---------------------------------------------------------------- helpers
-
-    /** The mean of the rows. */
-    public static double[] meanPool(double[][] h) {
-        double[] m = new double[h[0].length];
-        for (double[] row : h) {
-            for (int j = 0; j < m.length; j++) {
-                m[j] += row[j];
-            }
-        }
-        for (int j = 0; j < m.length; j++) {
-            m[j] /= h.length;
-        }
-        return m;
-    }
-
-    /** Float rows as doubles. */
-    public static double[][] toDouble(float[][] h) {
-        double[][] out = new double[h.length][];
-        for (int i = 0; i < h.length; i++) {
-            out[i] = new double[h[i].length];
-            for (int j = 0; j < h[i].length; j++) {
-                out[i][j] = h[i][j];
-            }
-        }
-        return out;
-    }
 
     /** exp of the Shannon entropy of the normalised eigenvalues of a symmetric PSD matrix; 0 for the zero matrix. */
     static double effectiveRank(double[][] symmetric) {
@@ -315,157 +289,6 @@ public final class RepresentationMetrics {
             sum += x;
         }
         return sum == 0 ? 0 : Math.exp(renyiEntropy(p, 1.0));
-    }
-
-    static double[][] centred(double[][] h) {
-        double[] mean = meanPool(h);
-        double[][] out = new double[h.length][];
-        for (int i = 0; i < h.length; i++) {
-            out[i] = minus(h[i], mean);
-        }
-        return out;
-    }
-
-    /** Each row divided by its L2 norm; a zero row stays zero (it has no direction). */
-    static double[][] rowNormalised(double[][] h) {
-        double[][] out = new double[h.length][];
-        for (int i = 0; i < h.length; i++) {
-            out[i] = unit(h[i]);
-        }
-        return out;
-    }
-
-    static double[][] gram(double[][] z) {
-        int n = z.length;
-        double[][] k = new double[n][n];
-        for (int i = 0; i < n; i++) {
-            for (int j = i; j < n; j++) {
-                k[i][j] = dot(z[i], z[j]);
-                k[j][i] = k[i][j];
-            }
-        }
-        return k;
-    }
-
-    private static double[] eigenvalues(double[][] psd) {
-        return decompose(psd).values();
-    }
-
-    private static RealMatrix inverseSquareRoot(double[][] spd) {
-        Eigen e = decompose(spd);
-        RealMatrix v = e.vectors();
-        double[] lambda = e.values();
-        int d = lambda.length;
-        double[][] scaled = new double[d][d];
-        for (int i = 0; i < d; i++) {
-            for (int k = 0; k < d; k++) {
-                scaled[i][k] = v.getEntry(i, k) / Math.sqrt(Math.max(lambda[k], Double.MIN_NORMAL));
-            }
-        }
-        return new Array2DRowRealMatrix(scaled, false).multiply(v.transpose());
-    }
-
-    private record Eigen(double[] values, RealMatrix vectors) {
-    }
-
-    /**
-     * Eigenvalues and eigenvectors of a symmetric positive semi-definite matrix (every matrix here
-     * is a Gram, scatter or LDA matrix), taken from commons-math3's singular value decomposition:
-     * for such a matrix they are its singular values and vectors. Its EigenDecomposition fails to
-     * converge on ridge-regularised within-class scatters, whose many equal eigenvalues (the
-     * ridge) sit next to a few tiny ones; that happened on stories-deep12's hidden states.
-     */
-    private static Eigen decompose(double[][] psd) {
-        SingularValueDecomposition svd = new SingularValueDecomposition(new Array2DRowRealMatrix(psd, false));
-        return new Eigen(svd.getSingularValues(), svd.getV());
-    }
-
-    private static double[][] symmetrised(double[][] m) {
-        int d = m.length;
-        double[][] s = new double[d][d];
-        for (int i = 0; i < d; i++) {
-            for (int j = 0; j < d; j++) {
-                s[i][j] = 0.5 * (m[i][j] + m[j][i]);
-            }
-        }
-        return s;
-    }
-
-    /** K_a o (P K_b P^T) where P maps row i to row order[i]. */
-    private static double[][] hadamard(double[][] ka, double[][] kb, int[] order) {
-        int n = ka.length;
-        double[][] out = new double[n][n];
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < n; j++) {
-                out[i][j] = ka[i][j] * kb[order[i]][order[j]];
-            }
-        }
-        return out;
-    }
-
-    private static int[] identity(int n) {
-        int[] p = new int[n];
-        for (int i = 0; i < n; i++) {
-            p[i] = i;
-        }
-        return p;
-    }
-
-    private static int[] permutation(int n, SplittableRandom random) {
-        int[] p = identity(n);
-        for (int i = n - 1; i > 0; i--) {
-            int j = random.nextInt(i + 1);
-            int t = p[i];
-            p[i] = p[j];
-            p[j] = t;
-        }
-        return p;
-    }
-
-    private static void addOuter(double[][] target, double[] v, double weight) {
-        for (int i = 0; i < v.length; i++) {
-            for (int j = 0; j < v.length; j++) {
-                target[i][j] += weight * v[i] * v[j];
-            }
-        }
-    }
-
-    private static double[] minus(double[] a, double[] b) {
-        double[] out = new double[a.length];
-        for (int i = 0; i < a.length; i++) {
-            out[i] = a[i] - b[i];
-        }
-        return out;
-    }
-
-    static double dot(double[] a, double[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            s += a[i] * b[i];
-        }
-        return s;
-    }
-
-    static double norm(double[] a) {
-        return Math.sqrt(dot(a, a));
-    }
-
-    /** cos(a, b); 0 when either vector is zero. */
-    public static double cosine(double[] a, double[] b) {
-        double na = norm(a);
-        double nb = norm(b);
-        return na == 0 || nb == 0 ? 0 : dot(a, b) / (na * nb);
-    }
-
-    private static double[] unit(double[] a) {
-        double n = norm(a);
-        double[] out = new double[a.length];
-        if (n > 0) {
-            for (int i = 0; i < a.length; i++) {
-                out[i] = a[i] / n;
-            }
-        }
-        return out;
     }
 
     private static void checkAlpha(double alpha) {

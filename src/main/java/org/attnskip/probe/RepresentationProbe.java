@@ -1,5 +1,7 @@
 package org.attnskip.probe;
 
+import org.attnskip.reference.Vectors;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -60,7 +62,7 @@ public final class RepresentationProbe {
             double curvature = 0;
             List<double[][]> perPrompt = new ArrayList<>();
             for (HiddenStateRunner.Pass p : passes) {
-                double[][] h = RepresentationMetrics.toDouble(p.hidden()[l]);
+                double[][] h = Vectors.toDouble(p.hidden()[l]);
                 perPrompt.add(h);
                 entropy += RepresentationMetrics.promptEntropy(h, alpha);
                 curvature += RepresentationMetrics.curvature(h);
@@ -84,7 +86,7 @@ public final class RepresentationProbe {
     private static double[][] pooled(List<HiddenStateRunner.Pass> passes, int layer) {
         double[][] out = new double[passes.size()][];
         for (int i = 0; i < out.length; i++) {
-            out[i] = RepresentationMetrics.meanPool(RepresentationMetrics.toDouble(passes.get(i).hidden()[layer]));
+            out[i] = Vectors.meanPool(Vectors.toDouble(passes.get(i).hidden()[layer]));
         }
         return out;
     }

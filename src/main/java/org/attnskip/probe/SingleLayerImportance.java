@@ -1,5 +1,7 @@
 package org.attnskip.probe;
 
+import org.attnskip.reference.Vectors;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -35,9 +37,9 @@ public final class SingleLayerImportance {
                 float[][] afterAttention = p.attentionOut()[i];
                 hasAttention &= afterAttention != null;
                 for (int t = 0; t < in.length; t++) {
-                    block += 1 - cosine(in[t], next[t]);
+                    block += 1 - Vectors.cosine(in[t], next[t]);
                     if (afterAttention != null) {
-                        attention += 1 - cosine(in[t], afterAttention[t]);
+                        attention += 1 - Vectors.cosine(in[t], afterAttention[t]);
                     }
                     tokens++;
                 }
@@ -45,18 +47,5 @@ public final class SingleLayerImportance {
             out.add(new Layer(i, hasAttention ? attention / tokens : Double.NaN, block / tokens));
         }
         return out;
-    }
-
-    /** cos(a, b) in double; 0 when either is zero. */
-    static double cosine(float[] a, float[] b) {
-        double dot = 0;
-        double na = 0;
-        double nb = 0;
-        for (int i = 0; i < a.length; i++) {
-            dot += (double) a[i] * b[i];
-            na += (double) a[i] * a[i];
-            nb += (double) b[i] * b[i];
-        }
-        return na == 0 || nb == 0 ? 0 : dot / Math.sqrt(na * nb);
     }
 }

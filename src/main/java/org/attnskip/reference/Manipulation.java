@@ -9,14 +9,6 @@ import java.util.Set;
 public sealed interface Manipulation {
     Manipulation NONE = new None();
 
-    /** The first touched layer for a threshold fraction f in [0, 1]: k = ceil(f * L). */
-    static int firstLayer(double fraction, int layers) {
-        if (!(fraction >= 0 && fraction <= 1)) {
-            throw new IllegalArgumentException("threshold fraction " + fraction + " is outside [0, 1]");
-        }
-        return (int) Math.ceil(fraction * layers);
-    }
-
     /** The normal model. */
     record None() implements Manipulation {
     }

@@ -58,8 +58,8 @@ public final class NoiseDraw {
 
     /** GAUSSIAN: g * (|h| / |g|), the Gaussian row rescaled to the norm of h (zero when g is zero). */
     public static float[] sameNorm(float[] h, float[] g) {
-        double gNorm = norm(g);
-        double scale = gNorm == 0 ? 0 : norm(h) / gNorm;
+        double gNorm = Vectors.norm(g);
+        double scale = gNorm == 0 ? 0 : Vectors.norm(h) / gNorm;
         float[] out = new float[h.length];
         for (int j = 0; j < h.length; j++) {
             out[j] = (float) (g[j] * scale);
@@ -73,17 +73,17 @@ public final class NoiseDraw {
      * When h is zero the result is zero; when u is zero (g parallel to h) it is cos(a) * h.
      */
     public static float[] atAngle(float[] h, float[] g, double degrees) {
-        double hh = dot(h, h);
+        double hh = Vectors.dot(h, h);
         float[] out = new float[h.length];
         if (hh == 0) {
             return out;
         }
-        double along = dot(g, h) / hh;
+        double along = Vectors.dot(g, h) / hh;
         double[] u = new double[h.length];
         for (int j = 0; j < h.length; j++) {
             u[j] = g[j] - along * h[j];
         }
-        double uNorm = Math.sqrt(dot(u, u));
+        double uNorm = Math.sqrt(Vectors.dot(u, u));
         double radians = Math.toRadians(degrees);
         double cos = Math.cos(radians);
         double sinTimesNorm = uNorm == 0 ? 0 : Math.sin(radians) * Math.sqrt(hh) / uNorm;
@@ -132,25 +132,5 @@ public final class NoiseDraw {
             }
             return shuffled(h, permutations[position]);
         }
-    }
-
-    private static double norm(float[] v) {
-        return Math.sqrt(dot(v, v));
-    }
-
-    private static double dot(float[] a, float[] b) {
-        double sum = 0;
-        for (int j = 0; j < a.length; j++) {
-            sum += (double) a[j] * b[j];
-        }
-        return sum;
-    }
-
-    private static double dot(double[] a, double[] b) {
-        double sum = 0;
-        for (int j = 0; j < a.length; j++) {
-            sum += a[j] * b[j];
-        }
-        return sum;
     }
 }

@@ -47,8 +47,10 @@ public final class DropAttentionPass implements RewritePass {
         List<String> removedInputs = new ArrayList<>();
         List<String> removedOutputs = new ArrayList<>();
 
-        // Top layer first: rewiring layer i edits only nodes at or above it, so the node handles the
-        // layout holds for lower layers stay valid.
+        // Top layer first: bypassing layer i makes the readers of its residual sum (layer i+1's
+        // residual input) read its residual input instead, so going down, every value name the
+        // layout holds for a layer still to do is still in the graph. (Node handles follow edits
+        // through Graph.current in any order.)
         for (int i : new java.util.TreeSet<>(selection.layers()).descendingSet()) {
             LayerLayout layer = layout.layer(i);
             String substitute = substitutes.get(i);
@@ -56,7 +58,7 @@ public final class DropAttentionPass implements RewritePass {
                 added += bypassResidualAdd(g, layer);
             } else {
                 NodeProto add = layer.attention().residualAdd();
-                g.replace(add, Graph.withInputRenamed(add, layer.attention().branchOutput(), substitute));
+                g.renameInput(add, layer.attention().branchOutput(), substitute);
             }
             for (String out : layer.kv().outputs()) {
                 g.removeOutput(out);
@@ -162,7 +164,7 @@ public final class DropAttentionPass implements RewritePass {
             var keptType = g.valueInfo(substitute).map(v -> v.getType()).orElse(null);
             if (droppedType != null && droppedType.equals(keptType)) {
                 for (NodeProto reader : readers) {
-                    g.replace(reader, Graph.withInputRenamed(reader, input, substitute));
+                    g.renameInput(reader, input, substitute);
                 }
                 return;
             }

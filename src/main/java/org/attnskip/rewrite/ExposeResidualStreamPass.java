@@ -1,10 +1,6 @@
 package org.attnskip.rewrite;
 
-import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
-import ai.onnx.proto.OnnxMl.TensorShapeProto;
-import ai.onnx.proto.OnnxMl.TypeProto;
-import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.onnx.BadInputException;
@@ -85,15 +81,8 @@ public final class ExposeResidualStreamPass {
         if (g.isGraphOutput(name) || g.producer(name) != null) {
             throw new BadInputException("the model already has a value named '" + name + "' (was the stream exposed before?)");
         }
-        g.add(NodeProto.newBuilder().setOpType("Identity").setName(g.freshName("attnskip_expose_" + name))
-                .addInput(value).addOutput(name).build());
-        TensorShapeProto.Builder shape = TensorShapeProto.newBuilder()
-                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("batch_size"))
-                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("sequence_length"))
-                .addDim(hiddenSize > 0 ? TensorShapeProto.Dimension.newBuilder().setDimValue(hiddenSize)
-                        : TensorShapeProto.Dimension.newBuilder().setDimParam("hidden_size"));
-        g.addOutput(ValueInfoProto.newBuilder().setName(name).setType(TypeProto.newBuilder()
-                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(elemType).setShape(shape))).build());
+        new NodeEmitter(g, "attnskip_expose_" + name).identity(value, name);
+        g.addOutput(NodeEmitter.streamShaped(name, elemType, hiddenSize));
         return name;
     }
 }

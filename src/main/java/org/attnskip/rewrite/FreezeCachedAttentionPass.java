@@ -86,8 +86,8 @@ final class FreezeCachedAttentionPass implements RewritePass {
                 frozenValues = copy.get(values);
             } else if (flavour == FreezeKv.SINGLE_INPUT) {
                 // the last position's own K/V come from h_k too: the copy reads them, it does not recompute them
-                cloneInputs.put(keys, FreezePrefillPass.lastPosition(e, keys));
-                cloneInputs.put(values, FreezePrefillPass.lastPosition(e, values));
+                cloneInputs.put(keys, PaperFreezeDeployablePass.lastPosition(e, keys));
+                cloneInputs.put(values, PaperFreezeDeployablePass.lastPosition(e, values));
             }
             int[] sides = {PAST_KEY, PAST_VALUE};
             String[] fresh = {frozenKeys, frozenValues};
@@ -105,23 +105,23 @@ final class FreezeCachedAttentionPass implements RewritePass {
             }
         }
         AttentionBlock firstBlock = layout.layer(k).attention();
-        cloneInputs.put(hK, FreezePrefillPass.lastPosition(e, hK));
+        cloneInputs.put(hK, PaperFreezeDeployablePass.lastPosition(e, hK));
         if (firstBlock.normSharedWithPreviousAdd()) {
             // layer k's norm is the previous layer's residual add: its output is not computed from h_k
-            cloneInputs.put(firstBlock.normOutput(), FreezePrefillPass.lastPosition(e, firstBlock.normOutput()));
+            cloneInputs.put(firstBlock.normOutput(), PaperFreezeDeployablePass.lastPosition(e, firstBlock.normOutput()));
         }
-        cloneInputs.put(layout.inputIds(), FreezePrefillPass.lastPosition(e, layout.inputIds()));
-        cloneInputs.put(layout.positionIds(), FreezePrefillPass.lastPosition(e, layout.positionIds()));
+        cloneInputs.put(layout.inputIds(), PaperFreezeDeployablePass.lastPosition(e, layout.inputIds()));
+        cloneInputs.put(layout.positionIds(), PaperFreezeDeployablePass.lastPosition(e, layout.positionIds()));
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, cloneInputs, List.of(layout.logits()), true, Set.of(), prefix + "/last");
 
-        FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), presents);
+        PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
         String kv = flavour == FreezeKv.PAPER ? "the last token attends to its own normal K/V"
                 : "every token's K/V in layers " + k + ".." + (L - 1) + " come from layer " + k + "'s input, by one MatMul";
-        return FreezePrefillPass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
+        return PaperFreezeDeployablePass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
                 List.of("--freeze-kv " + flavour.label + ": " + kv,
                 "prefill runs layers " + k + ".." + (L - 1) + " for the last position only; logits are [batch, 1, vocab]"));
     }

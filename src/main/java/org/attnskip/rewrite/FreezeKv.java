@@ -64,7 +64,7 @@ public enum FreezeKv {
             return new FreezeCachedAttentionPass(this).apply(g, layout, selection);
         }
         return switch (this) {
-            case PAPER -> (allPositions ? new FreezePass() : new FreezePrefillPass()).apply(g, layout, selection);
+            case PAPER -> (allPositions ? new PaperFreezeEvaluationPass() : new PaperFreezeDeployablePass()).apply(g, layout, selection);
             case SINGLE_INPUT -> new SingleInputFreezePass(allPositions ? FreezeForm.EVALUATION : FreezeForm.DEPLOYABLE)
                     .apply(g, layout, selection);
         };

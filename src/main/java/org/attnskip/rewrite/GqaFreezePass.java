@@ -102,7 +102,7 @@ final class GqaFreezePass {
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
-        return FreezePrefillPass.report(selection, k, L, Math.max(0, afterAdd - g.nodes().size()),
+        return PaperFreezeDeployablePass.report(selection, k, L, Math.max(0, afterAdd - g.nodes().size()),
                 Math.max(0, afterAdd - nodesBefore), original, List.copyOf(notes));
     }
 
@@ -141,14 +141,14 @@ final class GqaFreezePass {
             String padded = padQuery(g, e, copy.getInput(0), hK, layout.logits());
             List<NodeProto> readers = new ArrayList<>(g.consumers(out));
             g.replace(copy, copy.toBuilder().setInput(0, padded).build());
-            String lastRow = FreezePrefillPass.lastPosition(e, out);
+            String lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
             for (NodeProto r : readers) {
-                g.replace(r, Graph.withInputRenamed(r, out, lastRow));
+                g.renameInput(r, out, lastRow);
             }
             presents.add(new String[] {core.getOutput(1), last.get(core.getOutput(1))});
             presents.add(new String[] {core.getOutput(2), last.get(core.getOutput(2))});
         }
-        FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), presents);
+        PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
     }
 
     /**
@@ -215,7 +215,7 @@ final class GqaFreezePass {
         }
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix + "/last");
-        FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), presents);
+        PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
     }
 
     /** The last position of h_k (and of layer k's fused norm), of the token ids and of the positions. */
@@ -223,14 +223,14 @@ final class GqaFreezePass {
         Map<String, String> inputs = new HashMap<>();
         AttentionBlock first = layout.layer(k).attention();
         String hK = layout.layer(k).residualIn();
-        inputs.put(hK, FreezePrefillPass.lastPosition(e, hK));
+        inputs.put(hK, PaperFreezeDeployablePass.lastPosition(e, hK));
         if (first.normSharedWithPreviousAdd()) {
             // layer k's norm is the previous layer's residual add: its output is not computed from h_k
-            inputs.put(first.normOutput(), FreezePrefillPass.lastPosition(e, first.normOutput()));
+            inputs.put(first.normOutput(), PaperFreezeDeployablePass.lastPosition(e, first.normOutput()));
         }
-        inputs.put(layout.inputIds(), FreezePrefillPass.lastPosition(e, layout.inputIds()));
+        inputs.put(layout.inputIds(), PaperFreezeDeployablePass.lastPosition(e, layout.inputIds()));
         if (layout.positionIds() != null) {
-            inputs.put(layout.positionIds(), FreezePrefillPass.lastPosition(e, layout.positionIds()));
+            inputs.put(layout.positionIds(), PaperFreezeDeployablePass.lastPosition(e, layout.positionIds()));
         }
         return inputs;
     }

@@ -3,6 +3,9 @@ package org.attnskip.rewrite;
 import ai.onnx.proto.OnnxMl.AttributeProto;
 import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.NodeProto;
+import ai.onnx.proto.OnnxMl.TensorShapeProto;
+import ai.onnx.proto.OnnxMl.TypeProto;
+import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.Tensors;
 
@@ -82,11 +85,25 @@ final class NodeEmitter {
         return outs;
     }
 
+    /** Gives {@code value} a second, chosen name (a new graph output) through an Identity node. */
+    void identity(String value, String output) {
+        g.add(NodeProto.newBuilder().setOpType("Identity").setName(g.freshName(prefix + "/Identity"))
+                .addInput(value).addOutput(output).build());
+    }
+
+    /** Graph I/O shaped like the residual stream: [batch_size, sequence_length, hidden] (hidden_size when unknown). */
+    static ValueInfoProto streamShaped(String name, int elemType, int hidden) {
+        TensorShapeProto.Builder shape = TensorShapeProto.newBuilder()
+                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("batch_size"))
+                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("sequence_length"))
+                .addDim(hidden > 0 ? TensorShapeProto.Dimension.newBuilder().setDimValue(hidden)
+                        : TensorShapeProto.Dimension.newBuilder().setDimParam("hidden_size"));
+        return ValueInfoProto.newBuilder().setName(name).setType(TypeProto.newBuilder()
+                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(elemType).setShape(shape))).build();
+    }
+
     /** The size of one axis of x, as an int64 scalar. */
     String dim(String x, long axis) {
         return op("Gather", new AttributeProto[] {Attributes.intAttr("axis", 0)}, op("Shape", x), int64Scalar("axis", axis));
     }
-
-
-
 }

@@ -3,9 +3,6 @@ package org.attnskip.rewrite;
 import ai.onnx.proto.OnnxMl.NodeProto;
 import org.attnskip.onnx.Attributes;
 import ai.onnx.proto.OnnxMl.TensorProto;
-import ai.onnx.proto.OnnxMl.TensorShapeProto;
-import ai.onnx.proto.OnnxMl.TypeProto;
-import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
@@ -92,14 +89,14 @@ public final class RandomNoisePass implements RewritePass {
         String corrupted = e.op("Where", isLast, h, replaced);
 
         for (NodeProto r : readers) {
-            g.replace(r, Graph.withInputRenamed(r, h, corrupted));
+            g.renameInput(r, h, corrupted);
         }
         if (attn.normSharedWithPreviousAdd()) {
             // The fused norm normalised the clean stream; layer k must read the corrupted one.
             String renormed = g.freshName(attn.normOutput() + "_random");
             g.add(PlainNorm.of(g, attn.norm(), corrupted, renormed));
             for (NodeProto r : normReaders) {
-                g.replace(r, Graph.withInputRenamed(r, attn.normOutput(), renormed));
+                g.renameInput(r, attn.normOutput(), renormed);
             }
         }
     }
@@ -126,13 +123,7 @@ public final class RandomNoisePass implements RewritePass {
         if (g.isGraphInput(name)) {
             throw new BadInputException("the model already has an input '" + name + "' (was it randomised before?)");
         }
-        TensorShapeProto.Builder shape = TensorShapeProto.newBuilder()
-                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("batch_size"))
-                .addDim(TensorShapeProto.Dimension.newBuilder().setDimParam("sequence_length"));
-        shape.addDim(hidden > 0 ? TensorShapeProto.Dimension.newBuilder().setDimValue(hidden)
-                : TensorShapeProto.Dimension.newBuilder().setDimParam("hidden_size"));
-        g.addInput(ValueInfoProto.newBuilder().setName(name).setType(TypeProto.newBuilder()
-                .setTensorType(TypeProto.Tensor.newBuilder().setElemType(elemType).setShape(shape))).build());
+        g.addInput(NodeEmitter.streamShaped(name, elemType, hidden));
         return name;
     }
 }

@@ -37,7 +37,7 @@ public final class SingleInputFreezePass implements RewritePass {
             throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
         }
         if (k >= L) {
-            return FreezePrefillPass.report(selection, k, L, 0, 0, layout, List.of());
+            return PaperFreezeDeployablePass.report(selection, k, L, 0, 0, layout, List.of());
         }
         if (lastPositionOnly && (layout.inputIds() == null || layout.positionIds() == null)) {
             throw new BadInputException("freeze with a sliced prefill needs input_ids and position_ids inputs;"
@@ -59,12 +59,12 @@ public final class SingleInputFreezePass implements RewritePass {
                 inputs.put(op.keys(), op.keys());
                 inputs.put(op.values(), op.values());
             }
-            inputs.put(hK, FreezePrefillPass.lastPosition(e, hK));
-            inputs.put(layout.inputIds(), FreezePrefillPass.lastPosition(e, layout.inputIds()));
-            inputs.put(layout.positionIds(), FreezePrefillPass.lastPosition(e, layout.positionIds()));
+            inputs.put(hK, PaperFreezeDeployablePass.lastPosition(e, hK));
+            inputs.put(layout.inputIds(), PaperFreezeDeployablePass.lastPosition(e, layout.inputIds()));
+            inputs.put(layout.positionIds(), PaperFreezeDeployablePass.lastPosition(e, layout.positionIds()));
             g.toposort();
             Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix);
-            FreezePrefillPass.publish(g, layout.logits(), last.get(layout.logits()), List.of());
+            PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), List.of());
             notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only (about "
                     + Math.round(100.0 * (L - k) / L) + "% of per-token layer work skipped for the other prompt tokens);"
                     + " logits are [batch, 1, vocab]");
@@ -72,7 +72,7 @@ public final class SingleInputFreezePass implements RewritePass {
         int afterAdd = g.nodes().size();
         g.cleanup();
         g.toposort();
-        return FreezePrefillPass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
+        return PaperFreezeDeployablePass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
                 List.copyOf(notes));
     }
 }

@@ -1,7 +1,7 @@
 package org.attnskip.runtime;
 
 import org.attnskip.layout.DecoderLayout;
-import org.attnskip.layout.KvCache;
+import org.attnskip.layout.KvCacheIo;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
@@ -66,7 +66,7 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             while (dropped.contains(number)) {
                 number++;
             }
-            KvCache kv = layer.kv();
+            KvCacheIo kv = layer.kv();
             if (kv.isEmpty()) {
                 continue;
             }
@@ -76,7 +76,7 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             }
             for (int i = 0; i < kv.inputs().size(); i++) {
                 caches.add(new CachePair(number, kv.inputs().get(i), kv.outputs().get(i),
-                        kv.layout() == KvCache.Layout.STACKED, layer.cacheUpdatedInPlace()));
+                        kv.layout() == KvCacheIo.Layout.STACKED, layer.cacheUpdatedInPlace()));
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),

@@ -198,7 +198,7 @@ public final class DecoderSession implements AutoCloseable {
     }
 
     /** Bytes of KV cache per position of one sequence, over all layers that keep one. */
-    public long kvBytesPerPosition() {
+    public long kvBytesPerToken() {
         long total = 0;
         for (CacheSlot s : slots) {
             total += s.bytesPerPosition();

@@ -68,7 +68,7 @@ final class CompletionEngine {
                 List<Choice> group = choices.subList(from, to);
                 for (Choice c : group) {
                     progresses.add(new CompletionProgress(c, request, sinks.apply(c.index()), clientGone, arrivalNano,
-                            tokenizer, pieces, metrics, session.kvBytesPerPosition()));
+                            tokenizer, pieces, metrics, session.kvBytesPerToken()));
                 }
                 continuePrompt(group, progresses.subList(from, to), request, shared, decoding);
                 from = to;

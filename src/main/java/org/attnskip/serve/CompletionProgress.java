@@ -25,7 +25,7 @@ final class CompletionProgress {
     private final Tokenizer tokenizer;
     private final TextPieces pieces;
     private final ServerMetrics metrics;
-    private final long kvBytesPerPosition;
+    private final long kvBytesPerToken;
     private final StopSequences stops;
     private final Sampler sampler;
     private final int promptTokens;
@@ -42,7 +42,7 @@ final class CompletionProgress {
 
     CompletionProgress(Choice choice, CompletionRequest request, Consumer<String> sink, BooleanSupplier clientGone,
                        long arrivalNano, Tokenizer tokenizer, TextPieces pieces, ServerMetrics metrics,
-                       long kvBytesPerPosition) {
+                       long kvBytesPerToken) {
         int[] promptIds = choice.promptIds();
         this.request = request;
         this.choice = choice;
@@ -52,7 +52,7 @@ final class CompletionProgress {
         this.tokenizer = tokenizer;
         this.pieces = pieces;
         this.metrics = metrics;
-        this.kvBytesPerPosition = kvBytesPerPosition;
+        this.kvBytesPerToken = kvBytesPerToken;
         this.stops = new StopSequences(request.stop());
         this.sampler = new Sampler(request.temperature(), request.topP(), choice.seed());
         this.promptTokens = promptIds.length;
@@ -197,7 +197,7 @@ final class CompletionProgress {
     }
 
     private void cached(int positions) {
-        long added = kvBytesPerPosition * positions;
+        long added = kvBytesPerToken * positions;
         metrics.kvBytes(added);
         heldBytes += added;
     }

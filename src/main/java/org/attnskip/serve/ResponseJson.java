@@ -38,7 +38,7 @@ final class ResponseJson {
         graph.put("max_positions", model.maxPositions() == Integer.MAX_VALUE ? null : model.maxPositions());
         ArrayNode cached = graph.putArray("cached_layers");
         model.session().cachedLayers().forEach(cached::add);
-        graph.put("kv_bytes_per_token", model.session().kvBytesPerPosition());
+        graph.put("kv_bytes_per_token", model.session().kvBytesPerToken());
         graph.put("chat_template", chatTemplate);
         ObjectNode rewrite = graph.putObject("rewrite");
         if (model.rewrite().isEmpty()) {

@@ -72,6 +72,21 @@ class OptimizeCommandTest {
         }
     }
 
+    @ParameterizedTest
+    @CsvSource({"--noise-seed", "--seed"})
+    void noiseSeedKeepsItsOldSpellingHidden(String option) throws Exception {
+        Path out = tmp.resolve("random.onnx");
+        CliRun r = cli("optimize", "graphs/tiny-llama", "-o", out.toString(), "--random-kv-above", "0.5", option, "7",
+                "--noise", "shuffle");
+        assertEquals(0, r.code(), r.err());
+        Map<String, String> meta = RewriteMetadata.read(OnnxModelIO.load(out).proto());
+        assertEquals("7", meta.get("seed"));
+        assertEquals("shuffle", meta.get("noise"));
+        String help = cli("optimize", "--help").out();
+        assertTrue(help.contains("--noise-seed"), help);
+        assertFalse(help.contains("--seed"), "the old spelling is hidden: " + help);
+    }
+
     @Test
     void fractionWithFromLayerOrModeWithoutItIsRefused() {
         Path out = tmp.resolve("out");

@@ -8,8 +8,8 @@ import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
-import org.attnskip.rewrite.FreezePass;
-import org.attnskip.rewrite.FreezePrefillPass;
+import org.attnskip.rewrite.PaperFreezeEvaluationPass;
+import org.attnskip.rewrite.PaperFreezeDeployablePass;
 import org.attnskip.rewrite.LayerSelection;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
@@ -59,9 +59,9 @@ class ScoringModelFreezeTest {
         var layout = LayoutDiscovery.discover(g);
         LayerSelection s = LayerSelection.fromLayer(2, layout.numLayers());
         if (deployable) {
-            new FreezePrefillPass().apply(g, layout, s);
+            new PaperFreezeDeployablePass().apply(g, layout, s);
         } else {
-            new FreezePass().apply(g, layout, s);
+            new PaperFreezeEvaluationPass().apply(g, layout, s);
         }
         OnnxModelIO.save(m, g.toModel(), out);
         return out;

@@ -1,7 +1,7 @@
 package org.attnskip.layout;
 
 import org.attnskip.Fixtures;
-import org.attnskip.layout.KvCache.Layout;
+import org.attnskip.layout.KvCacheIo.Layout;
 import org.attnskip.onnx.NodeOrder;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Test;

@@ -8,7 +8,7 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import org.attnskip.OrtFeeds;
-import org.attnskip.layout.KvCache.Layout;
+import org.attnskip.layout.KvCacheIo.Layout;
 import org.attnskip.layout.ThirdPartyGraphs.Dialect;
 import org.attnskip.onnx.OnnxModelIO;
 import org.junit.jupiter.api.Test;

@@ -56,6 +56,22 @@ class GraphTest {
         assertEquals(List.of("x"), g.inputs().stream().map(ValueInfoProto::getName).toList());
     }
 
+    @Test
+    void aHandleTakenBeforeEditsStillFindsItsNode() {
+        Graph g = new Graph(model(
+                node("Mul", "mul", "y", "x", "w1"),
+                node("Add", "add", "b", "x", "w2"),
+                node("Relu", "relu", "z", "b")));
+        NodeProto add = g.producer("b");
+        g.replaceUses("x", "w1"); // edits the Add (and the Mul): the handle is now an old copy
+        assertTrue(g.nodes().stream().noneMatch(n -> n == add));
+        g.renameInput(add, "w2", "w1");
+        assertEquals(List.of("w1", "w1"), g.producer("b").getInputList());
+        assertEquals(g.producer("b"), g.current(add));
+        g.remove(add);
+        assertEquals(List.of("mul", "relu"), g.nodes().stream().map(NodeProto::getName).toList());
+    }
+
     private static NodeProto node(String op, String name, String output, String... inputs) {
         return NodeProto.newBuilder().setOpType(op).setName(name).addAllInput(List.of(inputs)).addOutput(output).build();
     }

@@ -24,7 +24,7 @@ public final class NodeOrder {
         }
         List<String> early = new ArrayList<>();
         for (NodeProto n : g.nodes()) {
-            for (String in : Graph.allInputs(n)) {
+            for (String in : NodeInputs.of(n)) {
                 if (!available.contains(in)) {
                     early.add(n.getName() + " (" + n.getOpType() + ") reads " + in);
                 }

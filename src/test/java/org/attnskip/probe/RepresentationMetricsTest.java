@@ -1,5 +1,7 @@
 package org.attnskip.probe;
 
+import org.attnskip.reference.Vectors;
+
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -236,12 +238,12 @@ class RepresentationMetricsTest {
         double[][] g = gaussian(n, d, seed);
         for (int i = 0; i < n; i++) {
             for (int k = 0; k < i; k++) {
-                double dot = RepresentationMetrics.dot(g[i], g[k]);
+                double dot = Vectors.dot(g[i], g[k]);
                 for (int j = 0; j < d; j++) {
                     g[i][j] -= dot * g[k][j];
                 }
             }
-            double norm = RepresentationMetrics.norm(g[i]);
+            double norm = Vectors.norm(g[i]);
             for (int j = 0; j < d; j++) {
                 g[i][j] /= norm;
             }

@@ -128,7 +128,7 @@ class ReferenceLlamaManipulationTest {
     void llama3RopeScalingFrequencies() {
         // head size 8, theta 10000: wavelengths 2 pi * 10000^(2j/8) = 6.3, 62.8, 628, 6283; with original
         // context 64, low 1, high 4 the bands are < 16 (kept), 16..64 (smoothed), > 64 (divided by 8)
-        float[] inv = ReferenceLlama.ropeInverseFrequencies(SYNTHETIC);
+        float[] inv = LlamaBlocks.ropeInverseFrequencies(SYNTHETIC);
         double smooth = (64 / (2 * Math.PI * 10) - 1) / 3.0;
         assertEquals(1.0, inv[0], 1e-7);
         assertEquals((1 - smooth) * 0.1 / 8 + smooth * 0.1, inv[1], 1e-8);

@@ -180,9 +180,9 @@ class RewriteMatchesReferenceTest {
                 continue;
             }
             float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
-            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> new FreezePass().apply(g, l, LayerSelection.fromLayer(k, L))),
+            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> new PaperFreezeEvaluationPass().apply(g, l, LayerSelection.fromLayer(k, L))),
                     frozen, tokens);
-            Path sliced = rewrite(base, (g, l) -> new FreezePrefillPass().apply(g, l, LayerSelection.fromLayer(k, L)));
+            Path sliced = rewrite(base, (g, l) -> new PaperFreezeDeployablePass().apply(g, l, LayerSelection.fromLayer(k, L)));
             if (k < L) {
                 compareLastPosition(name + " freeze-prefill k=" + k, sliced, frozen, tokens);
             } else {

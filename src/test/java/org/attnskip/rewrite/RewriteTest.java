@@ -43,7 +43,7 @@ class RewriteTest {
         RewritePass broken = (g, layout, selection) -> {
             ChangeReport report = new DropAttentionPass(16).apply(g, layout, selection);
             NodeProto head = g.producer(layout.logits());
-            g.replace(head, Graph.withInputRenamed(head, head.getInput(0), "no_such_value"));
+            g.renameInput(head, head.getInput(0), "no_such_value");
             return report;
         };
         Path out = tmp.resolve("out").resolve("broken.onnx");

@@ -109,7 +109,7 @@ class DecoderSessionTest {
                 .newBuilder().setKey("attnskip.layers").setValue("1")).build();
         try (DecoderSession s = DecoderSession.open(save(dropped), Device.CPU)) {
             assertEquals(List.of(0, 2), s.cachedLayers());
-            assertEquals(2L * 2 * 2 * 8 * 4, s.kvBytesPerPosition());
+            assertEquals(2L * 2 * 2 * 8 * 4, s.kvBytesPerToken());
             LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {{3, 4, 5}}, 0);
             DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
             KvCache cache = out.cache();
@@ -165,7 +165,7 @@ class DecoderSessionTest {
         int[] tokens = {262, 290, 286, 11, 13, 464, 257, 318};
         try (DecoderSession s = DecoderSession.open(model, Device.CPU)) {
             assertEquals(List.of(0, 1, 2, 3, 4), s.cachedLayers());
-            assertEquals(1280, s.kvBytesPerPosition()); // 5 layers x 2 x 4 heads x 8 dims x 4 bytes, as inspect says
+            assertEquals(1280, s.kvBytesPerToken()); // 5 layers x 2 x 4 heads x 8 dims x 4 bytes, as inspect says
             assertFalse(s.acceptsBatches(), "KvBatch lays out unstacked rows only");
             float[][] alone = runAlone(s, new int[] {tokens[0]}, java.util.Arrays.copyOfRange(tokens, 1, tokens.length));
             LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {tokens}, 0);

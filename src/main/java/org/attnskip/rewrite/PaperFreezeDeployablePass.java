@@ -17,7 +17,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * freeze, deployable, paper flavour ({@code --freeze-kv paper}; {@link SingleInputFreezePass} is the
+ * freeze, paper flavour ({@code --freeze-kv paper}; {@link SingleInputFreezePass} is the
  * other): layers i >= k write to the cache K/V computed from each token's stream at the input of
  * layer k, and only the last position runs layers k..L-1.
  * A prefill of S tokens therefore skips (L-k)/L of the per-token work for S-1 of them, and the
@@ -29,7 +29,7 @@ import java.util.Set;
  * positions, and its attention reads the past, the frozen entries of the earlier prompt tokens and
  * its own normal entry.
  */
-public final class FreezePrefillPass implements RewritePass {
+public final class PaperFreezeDeployablePass implements RewritePass {
     private record CacheWrite(String present, String past, String fresh, long axis) {
     }
 

@@ -14,7 +14,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * freeze: previous tokens stop at layer k. For every layer i > k, the K/V of each token are
+ * freeze, paper flavour, evaluation form ({@link FreezeForm#EVALUATION}; {@link PaperFreezeDeployablePass} is the
+ * deployable one): previous tokens stop at layer k. For every layer i > k, the K/V of each token are
  * computed from its residual stream at the input of layer k (through layer i's own norm, K/V
  * projections and rotary), and that is what the cache stores. A token attends to the frozen K/V
  * of the tokens before it and to its own normal K/V. Layer k itself is exact (its input is h_k).
@@ -25,7 +26,7 @@ import java.util.Set;
  * from the frozen K, and likewise for V. This needs the scores and probabilities, so it works on
  * unfused attention only; a fused attention op gets a clear refusal.
  */
-public final class FreezePass implements RewritePass {
+public final class PaperFreezeEvaluationPass implements RewritePass {
     @Override
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
         int k = selection.firstLayer();
@@ -95,7 +96,7 @@ public final class FreezePass implements RewritePass {
         String sFrozen = e.op("MatMul", scores.getInput(0), kFrozen);
         String sMixed = e.op("Where", eye, sOrig, sFrozen);
         for (NodeProto r : scoreReaders) {
-            g.replace(r, Graph.withInputRenamed(r, sOrig, sMixed));
+            g.renameInput(r, sOrig, sMixed);
         }
 
         String probs = values.getInput(0);
@@ -106,7 +107,7 @@ public final class FreezePass implements RewritePass {
         String others = e.op("Where", eye, zeros, probs);
         String mixed = e.op("Add", e.op("MatMul", own, vSide), e.op("MatMul", others, vFrozen));
         for (NodeProto r : outReaders) {
-            g.replace(r, Graph.withInputRenamed(r, out, mixed));
+            g.renameInput(r, out, mixed);
         }
 
         // 3. The cache stores the frozen K/V under the public present names (done last: renames touch every node).
