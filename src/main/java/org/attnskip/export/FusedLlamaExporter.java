@@ -117,14 +117,13 @@ public final class FusedLlamaExporter {
             residual = next[1];
             normed = next[0];
         }
-        String classifier;
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
-            classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            String classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
         } else {
-            classifier = init.matrix("lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim());
+            init.project("/lm_head/MatMul", normed, "lm_head.weight", weights.classifier(), cfg.vocabSize(), cfg.dim(), "logits");
         }
-        g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
         return ModelProto.newBuilder()
                 .setIrVersion(LlamaOnnxExporter.IR_VERSION)
@@ -193,19 +192,18 @@ public final class FusedLlamaExporter {
         String wp = "model.layers." + i + ".";
 
         String attn = attention(i, normed);
-        String attnOut = g.op("MatMul", p + "/attn/o_proj/MatMul",
-                in(attn, init.matrix(wp + "attn.o_proj.weight", w.wo(), cfg.dim(), cfg.dim())));
+        String attnOut = init.project(p + "/attn/o_proj/MatMul", attn, wp + "attn.o_proj.weight", w.wo(), cfg.dim(),
+                cfg.dim(), null);
         String[] post = skipNorm(p + "/post_attention_layernorm", residual, attnOut,
                 wp + "post_attention_layernorm.weight", w.ffnNorm());
 
-        String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.gate_proj.weight", w.w1(), cfg.hiddenDim(), cfg.dim())));
-        String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.up_proj.weight", w.w3(), cfg.hiddenDim(), cfg.dim())));
+        String gate = init.project(p + "/mlp/gate_proj/MatMul", post[0], wp + "mlp.gate_proj.weight", w.w1(),
+                cfg.hiddenDim(), cfg.dim(), null);
+        String up = init.project(p + "/mlp/up_proj/MatMul", post[0], wp + "mlp.up_proj.weight", w.w3(),
+                cfg.hiddenDim(), cfg.dim(), null);
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
-        String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
-                in(g.op("Mul", p + "/mlp/Mul", in(silu, up)),
-                        init.matrix(wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim())));
+        String mlpOut = init.project(p + "/mlp/down_proj/MatMul", g.op("Mul", p + "/mlp/Mul", in(silu, up)),
+                wp + "mlp.down_proj.weight", w.w2(), cfg.dim(), cfg.hiddenDim(), null);
 
         boolean last = i == cfg.layers() - 1;
         return last
@@ -221,8 +219,8 @@ public final class FusedLlamaExporter {
         String p = "/model/layers." + i + "/attn";
         String wp = "model.layers." + i + ".attn.";
         int qkvWidth = cfg.dim() + 2 * cfg.kvDim();
-        String qkv = g.op("MatMul", p + "/qkv_proj/MatMul",
-                in(x, init.matrix(wp + "qkv_proj.weight", concat(w.wq(), w.wk(), w.wv()), qkvWidth, cfg.dim())));
+        String qkv = init.project(p + "/qkv_proj/MatMul", x, wp + "qkv_proj.weight", concat(w.wq(), w.wk(), w.wv()),
+                qkvWidth, cfg.dim(), null);
         if (w.bq() != null) {
             qkv = g.op("Add", p + "/qkv_proj/Add",
                     in(qkv, init.weight(wp + "qkv_proj.bias", new long[] {qkvWidth}, concat(w.bq(), w.bk(), w.bv()))));
