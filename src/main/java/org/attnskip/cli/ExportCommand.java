@@ -67,8 +67,10 @@ public final class ExportCommand implements Callable<Integer> {
     @Option(names = {"-o", "--output"}, paramLabel = "DIR", required = true, description = "the model directory to write")
     Path output;
 
-    @Option(names = "--dtype", defaultValue = "fp32", paramLabel = "fp32|fp16",
-            description = "element type of weights, activations, KV cache and logits (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", defaultValue = "fp32", paramLabel = "fp32|fp16|int4|int8",
+            description = "element type of weights, activations, KV cache and logits; int4 and int8 keep fp32"
+                    + " activations and write each projection as com.microsoft::MatMulNBits with weights"
+                    + " quantized in blocks of 32 (ONNX Runtime's CPU int4 form) (default: ${DEFAULT-VALUE})")
     String dtype;
 
     @Option(names = "--graph", defaultValue = "unfused", paramLabel = "unfused|fused",

@@ -73,6 +73,7 @@ public final class InspectCommand implements Callable<Integer> {
             k.put("outputs", l.kv().outputs());
             k.put("layout", l.kv().layout().name().toLowerCase());
             k.put("axes", l.kv().axes());
+            k.put("cache_kind", l.cacheKind().label);
             kv.add(k);
             Map<String, Object> a = new LinkedHashMap<>();
             a.put("layer", l.index());
@@ -83,6 +84,7 @@ public final class InspectCommand implements Callable<Integer> {
             a.put("residual_add", describe(l.attention().residualAdd()));
             a.put("nodes", l.attention().nodes().stream().map(InspectCommand::describe).toList());
             a.put("mlp_residual_add", describe(l.mlp().residualAdd()));
+            a.put("projection_kind", l.attention().projection().label);
             attention.add(a);
         }
         m.put("kv", kv);
@@ -90,6 +92,9 @@ public final class InspectCommand implements Callable<Integer> {
         m.put("params", layout.params());
         m.put("rewrite", RewriteMetadata.read(loaded.proto()));
         m.put("kv_bytes_per_token", layout.kvBytesPerToken());
+        // Layer 0 speaks for the graph: exporters spell every layer alike. Null when no layer attends.
+        m.put("cache_kind", layout.layers().isEmpty() ? null : layout.layer(0).cacheKind().label);
+        m.put("projection_kind", layout.layers().isEmpty() ? null : layout.layer(0).attention().projection().label);
         return m;
     }
 
@@ -116,6 +121,10 @@ public final class InspectCommand implements Callable<Integer> {
             System.out.printf("rewrite     %s%s, layers %s (attnskip %s)%n", rewrite.get("mode"),
                     rewrite.getOrDefault("threshold", "").isEmpty() ? "" : " above " + rewrite.get("threshold"),
                     rewrite.get("layers"), rewrite.get("version"));
+        }
+        if (!layout.layers().isEmpty()) {
+            System.out.printf("storage     %s KV cache, %s projections%n", layout.layer(0).cacheKind().label,
+                    layout.layer(0).attention().projection().label);
         }
         System.out.printf("KV bytes    %,d per token%n%n", layout.kvBytesPerToken());
         System.out.printf("%-5s %-34s %-6s %-9s %s%n", "layer", "attention", "nodes", "kv layout", "kv inputs -> outputs");

@@ -107,14 +107,13 @@ public final class FusedLlamaExporter {
             residual = next[1];
             normed = next[0];
         }
-        String classifier;
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
-            classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            String classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
         } else {
-            classifier = init.matrix("lm_head.weight", weights.weight(WeightPart.CLASSIFIER, 0));
+            init.project("/lm_head/MatMul", normed, "lm_head.weight", weights.weight(WeightPart.CLASSIFIER, 0), "logits");
         }
-        g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
         return ModelProto.newBuilder()
                 .setIrVersion(LlamaOnnxExporter.IR_VERSION)
@@ -182,19 +181,18 @@ public final class FusedLlamaExporter {
         String wp = "model.layers." + i + ".";
 
         String attn = attention(i, normed);
-        String attnOut = g.op("MatMul", p + "/attn/o_proj/MatMul",
-                in(attn, init.matrix(wp + "attn.o_proj.weight", weights.weight(WeightPart.WO, i))));
+        String attnOut = init.project(p + "/attn/o_proj/MatMul", attn, wp + "attn.o_proj.weight",
+                weights.weight(WeightPart.WO, i), null);
         String[] post = skipNorm(p + "/post_attention_layernorm", residual, attnOut,
                 wp + "post_attention_layernorm.weight", weights.weight(WeightPart.FFN_NORM, i));
 
-        String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.gate_proj.weight", weights.weight(WeightPart.W1, i))));
-        String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(post[0], init.matrix(wp + "mlp.up_proj.weight", weights.weight(WeightPart.W3, i))));
+        String gate = init.project(p + "/mlp/gate_proj/MatMul", post[0], wp + "mlp.gate_proj.weight",
+                weights.weight(WeightPart.W1, i), null);
+        String up = init.project(p + "/mlp/up_proj/MatMul", post[0], wp + "mlp.up_proj.weight",
+                weights.weight(WeightPart.W3, i), null);
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
-        String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
-                in(g.op("Mul", p + "/mlp/Mul", in(silu, up)),
-                        init.matrix(wp + "mlp.down_proj.weight", weights.weight(WeightPart.W2, i))));
+        String mlpOut = init.project(p + "/mlp/down_proj/MatMul", g.op("Mul", p + "/mlp/Mul", in(silu, up)),
+                wp + "mlp.down_proj.weight", weights.weight(WeightPart.W2, i), null);
 
         boolean last = i == cfg.layers() - 1;
         return last
@@ -209,8 +207,8 @@ public final class FusedLlamaExporter {
         String p = "/model/layers." + i + "/attn";
         String wp = "model.layers." + i + ".attn.";
         int qkvWidth = cfg.dim() + 2 * cfg.kvDim();
-        String qkv = g.op("MatMul", p + "/qkv_proj/MatMul",
-                in(x, init.matrix(wp + "qkv_proj.weight", packed(i, WeightPart.WQ, WeightPart.WK, WeightPart.WV))));
+        String qkv = init.project(p + "/qkv_proj/MatMul", x, wp + "qkv_proj.weight",
+                packed(i, WeightPart.WQ, WeightPart.WK, WeightPart.WV), null);
         if (cfg.qkvBias()) {
             qkv = g.op("Add", p + "/qkv_proj/Add", in(qkv, init.weight(wp + "qkv_proj.bias", new long[] {qkvWidth},
                     packedBias(i))));

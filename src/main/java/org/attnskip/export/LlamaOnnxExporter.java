@@ -84,18 +84,21 @@ public final class LlamaOnnxExporter {
             h = layer(i, h);
         }
         String normed = rmsNorm("/model/norm", h, part(WeightPart.FINAL_NORM), "model.norm.weight");
-        String classifier;
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
-            classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            String classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
+            g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
         } else {
-            classifier = init.matrix("lm_head.weight", part(WeightPart.CLASSIFIER));
+            init.project("/lm_head/MatMul", normed, "lm_head.weight", part(WeightPart.CLASSIFIER), "logits");
         }
-        g.node("MatMul", "/lm_head/MatMul", in(normed, classifier), new String[] {"logits"});
 
-        return ModelProto.newBuilder()
+        ModelProto.Builder model = ModelProto.newBuilder()
                 .setIrVersion(IR_VERSION)
-                .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
+                .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET));
+        if (dtype.weightBits() > 0) {
+            model.addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(FusedLlamaExporter.MICROSOFT).setVersion(1));
+        }
+        return model
                 .setProducerName(PRODUCER)
                 .setDocString("Llama-family decoder exported by attnskip: " + cfg.layers() + " layers, dim " + cfg.dim()
                         + ", " + cfg.heads() + " heads, " + cfg.kvHeads() + " KV heads, " + dtype.cliName()
@@ -208,27 +211,27 @@ public final class LlamaOnnxExporter {
         context = g.op("Transpose", p + "/self_attn/Transpose_context", in(context), intsAttr("perm", 0, 2, 1, 3));
         context = g.op("Reshape", p + "/self_attn/Reshape_context",
                 in(context, shape(p + "/self_attn/shape_context", 0, 0, cfg.dim())));
-        String attnOut = g.op("MatMul", p + "/self_attn/o_proj/MatMul",
-                in(context, init.matrix(wp + "self_attn.o_proj.weight", weights.weight(WeightPart.WO, i))));
+        String attnOut = init.project(p + "/self_attn/o_proj/MatMul", context, wp + "self_attn.o_proj.weight",
+                weights.weight(WeightPart.WO, i), null);
         String hMid = g.op("Add", p + "/self_attn_residual/Add", in(hIn, attnOut));
 
         String y = rmsNorm(p + "/post_attention_layernorm", hMid, weights.weight(WeightPart.FFN_NORM, i),
                 wp + "post_attention_layernorm.weight");
-        String gate = g.op("MatMul", p + "/mlp/gate_proj/MatMul",
-                in(y, init.matrix(wp + "mlp.gate_proj.weight", weights.weight(WeightPart.W1, i))));
-        String up = g.op("MatMul", p + "/mlp/up_proj/MatMul",
-                in(y, init.matrix(wp + "mlp.up_proj.weight", weights.weight(WeightPart.W3, i))));
+        String gate = init.project(p + "/mlp/gate_proj/MatMul", y, wp + "mlp.gate_proj.weight",
+                weights.weight(WeightPart.W1, i), null);
+        String up = init.project(p + "/mlp/up_proj/MatMul", y, wp + "mlp.up_proj.weight",
+                weights.weight(WeightPart.W3, i), null);
         String silu = g.op("Mul", p + "/mlp/act_fn/Mul", in(gate, g.op("Sigmoid", p + "/mlp/act_fn/Sigmoid", in(gate))));
         String gated = g.op("Mul", p + "/mlp/Mul", in(silu, up));
-        String mlpOut = g.op("MatMul", p + "/mlp/down_proj/MatMul",
-                in(gated, init.matrix(wp + "mlp.down_proj.weight", weights.weight(WeightPart.W2, i))));
+        String mlpOut = init.project(p + "/mlp/down_proj/MatMul", gated, wp + "mlp.down_proj.weight",
+                weights.weight(WeightPart.W2, i), null);
         return g.op("Add", p + "/mlp_residual/Add", in(hMid, mlpOut));
     }
 
     /** x [batch, seq, in] times W^T, plus the bias when the model has them. */
     private String projection(String p, String weightName, String x, int layer, WeightPart weight, WeightPart bias) {
         WeightRows w = weights.weight(weight, layer);
-        String y = g.op("MatMul", p + "/MatMul", in(x, init.matrix(weightName + ".weight", w)));
+        String y = init.project(p + "/MatMul", x, weightName + ".weight", w, null);
         if (cfg.qkvBias()) {
             y = g.op("Add", p + "/Add", in(y, init.weight(weightName + ".bias", new long[] {w.rows()},
                     weights.weight(bias, layer))));

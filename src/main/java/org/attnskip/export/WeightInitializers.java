@@ -1,6 +1,7 @@
 package org.attnskip.export;
 
 import ai.onnx.proto.OnnxMl.TensorProto;
+import org.attnskip.onnx.Attributes;
 import org.attnskip.onnx.Tensors;
 
 /**
@@ -17,6 +18,28 @@ final class WeightInitializers {
         this.g = g;
         this.dtype = dtype;
         this.encoder = new WeightEncoder(dtype);
+    }
+
+    /**
+     * x W^T for W given [out][in]: a MatMul against W stored [in][out], or for a quantized dtype a
+     * com.microsoft::MatMulNBits over W's blocks. Returns the product's name: {@code output}, or
+     * the node's first output when {@code output} is null.
+     */
+    String project(String nodeName, String x, String weightName, WeightRows outIn, String output) {
+        String y = output != null ? output : nodeName + "_output_0";
+        if (dtype.weightBits() == 0) {
+            g.node("MatMul", nodeName, OnnxGraphBuilder.in(x, matrix(weightName, outIn)), OnnxGraphBuilder.in(y));
+            return y;
+        }
+        // Quantization needs the whole matrix at once; quantized exports are the small CPU graphs.
+        int out = outIn.rows();
+        int in = outIn.cols();
+        BlockQuantizer.Quantized q = BlockQuantizer.quantize(weightName, outIn.readAll(), out, in, dtype.weightBits());
+        g.node(FusedLlamaExporter.MICROSOFT, "MatMulNBits", nodeName,
+                OnnxGraphBuilder.in(x, g.initializer(q.b()), g.initializer(q.scales()), g.initializer(q.zeroPoints())),
+                OnnxGraphBuilder.in(y), Attributes.intAttr("K", in), Attributes.intAttr("N", out),
+                Attributes.intAttr("bits", q.bits()), Attributes.intAttr("block_size", BlockQuantizer.BLOCK_SIZE));
+        return y;
     }
 
     /** A weight matrix given [out][in], stored transposed [in][out] for MatMul. */

@@ -19,9 +19,10 @@ import java.util.List;
  * @param scoresMatMul     for UNFUSED attention, the Q x K^T MatMul; null when an op hides it
  * @param valuesMatMul     for UNFUSED attention, the probabilities x V MatMul; null when an op hides it
  *                         or a freeze rewrite has split it
+ * @param projection       how the Q (or packed QKV) projection stores its weight
  */
 public record AttentionBlock(AttentionKind kind, NodeProto core, NodeProto norm, String normOutput,
                              boolean normSharedWithPreviousAdd, List<NodeProto> nodes,
                              String branchOutput, NodeProto residualAdd, String residualSum,
-                             NodeProto scoresMatMul, NodeProto valuesMatMul) {
+                             NodeProto scoresMatMul, NodeProto valuesMatMul, ProjectionKind projection) {
 }

@@ -78,7 +78,7 @@ final class AttentionCores {
     }
 
     private static boolean isValuesMatMul(Graph g, NodeProto c, String probs) {
-        return c.getOpType().equals("MatMul") && c.getInput(0).equals(probs) && !g.isInitializer(c.getInput(1));
+        return c.getOpType().equals("MatMul") && c.getInput(0).equals(probs) && !Projections.isWeight(g, c.getInput(1));
     }
 
     /**
@@ -126,7 +126,7 @@ final class AttentionCores {
                     continue;
                 }
                 if (p.getOpType().equals("MatMul")) {
-                    return !g.isInitializer(p.getInput(0)) && !g.isInitializer(p.getInput(1));
+                    return !Projections.isWeight(g, p.getInput(0)) && !Projections.isWeight(g, p.getInput(1));
                 }
                 if (SCORE_OPS.contains(p.getOpType())) {
                     for (String in : p.getInputList()) {

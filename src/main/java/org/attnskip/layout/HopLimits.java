@@ -18,6 +18,8 @@ final class HopLimits {
     static final int SOFTMAX_TO_VALUES = 3;
     /** Reshapes and casts between the normalised hidden state and the projection that reads it. */
     static final int RESHAPES_BEFORE_PROJECTION = 4;
+    /** Transposes, reshapes, casts and dequantisations between a stored weight and the MatMul reading it. */
+    static final int WEIGHT_PATH = 6;
     /** Casts, reshapes and slices between the token-id input and the embedding Gather. */
     static final int INDEX_OPS = 6;
 

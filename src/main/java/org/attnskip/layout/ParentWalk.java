@@ -11,7 +11,8 @@ import java.util.Set;
  * Walks from an attention anchor to its parents, as ONNX Runtime's fusions match a pattern:
  * from the Softmax back to the Q·K MatMul, from the query operand back to the Q projection and
  * the normalised hidden state it reads. Each walk follows the first operand computed from the
- * data, skipping weights, constants and shape arithmetic.
+ * data, skipping weights, constants and shape arithmetic. What counts as a projection is
+ * {@link Projections}' to say.
  */
 final class ParentWalk {
     private static final Set<String> FUSED_NORMS = Set.of("LayerNormalization", "SimplifiedLayerNormalization",
@@ -72,10 +73,28 @@ final class ParentWalk {
 
     /** The value the Q (or packed QKV) projection reads: the normalised hidden state. */
     String projectionInput(int layer, AttentionCores.Core core) {
-        NodeProto n = core.node();
         if (core.kind() == AttentionKind.FUSED_ATTENTION) {
-            return n.getInput(0); // the QKV projection happens inside the op
+            return core.node().getInput(0); // the QKV projection happens inside the op
         }
+        QueryStop stop = queryStop(layer, core);
+        return Projections.isProjection(g, stop.node()) ? throughReshapes(stop.node().getInput(0)) : stop.value();
+    }
+
+    /** How the Q (or packed QKV) projection stores its weight; a fused attention op's own weight is float. */
+    ProjectionKind projectionKind(int layer, AttentionCores.Core core) {
+        if (core.kind() == AttentionKind.FUSED_ATTENTION) {
+            return ProjectionKind.FLOAT;
+        }
+        QueryStop stop = queryStop(layer, core);
+        return Projections.isProjection(g, stop.node()) ? Projections.kindOf(g, stop.node()) : ProjectionKind.FLOAT;
+    }
+
+    /** Where the walk back from the query stops: the Q projection, or a fused norm producing {@code value}. */
+    private record QueryStop(NodeProto node, String value) {
+    }
+
+    private QueryStop queryStop(int layer, AttentionCores.Core core) {
+        NodeProto n = core.node();
         String v;
         if (core.kind() == AttentionKind.UNFUSED) {
             NodeProto scores = scoresMatMul(n);
@@ -91,11 +110,8 @@ final class ParentWalk {
             if (p == null) {
                 break;
             }
-            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && isStoredWeight(p.getInput(1))) {
-                return throughReshapes(p.getInput(0));
-            }
-            if (p.getOpType().equals("MatMulNBits") || FUSED_NORMS.contains(p.getOpType())) {
-                return p.getOpType().equals("MatMulNBits") ? throughReshapes(p.getInput(0)) : v;
+            if (Projections.isProjection(g, p) || FUSED_NORMS.contains(p.getOpType())) {
+                return new QueryStop(p, v);
             }
             if (!PROJECTION_PATH.contains(p.getOpType())) {
                 break;
@@ -106,13 +122,6 @@ final class ParentWalk {
             }
         }
         throw new BadInputException("layer " + layer + ": cannot find the Q projection feeding the attention");
-    }
-
-    /** An initializer, or a Slice of one (freeze splits a packed q|k|v weight into column slices that way). */
-    private boolean isStoredWeight(String value) {
-        NodeProto p = g.producer(value);
-        return g.isInitializer(value)
-                || p != null && p.getOpType().equals("Slice") && p.getInputList().stream().allMatch(g::isInitializer);
     }
 
     private static NodeProto dropFirstInput(NodeProto where) {

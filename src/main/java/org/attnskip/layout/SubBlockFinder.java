@@ -87,7 +87,8 @@ final class SubBlockFinder {
         boolean unfused = core.kind() == AttentionKind.UNFUSED;
         AttentionBlock attention = new AttentionBlock(core.kind(), core.node(), norm, normOutput, normShared,
                 List.copyOf(nodes), branchAtAdd, add, residualSum,
-                unfused ? parents.scoresMatMul(core.node()) : null, unfused ? parents.valuesMatMul(core) : null);
+                unfused ? parents.scoresMatMul(core.node()) : null, unfused ? parents.valuesMatMul(core) : null,
+                parents.projectionKind(i, core));
         return new LayerLayout(i, residualIn, attention, mlp(i, add, residualSum), kv);
     }
 
