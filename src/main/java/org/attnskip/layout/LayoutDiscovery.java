@@ -267,7 +267,7 @@ public final class LayoutDiscovery {
             if (p == null) {
                 break;
             }
-            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && g.isInitializer(p.getInput(1))) {
+            if ((p.getOpType().equals("MatMul") || p.getOpType().equals("Gemm")) && TransposedWeight.isWeight(g, p.getInput(1))) {
                 return throughReshapes(p.getInput(0));
             }
             if (p.getOpType().equals("MatMulNBits") || FUSED_NORMS.contains(p.getOpType())) {
@@ -434,7 +434,7 @@ public final class LayoutDiscovery {
         Map<Integer, List<String>> result = new HashMap<>();
         for (ValueInfoProto out : g.outputs()) {
             String name = out.getName();
-            if (name.equals(io.logits()) || declaredRankBelowFour(out)) {
+            if (name.equals(io.logits()) || declaredRankBelowFour(out) && !StaticCache.isCacheWrite(g, name)) {
                 continue; // a cache is [B, H, P, D] or stacked [2, B, H, P, D]; [B, S, D] is an exposed hidden state
             }
             NodeProto direct = g.producer(name);

@@ -39,9 +39,15 @@ import java.util.Set;
 public final class DecoderSession implements AutoCloseable {
     /** One cache input, the output that refills it, and its fixed dimensions. */
     record CacheSlot(int layer, String past, String present, boolean stacked, boolean inPlace, long heads, long headDim,
-                     OnnxJavaType type) {
-        /** [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked. */
+                     OnnxJavaType type, boolean sequenceMajor) {
+        /**
+         * [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked,
+         * or a static cache's [batch, length, kv_hidden] (sequenceMajor: one "head" as wide as all of them).
+         */
         long[] shape(int batch, long length) {
+            if (sequenceMajor) {
+                return new long[] {batch, length, headDim};
+            }
             return stacked ? new long[] {2, batch, heads, length, headDim} : new long[] {batch, heads, length, headDim};
         }
 
@@ -66,6 +72,8 @@ public final class DecoderSession implements AutoCloseable {
     private final boolean batchable;
     private final boolean inPlace;
     private final int vocabSize;
+    /** write_indices and nonpad_kv_seqlen of a static-cache graph; null elsewhere. */
+    private final StaticCacheFeeds staticFeeds;
 
     private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
         this.session = session;
@@ -85,6 +93,7 @@ public final class DecoderSession implements AutoCloseable {
             maskType = hasMask ? tensorInfo(inputs.get(io.attentionMask())).type : null;
             positionType = hasPositions ? tensorInfo(inputs.get(io.positionIds())).type : null;
             slots = cacheSlots(io, inputs, outputs);
+            staticFeeds = StaticCacheFeeds.of(env, io.staticCache(), inputs);
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run only through left padding, which needs the mask to
             // hide it and explicit positions; a fixed batch dimension fits one row count only; KvBatch
@@ -125,6 +134,11 @@ public final class DecoderSession implements AutoCloseable {
             }
             TensorInfo info = tensorInfo(in);
             long[] shape = info.getShape();
+            if (io.staticCache() != null && pair.inPlace() && shape.length == 3 && shape[2] > 0
+                    && (info.type == OnnxJavaType.FLOAT || info.type == OnnxJavaType.FLOAT16)) {
+                slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), false, true, 1, shape[2], info.type, true));
+                continue;
+            }
             // A stacked cache has a leading axis of 2 (key, value) before [batch, kv_heads, past, head_dim].
             int at = pair.stacked() ? 1 : 0;
             if (shape.length != 4 + at || (pair.stacked() && shape[0] != 2) || shape[at + 1] <= 0 || shape[at + 3] <= 0) {
@@ -136,7 +150,7 @@ public final class DecoderSession implements AutoCloseable {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
             slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), pair.inPlace(),
-                    shape[at + 1], shape[at + 3], info.type));
+                    shape[at + 1], shape[at + 3], info.type, false));
         }
         return List.copyOf(slots);
     }
@@ -286,6 +300,9 @@ public final class DecoderSession implements AutoCloseable {
             }
             if (hasPositions) {
                 made.add(put(feed, io.positionIds(), integers(positionIds, positionType, scratch, 2)));
+            }
+            if (staticFeeds != null) {
+                made.addAll(staticFeeds.put(feed, batch, cache.length(), seq));
             }
             if (cache.inPlace()) {
                 // The attention writes the new positions into the bound buffers; only the logits are new.
