@@ -242,8 +242,14 @@ public final class DecoderSession implements AutoCloseable {
         return inPlace ? KvCache.allocateInPlace(env, slots, batch, capacity, null) : growingCache(batch);
     }
 
-    /** An empty cache that each run replaces by its present outputs, past and new positions: every graph takes it. */
+    /**
+     * An empty cache that each run replaces by its present outputs, past and new positions: every graph
+     * takes it but a static-cache one, whose buffers cannot grow; that one gets its in-place cache.
+     */
     public KvCache growingCache(int batch) {
+        if (staticFeeds != null && inPlace) {
+            return emptyCache(batch);
+        }
         List<ByteBuffer> none = new ArrayList<>();
         slots.forEach(s -> none.add(ByteBuffer.allocateDirect(0)));
         return cacheOf(none, batch, 0);

@@ -3,7 +3,6 @@ package org.attnskip.rewrite;
 import ai.onnxruntime.OnnxTensor;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
-import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
@@ -46,8 +45,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random (gaussian, angle, shuffle) with a fixed seed, calibrated drop (seeded maps, full rank at
  * k in {0, 1, L/2, L-1}, rank 3 on a non-contiguous set). Each model is exported in both graph
  * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
- * so it is reallocated on the way) and with the growing cache. Freeze does not run on fused graphs
- * (it refuses them), so only the unfused flavour checks it.
+ * so it is reallocated on the way) and with the growing cache, the static-cache graph through its
+ * fixed buffers (it has no growing cache). Freeze does not run on fused or static graphs (it refuses
+ * them), so only the unfused flavour checks it.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
@@ -168,14 +168,13 @@ class RewriteMatchesReferenceTest {
         int[] tokens = tokens(w.config.vocabSize(), SEQ, model.hashCode());
         ReferenceLlama ref = new ReferenceLlama(w);
         Path base = tmp.resolve(model + "-" + flavour.cliName() + ".onnx");
-        OnnxModelIO.save(flavour == GraphFlavour.FUSED ? FusedLlamaExporter.export(w, ExportDtype.FLOAT)
-                : LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
+        OnnxModelIO.save(flavour.export(w, ExportDtype.FLOAT, null), null, base, false);
 
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
             Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
             compare(name + " drop k=" + k, rewrite(base, (g, l) -> DropAttentionPass.apply(g, l, LayerSelection.fromLayer(k, L), 128)),
                     ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
-            if (flavour == GraphFlavour.FUSED) {
+            if (flavour != GraphFlavour.UNFUSED) {
                 continue;
             }
             float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
