@@ -54,7 +54,7 @@ final class AttentionCores {
     /** The MatMul that multiplies the softmax probabilities with V (or the sum of a split one), or null. */
     private static String probsTimesValues(Graph g, NodeProto softmax) {
         String v = softmax.getOutput(0);
-        for (int hop = 0; hop < 3; hop++) {
+        for (int hop = 0; hop < HopLimits.SOFTMAX_TO_VALUES; hop++) {
             String next = null;
             for (NodeProto c : g.consumers(v)) {
                 if (isValuesMatMul(g, c, v)) {
@@ -117,7 +117,7 @@ final class AttentionCores {
     /** True when the scores come from a MatMul of two computed tensors (Q and K), not a weight. */
     private static boolean fedByScoresMatMul(Graph g, String scores) {
         List<String> frontier = List.of(scores);
-        for (int depth = 0; depth < 6 && !frontier.isEmpty(); depth++) {
+        for (int depth = 0; depth < HopLimits.SCORES_SEARCH_DEPTH && !frontier.isEmpty(); depth++) {
             List<String> next = new ArrayList<>();
             for (String v : frontier) {
                 NodeProto p = g.producer(v);

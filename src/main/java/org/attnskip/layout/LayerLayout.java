@@ -16,18 +16,23 @@ public record LayerLayout(int index, String residualIn, AttentionBlock attention
      * it in one buffer: GroupQueryAttention reads past key and value as inputs 3 and 4 and writes
      * present key and value as outputs 1 and 2. Bound to the same memory, a fixed-length buffer, it
      * writes only the new positions (ONNX Runtime's past_present_share_buffer). A static cache
-     * ({@link StaticCache}) is updated in place the same way.
+     * ({@link StaticCache}) is kept across runs the same way: its TensorScatter writes into the bound buffer.
      */
     public boolean cacheUpdatedInPlace() {
+        return cacheKind() == CacheKind.IN_PLACE || cacheKind() == CacheKind.STATIC;
+    }
+
+    /** How this layer's cache grows; a new cache dialect decides here (from the nodes discovery found). */
+    public CacheKind cacheKind() {
         if (StaticCache.writes(this)) {
-            return true; // TensorScatter into a fixed buffer: in place once its output is bound to its input
+            return CacheKind.STATIC;
         }
         NodeProto core = attention.core();
         if (attention.kind() != AttentionKind.GROUP_QUERY_ATTENTION || kv.layout() != KvCache.Layout.SEPARATE
                 || core.getInputCount() < 5 || core.getOutputCount() < 3) {
-            return false;
+            return CacheKind.CONCAT;
         }
         return kv.inputs().equals(List.of(core.getInput(3), core.getInput(4)))
-                && kv.outputs().equals(List.of(core.getOutput(1), core.getOutput(2)));
+                && kv.outputs().equals(List.of(core.getOutput(1), core.getOutput(2))) ? CacheKind.IN_PLACE : CacheKind.CONCAT;
     }
 }

@@ -109,7 +109,7 @@ record ModelInputs(String inputIds, String attentionMask, String positionIds, St
     /** True when value is the input itself, or the input passed through casts/reshapes/slices. */
     private static boolean isReachedOnlyThroughIndexOps(Graph g, String value, String input) {
         String v = value;
-        for (int depth = 0; depth < 6; depth++) {
+        for (int depth = 0; depth < HopLimits.INDEX_OPS; depth++) {
             if (v.equals(input)) {
                 return true;
             }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
 import org.attnskip.layout.AttentionKind;
+import org.attnskip.layout.CacheKind;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
@@ -80,6 +81,7 @@ class StaticCacheLlamaExporterTest {
             assertEquals(List.of(StaticCacheLlamaExporter.presentKeyCache(l.index()),
                     StaticCacheLlamaExporter.presentValueCache(l.index())), l.kv().outputs());
             assertTrue(StaticCache.writes(l));
+            assertEquals(CacheKind.STATIC, l.cacheKind());
             assertTrue(l.cacheUpdatedInPlace());
             assertEquals("RMSNormalization", l.attention().norm().getOpType());
         }
