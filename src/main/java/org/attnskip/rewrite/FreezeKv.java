@@ -40,6 +40,13 @@ public enum FreezeKv {
     /** Rewrites g; {@code allPositions} selects the evaluation form, otherwise the deployable one. */
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
+        if (StaticCacheFreezePass.handles(layout, Math.max(k, 0))) {
+            if (allPositions) {
+                throw new BadInputException("freeze: on a static-cache graph (TensorScatter into fixed buffers) only the"
+                        + " deployable form is implemented; drop --freeze-logits all");
+            }
+            return StaticCacheFreezePass.apply(g, layout, selection, this);
+        }
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
             AttentionKind kind = layout.layer(i).attention().kind();
             if (kind == AttentionKind.FUSED_ATTENTION) {
