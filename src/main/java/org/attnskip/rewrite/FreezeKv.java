@@ -41,11 +41,14 @@ public enum FreezeKv {
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
         if (StaticCacheFreezePass.handles(layout, Math.max(k, 0))) {
-            if (allPositions) {
-                throw new BadInputException("freeze: on a static-cache graph (TensorScatter into fixed buffers) only the"
-                        + " deployable form is implemented; drop --freeze-logits all");
+            if (!allPositions) {
+                return StaticCacheFreezePass.apply(g, layout, selection, this);
             }
-            return StaticCacheFreezePass.apply(g, layout, selection, this);
+            if (this == SINGLE_INPUT) {
+                return StaticCacheFreezePass.applySingleInputEverywhere(g, layout, selection);
+            }
+            throw new BadInputException("freeze: on a static-cache graph (TensorScatter into fixed buffers) the paper"
+                    + " flavour has only the deployable form; drop --freeze-logits all, or use --freeze-kv single-input");
         }
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
             AttentionKind kind = layout.layer(i).attention().kind();

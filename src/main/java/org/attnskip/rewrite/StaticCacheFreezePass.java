@@ -50,6 +50,36 @@ final class StaticCacheFreezePass {
         return true;
     }
 
+    /**
+     * Single-input freeze's evaluation form (every position's logits): every position's K/V in layers
+     * >= k come from its h_k, the current one's included, so each layer's TensorScatter simply writes
+     * those and every position reads them; no position needs a run of its own.
+     */
+    static ChangeReport applySingleInputEverywhere(Graph g, DecoderLayout layout, LayerSelection selection) {
+        int k = selection.firstLayer();
+        int L = layout.numLayers();
+        int nodesBefore = g.nodes().size();
+        String hK = layout.layer(k).residualIn();
+        for (int i = k + 1; i < L; i++) {
+            LayerLayout layer = layout.layer(i);
+            List<NodeProto> writes = new ArrayList<>();
+            for (String out : layer.kv().outputs()) {
+                writes.add(g.producer(out));
+            }
+            List<String> updates = writes.stream().map(w -> w.getInput(UPDATE)).toList();
+            Map<String, String> frozen = copyOnStream(g, layer, hK, updates, "/attnskip/freeze_single_input/layers." + i);
+            for (NodeProto w : writes) {
+                g.replace(w, Graph.withInputRenamed(w, w.getInput(UPDATE), frozen.get(w.getInput(UPDATE))));
+            }
+        }
+        int afterAdd = g.nodes().size();
+        g.cleanup();
+        g.toposort();
+        return FreezePrefillPass.report(selection, k, L, afterAdd - g.nodes().size(), afterAdd - nodesBefore, layout,
+                List.of("--freeze-kv single-input: every token's K/V in layers " + k + ".." + (L - 1) + " come from layer "
+                        + k + "'s input, written through the static cache's TensorScatter; logits at every position"));
+    }
+
     static ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection, FreezeKv flavour) {
         int k = selection.firstLayer();
         int L = layout.numLayers();

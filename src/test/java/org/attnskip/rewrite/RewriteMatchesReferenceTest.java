@@ -150,7 +150,8 @@ class RewriteMatchesReferenceTest {
     /**
      * The opset-24 static-cache graph: deployable freeze of each flavour writes the frozen K/V through
      * the layer's TensorScatter; the last-position logits match the reference with the same flavour,
-     * after prefills of several lengths and token by token through the fixed buffers.
+     * after prefills of several lengths and token by token through the fixed buffers; single-input's
+     * evaluation form (every position's logits) too.
      */
     @ParameterizedTest
     @CsvSource({"stories260K, paper", "stories260K, single-input", "synthetic, paper", "synthetic, single-input"})
@@ -171,6 +172,9 @@ class RewriteMatchesReferenceTest {
                 compareLastPosition("static-" + flavour + " k=" + k, deployable, expected, tokens);
             } else {
                 compare("static-" + flavour + " k=" + k, deployable, expected, tokens);
+            }
+            if (kv == FreezeKv.SINGLE_INPUT) {
+                compare("static-single-input-all k=" + k, rewrite(base, (g, l) -> kv.apply(g, l, s, true)), expected, tokens);
             }
         }
         // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
