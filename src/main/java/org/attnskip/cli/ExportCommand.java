@@ -3,13 +3,11 @@ package org.attnskip.cli;
 import org.attnskip.eval.Progress;
 import org.attnskip.export.ExportBudget;
 import org.attnskip.export.ExportDtype;
-import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.HfCheckpoint;
 import org.attnskip.export.HfConfig;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaConfig;
-import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
@@ -73,10 +71,12 @@ public final class ExportCommand implements Callable<Integer> {
                     + " quantized in blocks of 32 (ONNX Runtime's CPU int4 form) (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--graph", defaultValue = "unfused", paramLabel = "unfused|fused",
+    @Option(names = "--graph", defaultValue = "unfused", paramLabel = "unfused|fused|static",
             description = "unfused: standard ONNX ops, every step spelled out; fused: ONNX Runtime's contrib ops as its"
                     + " model builder writes them (SkipSimplifiedLayerNormalization, GroupQueryAttention with rotary"
-                    + " inside, packed q|k|v), fewer nodes and a KV cache updated in place (default: ${DEFAULT-VALUE})")
+                    + " inside, packed q|k|v), fewer nodes and a KV cache updated in place; static: the standard ONNX"
+                    + " opset-24 spelling (RMSNormalization, RotaryEmbedding, Attention) with a static cache, fixed"
+                    + " buffers that TensorScatter writes at write_indices (default: ${DEFAULT-VALUE})")
     String graph;
 
     @Option(names = "--external-data", description = "stream the weights to model.onnx.data one tensor at a time, "
@@ -111,8 +111,7 @@ public final class ExportCommand implements Callable<Integer> {
             if (stream) {
                 written = streamed(weights, type, flavour, manifest, tokenizerFile, budget);
             } else {
-                written = ModelDirectory.write(output, flavour == GraphFlavour.FUSED
-                        ? FusedLlamaExporter.export(weights, type) : LlamaOnnxExporter.export(weights, type), manifest, tokenizerFile,
+                written = ModelDirectory.write(output, flavour.export(weights, type, null), manifest, tokenizerFile,
                         false, companions());
             }
         }
@@ -136,9 +135,7 @@ public final class ExportCommand implements Callable<Integer> {
         try (Progress progress = Progress.ofBytes("export", budget.dataBytes(), false)) {
             return ModelDirectory.writeStreamed(output, manifest, tokenizerFile, companions(),
                     (tensor, bytes, fileBytes) -> progress.advance(tensor, bytes),
-                    data -> flavour == GraphFlavour.FUSED
-                            ? FusedLlamaExporter.export(weights, type, data)
-                            : LlamaOnnxExporter.export(weights, type, data));
+                    data -> flavour.export(weights, type, data));
         }
     }
 

@@ -11,7 +11,7 @@ import com.fasterxml.jackson.annotation.JsonProperty;
  * @param model     the graph's file name inside the directory
  * @param dtype     fp32 or fp16
  * @param source    where the weights came from, e.g. {@code llama2c:stories260K.bin}
- * @param graph     {@code fused} for {@link GraphFlavour#FUSED}; absent for the unfused graph (so the
+ * @param graph     {@code fused} or {@code static} for those flavours; absent for the unfused graph (so the
  *                  manifests of unfused exports read as they always did)
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -82,7 +82,7 @@ public record ModelManifest(
                 c.vocabSize(), c.seqLen(), c.ropeTheta(), scaling, c.normEps(), c.qkvBias(), c.sharedClassifier(),
                 c.bosId(), c.eosId());
         return new ModelManifest(FORMAT, ModelDirectory.MODEL_FILE, a, tokenizer, dtype.cliName(), source,
-                graph == GraphFlavour.FUSED ? graph.cliName() : null);
+                graph == GraphFlavour.UNFUSED ? null : graph.cliName());
     }
 
     /** The architecture as a LlamaConfig, for code that rebuilds or checks the model. */

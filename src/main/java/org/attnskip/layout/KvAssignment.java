@@ -110,8 +110,9 @@ final class KvAssignment {
         Map<Integer, List<String>> result = new HashMap<>();
         for (ValueInfoProto out : g.outputs()) {
             String name = out.getName();
-            if (name.equals(io.logits()) || declaredRankBelowFour(out)) {
+            if (name.equals(io.logits()) || declaredRankBelowFour(out) && !StaticCache.isCacheWrite(g, name)) {
                 continue; // a cache is [B, H, P, D] or stacked [2, B, H, P, D]; [B, S, D] is an exposed hidden state
+                          // unless TensorScatter wrote it into a static [B, max_len, kv_hidden] buffer
             }
             NodeProto direct = g.producer(name);
             Integer layer = direct == null ? null : coreIndex.get(direct);

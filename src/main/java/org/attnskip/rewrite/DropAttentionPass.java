@@ -6,6 +6,7 @@ import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.layout.StaticCache;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.Tensors;
@@ -84,6 +85,15 @@ public final class DropAttentionPass implements RewritePass {
                 removedInputs.add(in);
             }
         }
+        // A static cache's write_indices / nonpad_kv_seqlen go with the last layer that read them.
+        StaticCache.of(layout).ifPresent(cache -> {
+            for (String in : java.util.Arrays.asList(cache.writeIndices(), cache.nonpadKvSeqlen())) {
+                if (in != null && g.isGraphInput(in) && g.consumers(in).isEmpty()) {
+                    g.removeInput(in);
+                    removedInputs.add(in);
+                }
+            }
+        });
         g.cleanup();
         g.toposort();
 

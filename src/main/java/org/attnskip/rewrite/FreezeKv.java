@@ -45,6 +45,16 @@ public enum FreezeKv {
     /** Rewrites g; {@code allPositions} selects the evaluation form, otherwise the deployable one. */
     private ChangeReport freeze(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
         int k = selection.firstLayer();
+        if (StaticCacheFreezePass.handles(layout, Math.max(k, 0))) {
+            if (!allPositions) {
+                return StaticCacheFreezePass.apply(g, layout, selection, this);
+            }
+            if (this == SINGLE_INPUT) {
+                return StaticCacheFreezePass.applySingleInputEverywhere(g, layout, selection);
+            }
+            throw new BadInputException("freeze: on a static-cache graph (TensorScatter into fixed buffers) the paper"
+                    + " flavour has only the deployable form; drop --freeze-logits all, or use --freeze-kv single-input");
+        }
         if (GqaFreezePass.handles(layout, k)) {
             return GqaFreezePass.apply(g, layout, selection, this, allPositions);
         }

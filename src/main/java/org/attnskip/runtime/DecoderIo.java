@@ -4,6 +4,7 @@ import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.KvCacheIo;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.layout.StaticCache;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
@@ -23,9 +24,11 @@ import java.util.TreeSet;
  *
  * @param attentionMask null when the graph takes none (so for positionIds)
  * @param caches        one entry per cache input, layer by layer, key before value
+ * @param staticCache   where the caches are fixed buffers written at an index (opset 24), the inputs
+ *                      that say where to write and how much to read; else null
  */
 public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
-                        List<CachePair> caches) {
+                        List<CachePair> caches, StaticCache staticCache) {
     /**
      * A cache input and the output that holds its next value; {@code stacked} when one tensor
      * holds key and value along a leading axis of 2; {@code inPlace} when the attention op can write
@@ -80,6 +83,6 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),
-                List.copyOf(caches));
+                List.copyOf(caches), StaticCache.of(layout).orElse(null));
     }
 }

@@ -34,9 +34,15 @@ import java.util.Set;
 public final class DecoderSession implements AutoCloseable {
     /** One cache input, the output that refills it, and its fixed dimensions. */
     record CacheSlot(int layer, String past, String present, boolean stacked, boolean inPlace, long heads, long headDim,
-                     OnnxJavaType type) {
-        /** [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked. */
+                     OnnxJavaType type, boolean sequenceMajor) {
+        /**
+         * [batch, heads, length, head_dim], or [2, batch, heads, length, head_dim] when key and value are stacked,
+         * or a static cache's [batch, length, kv_hidden] (sequenceMajor: one "head" as wide as all of them).
+         */
         long[] shape(int batch, long length) {
+            if (sequenceMajor) {
+                return new long[] {batch, length, headDim};
+            }
             return stacked ? new long[] {2, batch, heads, length, headDim} : new long[] {batch, heads, length, headDim};
         }
 
@@ -62,6 +68,8 @@ public final class DecoderSession implements AutoCloseable {
     private final int vocabSize;
     /** The logits' type where a run can write them into a buffer of ours ([batch, seq, vocab], vocab fixed); else null. */
     private final OnnxJavaType logitsType;
+    /** write_indices and nonpad_kv_seqlen of a static-cache graph; null elsewhere. */
+    private final StaticCacheFeeds staticFeeds;
 
     private DecoderSession(OrtSession session, DecoderIo io, OpenedSession owned) {
         this.session = session;
@@ -76,6 +84,7 @@ public final class DecoderSession implements AutoCloseable {
             }
             tokens = new TokenFeed(env, io, inputs);
             slots = cacheSlots(io, inputs, outputs);
+            staticFeeds = StaticCacheFeeds.of(env, io.staticCache(), inputs);
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run through padding: GroupQueryAttention (whose caches
             // are the in-place kind) takes each row's length from the mask (seqlens_k) and its past from
@@ -123,6 +132,11 @@ public final class DecoderSession implements AutoCloseable {
             }
             TensorInfo info = tensorInfo(in);
             long[] shape = info.getShape();
+            if (io.staticCache() != null && pair.inPlace() && shape.length == 3 && shape[2] > 0
+                    && (info.type == OnnxJavaType.FLOAT || info.type == OnnxJavaType.FLOAT16)) {
+                slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), false, true, 1, shape[2], info.type, true));
+                continue;
+            }
             // A stacked cache has a leading axis of 2 (key, value) before [batch, kv_heads, past, head_dim].
             int at = pair.stacked() ? 1 : 0;
             if (shape.length != 4 + at || (pair.stacked() && shape[0] != 2) || shape[at + 1] <= 0 || shape[at + 3] <= 0) {
@@ -134,7 +148,7 @@ public final class DecoderSession implements AutoCloseable {
                 throw new BadInputException("cache input '" + in.getName() + "' is " + info.type + "; only fp32 and fp16 are supported");
             }
             slots.add(new CacheSlot(pair.layer(), pair.past(), pair.present(), pair.stacked(), pair.inPlace(),
-                    shape[at + 1], shape[at + 3], info.type));
+                    shape[at + 1], shape[at + 3], info.type, false));
         }
         return List.copyOf(slots);
     }
@@ -228,8 +242,14 @@ public final class DecoderSession implements AutoCloseable {
         return inPlace ? KvCache.allocateInPlace(env, slots, batch, capacity, null) : growingCache(batch);
     }
 
-    /** An empty cache that each run replaces by its present outputs, past and new positions: every graph takes it. */
+    /**
+     * An empty cache that each run replaces by its present outputs, past and new positions: every graph
+     * takes it but a static-cache one, whose buffers cannot grow; that one gets its in-place cache.
+     */
     public KvCache growingCache(int batch) {
+        if (staticFeeds != null && inPlace) {
+            return emptyCache(batch);
+        }
         List<ByteBuffer> none = new ArrayList<>();
         slots.forEach(s -> none.add(ByteBuffer.allocateDirect(0)));
         return cacheOf(none, batch, 0);
@@ -307,6 +327,9 @@ public final class DecoderSession implements AutoCloseable {
         try {
             InputScratch scratch = cache.scratch();
             made = new ArrayList<>(feeding.put(feed, scratch));
+            if (staticFeeds != null) {
+                made.addAll(staticFeeds.put(feed, batch, cache.length(), seq));
+            }
             long logitsBytes = (long) batch * seq * vocabSize * (logitsType == OnnxJavaType.FLOAT16 ? 2 : 4);
             if (cache.inPlace() && logitsType != null && logitsBytes <= Integer.MAX_VALUE) {
                 // The attention writes the new positions into the bound buffers and the logits go to the

@@ -100,6 +100,30 @@ public final class KvCache implements AutoCloseable {
         return inPlace(past, present, buffers, batch, length, capacity, scratch);
     }
 
+    /** A copy of an in-place cache in new buffers of the same capacity; the original is left as it was. */
+    static KvCache copyInPlace(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, KvCache from) {
+        Map<String, OnnxTensor> past = new LinkedHashMap<>();
+        Map<String, OnnxTensor> present = new LinkedHashMap<>();
+        List<ByteBuffer> buffers = new ArrayList<>();
+        try {
+            for (int i = 0; i < slots.size(); i++) {
+                DecoderSession.CacheSlot s = slots.get(i);
+                ByteBuffer source = from.buffers().get(i).duplicate();
+                source.clear();
+                ByteBuffer data = ByteBuffer.allocateDirect(source.capacity()).order(ByteOrder.nativeOrder());
+                data.put(source).clear();
+                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(from.batch(), from.capacity()), s.type());
+                buffers.add(data);
+                past.put(s.past(), t);
+                present.put(s.present(), t);
+            }
+        } catch (OrtException e) {
+            past.values().forEach(OnnxTensor::close);
+            throw new IllegalStateException("cannot copy a KV cache: " + e.getMessage(), e);
+        }
+        return inPlace(past, present, buffers, from.batch(), from.length(), from.capacity(), new InputScratch(3));
+    }
+
     /** Copies the first {@code length} positions of each [batch * heads] row from one capacity to another. */
     private static void copyPositions(ByteBuffer from, long fromCapacity, ByteBuffer to, long toCapacity, long length,
                                       long rows, long bytesPerRowPosition) {

@@ -14,6 +14,9 @@ public final class KvCacheCopy {
 
     /** A copy of {@code cache} that the caller owns; the original is left as it was. */
     public static KvCache of(DecoderSession session, KvCache cache) {
+        if (cache.inPlace()) {
+            return KvCache.copyInPlace(OrtSessionFactory.environment(), session.slots(), cache);
+        }
         List<ByteBuffer> data = new ArrayList<>();
         for (DecoderSession.CacheSlot slot : session.slots()) {
             ByteBuffer source = cache.tensors().get(slot.past()).getByteBuffer(); // ONNX Runtime hands out a copy

@@ -3,7 +3,6 @@ package org.attnskip.rewrite;
 import ai.onnxruntime.OnnxTensor;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
-import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
@@ -26,6 +25,7 @@ import org.attnskip.runtime.OrtSessionFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -47,8 +47,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random (gaussian, angle, shuffle) with a fixed seed, calibrated drop (seeded maps, full rank at
  * k in {0, 1, L/2, L-1}, rank 3 on a non-contiguous set). Each model is exported in both graph
  * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
- * so it is reallocated on the way) and with the growing cache. Freeze does not run on fused graphs
- * (it refuses them), so only the unfused flavour checks it.
+ * so it is reallocated on the way) and with the growing cache, the static-cache graph through its
+ * fixed buffers (it has no growing cache). Freeze does not run on fused or static graphs (it refuses
+ * them), so only the unfused flavour checks it.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
@@ -147,6 +148,43 @@ class RewriteMatchesReferenceTest {
         assertTrue(effect > 5 * FP16_TOLERANCE, "freeze at 0 changes the last logits by only " + effect);
     }
 
+    /**
+     * The opset-24 static-cache graph: deployable freeze of each flavour writes the frozen K/V through
+     * the layer's TensorScatter; the last-position logits match the reference with the same flavour,
+     * after prefills of several lengths and token by token through the fixed buffers; single-input's
+     * evaluation form (every position's logits) too.
+     */
+    @ParameterizedTest
+    @CsvSource({"stories260K, paper", "stories260K, single-input", "synthetic, paper", "synthetic, single-input"})
+    void freezeOnStaticCacheGraph(String model, String flavour) throws Exception {
+        LlamaWeights w = model(model);
+        int L = w.config.layers();
+        ReferenceLlama ref = new ReferenceLlama(w);
+        int[] tokens = tokens(w.config.vocabSize(), SEQ, 13);
+        Path base = tmp.resolve(model + "-static.onnx");
+        OnnxModelIO.save(GraphFlavour.STATIC.export(w, ExportDtype.FLOAT, null), null, base, false);
+        FreezeKv kv = FreezeKv.parse(flavour);
+        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
+            LayerSelection s = LayerSelection.fromLayer(k, L);
+            float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
+                    : new Manipulation.SingleInputFreeze(k));
+            Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+            if (k < L) {
+                compareLastPosition("static-" + flavour + " k=" + k, deployable, expected, tokens);
+            } else {
+                compare("static-" + flavour + " k=" + k, deployable, expected, tokens);
+            }
+            if (kv == FreezeKv.SINGLE_INPUT) {
+                compare("static-single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
+            }
+        }
+        // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
+        float effect = org.attnskip.OrtFeeds.maxAbsDiff(ref.logitsAllPositions(tokens)[SEQ - 1],
+                ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
+                        : new Manipulation.SingleInputFreeze(0))[SEQ - 1]);
+        assertTrue(effect > 100 * TOLERANCE, "freeze at 0 changes the last logits by only " + effect);
+    }
+
     private static LlamaWeights model(String name) throws Exception {
         return switch (name) {
             case "stories260K" -> Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin"));
@@ -169,14 +207,13 @@ class RewriteMatchesReferenceTest {
         int[] tokens = tokens(w.config.vocabSize(), SEQ, model.hashCode());
         ReferenceLlama ref = new ReferenceLlama(w);
         Path base = tmp.resolve(model + "-" + flavour.cliName() + ".onnx");
-        OnnxModelIO.save(flavour == GraphFlavour.FUSED ? FusedLlamaExporter.export(w, ExportDtype.FLOAT)
-                : LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
+        OnnxModelIO.save(flavour.export(w, ExportDtype.FLOAT, null), null, base, false);
 
         for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
             Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
             compare(name + " drop k=" + k, rewrite(base, (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromLayer(k, L))),
                     ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
-            if (flavour == GraphFlavour.FUSED) {
+            if (flavour != GraphFlavour.UNFUSED) {
                 continue;
             }
             float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));

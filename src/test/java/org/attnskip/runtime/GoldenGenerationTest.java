@@ -4,10 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
-import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
-import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.export.ModelManifest;
@@ -29,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The exported graph, run greedily with the KV cache, reproduces what llama2.c's run.c printed: the
- * unfused graph with its growing cache and the fused one with its cache updated in place.
+ * unfused graph with its growing cache, the fused one with its cache updated in place and the
+ * static-cache one (opset 24) through its fixed buffers.
  */
 class GoldenGenerationTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -114,7 +113,7 @@ class GoldenGenerationTest {
         }
         assertEquals(5, goldens.size());
         try (DecoderSession session = DecoderSession.open(dir.modelFile(), Device.CPU)) {
-            assertEquals(flavour == GraphFlavour.FUSED, session.updatesCacheInPlace());
+            assertEquals(flavour != GraphFlavour.UNFUSED, session.updatesCacheInPlace());
             Generator generator = new Generator(session, tokenizer);
             for (Path idsFile : goldens) {
                 JsonNode golden = JSON.readTree(idsFile.toFile());
@@ -135,7 +134,7 @@ class GoldenGenerationTest {
         LlamaWeights w = Llama2cCheckpoint.read(folder.resolve(checkpoint));
         Path tok = folder.resolve("tok512.bin");
         return ModelDirectory.write(tmp.resolve(folder.getFileName() + "-" + flavour.cliName()),
-                flavour == GraphFlavour.FUSED ? FusedLlamaExporter.export(w, dtype) : LlamaOnnxExporter.export(w, dtype),
+                flavour.export(w, dtype, null),
                 ModelManifest.of(w.config, dtype, ModelManifest.TokenizerRef.forFile("tok512.bin"), "llama2c:" + checkpoint,
                         flavour),
                 tok, false);
