@@ -331,9 +331,11 @@ public final class DecoderSession implements AutoCloseable {
                 made.addAll(staticFeeds.put(feed, batch, cache.length(), seq));
             }
             long logitsBytes = (long) batch * seq * vocabSize * (logitsType == OnnxJavaType.FLOAT16 ? 2 : 4);
-            if (cache.inPlace() && logitsType != null && logitsBytes <= Integer.MAX_VALUE) {
-                // The attention writes the new positions into the bound buffers and the logits go to the
-                // sequence's reused buffer: ONNX Runtime hands back no tensor to wrap and copy out.
+            if (seq == 1 && cache.inPlace() && logitsType != null && logitsBytes <= Integer.MAX_VALUE) {
+                // A decode step: the attention writes the new position into the bound buffers and the
+                // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap
+                // and copy out. Only for one position, where every graph (a deployable freeze's
+                // last-position prefill too) has exactly [batch, 1, vocab] logits.
                 ByteBuffer memory = scratch.take(LOGITS_SCRATCH, (int) logitsBytes);
                 OnnxTensor logits = OnnxTensor.createTensor(env, memory, new long[] {batch, seq, vocabSize}, logitsType);
                 made.add(logits);
