@@ -135,6 +135,10 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
+    /** --calibration-text adds drop-compensated (calibrated drop) to the sensitivity modes. */
+    @picocli.CommandLine.Mixin
+    CompensationOptions compensation;
+
     @Override
     public Integer call() throws Exception {
         if (prompts < 2 || maxTokens < 2) {
@@ -149,6 +153,7 @@ public final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--augmentation: " + e.getMessage());
         }
         List<Manipulation> manipulations = run.contains("sensitivity") ? Manipulation.parseModes(modes, noise, noiseSeed) : List.of();
+        manipulations = withCompensatedDrop(manipulations);
         List<String> texts = TextDocuments.read(text);
         texts = texts.subList(0, Math.min(prompts, texts.size()));
         if (texts.size() < 2) {
@@ -229,6 +234,9 @@ public final class ProbeCommand implements Callable<Integer> {
             var session = new OrtSessionFactory.Settings(Device.parse(device), 0, OptLevel.ALL_OPT);
             try (SensitivityExperiment experiment = new SensitivityExperiment(onnx, layers, tokenizer, texts, maxTokens,
                     new Bootstrap(Math.max(1, bootstrap), seed), session, work, DEFAULT_CONTEXT, Main.VERSION, quiet)) {
+                if (compensation.enabled()) {
+                    experiment.compensatedBy(compensation.forModel(maxPositions(weights), tokenizer, session.device(), work, quiet));
+                }
                 List<Double> attention = importance == null ? null : importance.stream().map(SingleLayerImportance.Layer::attention).toList();
                 List<Double> prefers = switched == null ? null
                         : switched.layers().stream().map(SwitchExperiment.LayerResult::prefersInjected).toList();
@@ -256,6 +264,9 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("max_tokens", maxTokens);
         config.put("tolerance", tol.toString());
         config.put("modes", manipulations.stream().map(Manipulation::name).toList());
+        if (compensation.enabled()) {
+            config.putAll(compensation.config());
+        }
         config.put("noise_seed", noiseSeed);
         config.put("bootstrap_resamples", bootstrap);
         config.put("seed", seed);
@@ -278,6 +289,9 @@ public final class ProbeCommand implements Callable<Integer> {
                 System.out.printf("recommended drop (non-contiguous) layers %s: top-1 %.4f, KL %.4f, ppl x%.4f%n",
                         sensitivity.nonContiguous().layers(), e.top1(), e.kl(), e.perplexityRatio());
             }
+            Recommendation best = sensitivity.overall();
+            System.out.println("recommended overall: " + (best == null ? "change nothing (no mode keeps the tolerance)"
+                    : best.mode() + " of layers " + best.layers() + " (" + ProbeTables.saving(best.evidence()) + ")"));
         }
         if (!json) {
             System.out.println("probe: wrote " + report.resolve("report.html") + ", report.json and report.md");
@@ -287,6 +301,33 @@ public final class ProbeCommand implements Callable<Integer> {
     }
 
     static final int DEFAULT_CONTEXT = 1024;
+
+    /** Adds drop-compensated when a calibration is given; refuses it without one. */
+    private List<Manipulation> withCompensatedDrop(List<Manipulation> manipulations) {
+        boolean asked = manipulations.stream().anyMatch(m -> m.kind() == Manipulation.Kind.DROP_COMPENSATED);
+        if (!compensation.checkForProbe()) {
+            if (asked) {
+                throw new BadInputException("--modes drop-compensated needs --calibration-text FILE");
+            }
+            return manipulations;
+        }
+        if (asked || manipulations.isEmpty()) {
+            return manipulations;
+        }
+        List<Manipulation> out = new ArrayList<>(manipulations);
+        int drop = out.indexOf(Manipulation.drop());
+        out.add(drop + 1, Manipulation.dropCompensated()); // next to plain drop, or first
+        return out;
+    }
+
+    /** The positions calibration sequences are cut to: the checkpoint's or the exported directory's. */
+    private int maxPositions(LlamaWeights weights) {
+        if (weights != null) {
+            return weights.config.seqLen();
+        }
+        return ModelDirectory.isModelDirectory(model) ? ModelDirectory.read(model).manifest().architecture().maxPositions()
+                : Integer.MAX_VALUE;
+    }
 
     static Set<String> parseExperiments(String list) {
         Set<String> out = new LinkedHashSet<>();

@@ -6,7 +6,9 @@ import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.eval.DropCompensation;
 import org.attnskip.rewrite.ChangeReport;
+import org.attnskip.rewrite.CompensatedDropPass;
 import org.attnskip.rewrite.DropAttentionPass;
 import org.attnskip.rewrite.FreezeKv;
 import org.attnskip.rewrite.FreezePass;
@@ -21,13 +23,13 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * One manipulation the probe measures: drop, freeze (the exact all-positions form, for evaluation)
+ * One manipulation the probe measures: drop, calibrated drop, freeze (the exact all-positions form, for evaluation)
  * or random with a noise kind and seed. {@link #write} rewrites a model with it, as the sweep does.
  *
  * @param noise null unless kind is RANDOM
  */
 public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed) {
-    public enum Kind { DROP, FREEZE, RANDOM, FREEZE_SINGLE_INPUT }
+    public enum Kind { DROP, FREEZE, RANDOM, FREEZE_SINGLE_INPUT, DROP_COMPENSATED }
 
     public static Manipulation drop() {
         return new Manipulation(Kind.DROP, null, 0);
@@ -42,6 +44,11 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
         return new Manipulation(Kind.FREEZE_SINGLE_INPUT, null, 0);
     }
 
+    /** Calibrated drop: each dropped attention sub-block replaced by a map fitted for that selection. */
+    public static Manipulation dropCompensated() {
+        return new Manipulation(Kind.DROP_COMPENSATED, null, 0);
+    }
+
     /** Either flavour of freeze: prefill runs layers >= k for the last position only. */
     public boolean isFreeze() {
         return kind == Kind.FREEZE || kind == Kind.FREEZE_SINGLE_INPUT;
@@ -51,7 +58,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
         return new Manipulation(Kind.RANDOM, RandomNoisePass.NoiseSpec.parse(noise), seed);
     }
 
-    /** drop, freeze, random-gaussian, random-angle:30.0, random-shuffle. */
+    /** drop, drop-compensated, freeze, random-gaussian, random-angle:30.0, random-shuffle. */
     public String name() {
         return kind == Kind.RANDOM ? "random-" + noise : kind.name().toLowerCase(Locale.ROOT).replace('_', '-');
     }
@@ -65,6 +72,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
                 case "drop" -> out.add(drop());
                 case "freeze" -> out.add(freeze());
                 case "freeze-single-input" -> out.add(freezeSingleInput());
+                case "drop-compensated" -> out.add(dropCompensated());
                 case "random" -> {
                     for (String n : noises.split(",")) {
                         if (!n.isBlank()) {
@@ -72,7 +80,7 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
                         }
                     }
                 }
-                default -> throw new BadInputException("--modes " + modes + ": use drop, freeze, freeze-single-input and random");
+                default -> throw new BadInputException("--modes " + modes + ": use drop, drop-compensated, freeze, freeze-single-input and random");
             }
         }
         if (out.isEmpty()) {
@@ -83,12 +91,25 @@ public record Manipulation(Kind kind, RandomNoisePass.NoiseSpec noise, long seed
 
     /** Rewrites {@code baseline} with this manipulation on {@code layers} into {@code out}; a list (firstLayer -1) only for drop. */
     public ChangeReport write(Path baseline, LayerSelection layers, Path out, int contextLength, String toolVersion) {
+        return write(baseline, layers, null, out, contextLength, toolVersion);
+    }
+
+    /** As above; {@code fitted} holds drop-compensated's maps for exactly {@code layers} (null for the other kinds). */
+    public ChangeReport write(Path baseline, LayerSelection layers, DropCompensation.Fitted fitted, Path out, int contextLength,
+                              String toolVersion) {
+        if ((kind == Kind.DROP_COMPENSATED) != (fitted != null)) {
+            throw new IllegalArgumentException(name() + (fitted == null ? " needs its fitted maps" : " takes no maps"));
+        }
         LoadedModel loaded = OnnxModelIO.load(baseline);
         Graph graph = loaded.graph();
         DecoderLayout layout = LayoutDiscovery.discover(graph);
         Map<String, String> extra = Map.of();
         ChangeReport change = switch (kind) {
             case DROP -> DropAttentionPass.apply(graph, layout, layers, contextLength);
+            case DROP_COMPENSATED -> {
+                extra = fitted.metadata();
+                yield CompensatedDropPass.apply(graph, layout, layers, fitted.maps(), contextLength);
+            }
             case FREEZE -> FreezePass.apply(graph, layout, layers);
             case FREEZE_SINGLE_INPUT -> FreezeKv.SINGLE_INPUT.apply(graph, layout, layers, true);
             case RANDOM -> {

@@ -1,6 +1,7 @@
 package org.attnskip.probe;
 
 import org.attnskip.eval.Bootstrap;
+import org.attnskip.eval.DropCompensation;
 import org.attnskip.eval.Progress;
 import org.attnskip.eval.QualityEvaluator;
 import org.attnskip.eval.ScoringModel;
@@ -36,6 +37,7 @@ public final class SensitivityExperiment implements AutoCloseable {
     private final DecoderSession baseSession;
     private final ScoringModel base;
     private int variants;
+    private DropCompensation compensation;
 
     /** documents must already be cut to the ones to use; maxTokens cuts each of them. */
     public SensitivityExperiment(Path baseline, int numLayers, Tokenizer tokenizer, List<String> documents, int maxTokens,
@@ -53,6 +55,12 @@ public final class SensitivityExperiment implements AutoCloseable {
         this.quiet = quiet;
         this.baseSession = DecoderSession.open(baseline, session);
         this.base = new ScoringModel(baseSession);
+    }
+
+    /** Lets the experiment measure drop-compensated: maps fitted for each selection it measures. */
+    public SensitivityExperiment compensatedBy(DropCompensation compensation) {
+        this.compensation = compensation;
+        return this;
     }
 
     public boolean quiet() {
@@ -99,7 +107,14 @@ public final class SensitivityExperiment implements AutoCloseable {
     public SensitivityRow measure(Manipulation m, LayerSelection selection) {
         Path file = scratch.resolve("probe-variant-" + (variants++) + ".onnx");
         try {
-            ChangeReport change = m.write(baseline, selection, file, contextLength, toolVersion);
+            DropCompensation.Fitted fitted = null;
+            if (m.kind() == Manipulation.Kind.DROP_COMPENSATED) {
+                if (compensation == null) {
+                    throw new IllegalStateException("drop-compensated needs a calibration");
+                }
+                fitted = compensation.fit(baseline, selection);
+            }
+            ChangeReport change = m.write(baseline, selection, fitted, file, contextLength, toolVersion);
             TextQuality quality;
             try (DecoderSession v = DecoderSession.open(file, session)) {
                 quality = evaluator.text(base, new ScoringModel(v), documents, m.name());

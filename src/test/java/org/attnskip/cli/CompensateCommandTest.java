@@ -57,7 +57,7 @@ class CompensateCommandTest {
                 meta.get("calibration_sha256"));
         assertEquals("600", meta.get("calibration_tokens"));
         assertEquals("0.01", meta.get("ridge"));
-        assertEquals("branch", meta.get("calibration_target"));
+        assertEquals("stream", meta.get("calibration_target"));
         assertEquals(String.valueOf(2 * (64 * 64 + 64)), meta.get("params_added"));
         var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertTrue(report.get("notes").toString().contains("8,320 parameters added"), r.out());
