@@ -44,7 +44,8 @@ final class CompensationOptions {
     @Option(names = "--calibration-target", paramLabel = "branch|stream",
             description = {"with --compensate: fit each map to the attention branch of the model as calibrated so far (branch),",
                     "or to the original model's stream after the attention add minus the stream arriving (stream),",
-                    "which also undoes the drift the maps below leave (default: branch)"})
+                    "which also undoes the drift the maps below leave (default: stream where the graph has",
+                    "each layer's arriving stream as a value, else branch)"})
     String target;
 
     boolean enabled() {
@@ -84,13 +85,31 @@ final class CompensationOptions {
         }
     }
 
+    /**
+     * probe: --calibration-text alone (or --compensate linear) adds the drop-compensated curve; the
+     * other calibration options are checked as for optimize.
+     */
+    boolean checkForProbe() {
+        if (compensate == null && calibrationText != null) {
+            compensate = "linear";
+        }
+        check(true);
+        return enabled();
+    }
+
     /** The compensation for a model: its calibration text tokenized once, the maps fitted per selection. */
     DropCompensation forModel(ModelSource source, Tokenizer tokenizer, Device device, Path scratch, boolean quiet) {
-        CalibrationText text = CalibrationText.read(calibrationText, tokenizer, tokens(), source.maxPositions());
+        return forModel(source.maxPositions(), tokenizer, device, scratch, quiet);
+    }
+
+    /** As above, for a model built for maxPositions positions (Integer.MAX_VALUE when unknown). */
+    DropCompensation forModel(int maxPositions, Tokenizer tokenizer, Device device, Path scratch, boolean quiet) {
+        CalibrationText text = CalibrationText.read(calibrationText, tokenizer, tokens(), maxPositions);
         double r = ridgeValue();
         int k = rank == null ? 0 : rank;
         return (baseline, selection) -> {
-            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, target(), scratch, device,
+            LinearCalibration.Target t = target == null ? LinearCalibration.defaultTarget(baseline, selection) : target();
+            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, t, scratch, device,
                     line -> {
                         if (!quiet) {
                             System.err.println("attnskip: " + line);
@@ -100,9 +119,10 @@ final class CompensationOptions {
         };
     }
 
+    /** The target the user named; null means the default, chosen per model (LinearCalibration.defaultTarget). */
     private LinearCalibration.Target target() {
         if (target == null) {
-            return LinearCalibration.Target.BRANCH;
+            return null;
         }
         return switch (target) {
             case "branch" -> LinearCalibration.Target.BRANCH;
@@ -127,7 +147,8 @@ final class CompensationOptions {
         c.put("calibration_tokens", tokens());
         c.put("ridge", ridgeValue());
         c.put("rank", rank == null ? "full" : rank);
-        c.put("calibration_target", target().name().toLowerCase(java.util.Locale.ROOT));
+        c.put("calibration_target", target == null ? "default (stream where the graph has it, else branch)"
+                : target().name().toLowerCase(java.util.Locale.ROOT));
         return c;
     }
 

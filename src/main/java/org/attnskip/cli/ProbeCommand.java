@@ -119,6 +119,10 @@ public final class ProbeCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress output")
     boolean quiet;
 
+    /** --calibration-text adds drop-compensated (calibrated drop) to the sensitivity modes. */
+    @picocli.CommandLine.Mixin
+    CompensationOptions compensation;
+
     @Override
     public Integer call() throws Exception {
         if (prompts < 2 || maxTokens < 2) {
@@ -133,7 +137,7 @@ public final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--augmentation: " + e.getMessage());
         }
         List<RewriteRequest> manipulations = run.contains("sensitivity")
-                ? ProbeModes.parse(modes, noise, noiseSeed, DEFAULT_CONTEXT) : List.of();
+                ? withCompensatedDrop(ProbeModes.parse(modes, noise, noiseSeed, DEFAULT_CONTEXT)) : List.of();
         List<String> texts = TextDocuments.read(text);
         texts = texts.subList(0, Math.min(prompts, texts.size()));
         if (texts.size() < 2) {
@@ -149,6 +153,9 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("max_tokens", maxTokens);
         config.put("tolerance", tol.toString());
         config.put("modes", manipulations.stream().map(RewriteRequest::label).toList());
+        if (compensation.enabled()) {
+            config.putAll(compensation.config());
+        }
         config.put("noise_seed", noiseSeed);
         config.put("bootstrap_resamples", bootstrap);
         config.put("seed", seed);
@@ -157,7 +164,7 @@ public final class ProbeCommand implements Callable<Integer> {
         config.put("attention_flops_context", DEFAULT_CONTEXT);
         config.put("version", Main.VERSION);
         ProbeReport result = new ProbeRun(model, tokenizerFile, texts, run, manipulations, tol, maxTokens, bootstrap, seed, Device.parse(device),
-                alpha, augmented, pairs, DEFAULT_CONTEXT, Main.VERSION, quiet).run(work, config);
+                alpha, augmented, pairs, DEFAULT_CONTEXT, Main.VERSION, quiet, calibration()).run(work, config);
         SensitivityProbe.Result sensitivity = result.sensitivity();
         ReportWriter.write(report, result, "attnskip probe: " + model.getFileName(), ProbeTables.of(result), ProbeCharts.of(result));
         if (json) {
@@ -173,6 +180,9 @@ public final class ProbeCommand implements Callable<Integer> {
                 System.out.printf("recommended drop (non-contiguous) layers %s: top-1 %.4f, KL %.4f, ppl x%.4f%n",
                         sensitivity.nonContiguous().layers(), e.top1(), e.kl(), e.perplexityRatio());
             }
+            Recommendation best = sensitivity.overall();
+            System.out.println("recommended overall: " + (best == null ? "change nothing (no mode keeps the tolerance)"
+                    : best.mode() + " of layers " + best.layers() + " (" + ProbeTables.saving(best.evidence()) + ")"));
         }
         if (!json) {
             System.out.println("probe: wrote " + report.resolve("report.html") + ", report.json and report.md");
@@ -182,6 +192,33 @@ public final class ProbeCommand implements Callable<Integer> {
     }
 
     static final int DEFAULT_CONTEXT = RewriteRequest.DEFAULT_CONTEXT;
+
+    /** Adds drop-compensated when a calibration is given; refuses it without one. */
+    private List<RewriteRequest> withCompensatedDrop(List<RewriteRequest> manipulations) {
+        boolean asked = manipulations.stream().anyMatch(RewriteRequest::compensated);
+        if (!compensation.checkForProbe()) {
+            if (asked) {
+                throw new BadInputException("--modes drop-compensated needs --calibration-text FILE");
+            }
+            return manipulations;
+        }
+        if (asked) {
+            return manipulations;
+        }
+        List<RewriteRequest> out = new java.util.ArrayList<>(manipulations);
+        int drop = out.indexOf(RewriteRequest.drop(DEFAULT_CONTEXT));
+        out.add(drop + 1, RewriteRequest.compensatedDropToFit(DEFAULT_CONTEXT)); // next to plain drop, or first
+        return out;
+    }
+
+    /** How the probe fits calibrated drop's maps once it knows the model; null without --calibration-text. */
+    private ProbeRun.Calibration calibration() {
+        if (!compensation.enabled()) {
+            return null;
+        }
+        Device d = Device.parse(device);
+        return (maxPositions, tokenizer, scratch) -> compensation.forModel(maxPositions, tokenizer, d, scratch, quiet);
+    }
 
     static Set<String> parseExperiments(String list) {
         Set<String> out = new LinkedHashSet<>();

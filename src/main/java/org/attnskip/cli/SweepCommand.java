@@ -88,9 +88,14 @@ public final class SweepCommand implements Callable<Integer> {
             }
             SweepReport report = sweep.run(source.onnx(), list, tokenizer,
                     options.documents(), options.loadTasks(), scratch.path(), config, Main.VERSION);
+            Map<String, byte[]> charts = new java.util.LinkedHashMap<>(Charts.forSweep(report));
+            if (compensation.enabled()) {
+                charts.putAll(Charts.forSweepModes(withPlainDropAndFreeze(report, source, list, tokenizer, scratch.path(),
+                        settings)));
+            }
             ReportWriter.write(options.report, report, "attnskip sweep (" + m.label
                             + (compensation.enabled() ? ", compensated linear" : "") + ")",
-                    ReportTables.forSweep(report), Charts.forSweep(report));
+                    ReportTables.forSweep(report), charts);
             if (options.json) {
                 System.out.println(ReportWriter.json(report));
                 return 0;
@@ -102,5 +107,34 @@ public final class SweepCommand implements Callable<Integer> {
             System.out.println("report: " + options.report.resolve("report.html"));
         }
         return 0;
+    }
+
+    /**
+     * A calibrated sweep is compared with plain drop and freeze (--freeze-kv's flavour) at the same
+     * thresholds: each is swept too, its full report written under the report directory
+     * (plain-drop/, freeze/), and all three returned for the one chart.
+     */
+    private Map<String, SweepReport> withPlainDropAndFreeze(SweepReport compensated, ModelSource source, List<String> list,
+                                                            Tokenizer tokenizer, Path scratch,
+                                                            org.attnskip.eval.EvalSettings settings) {
+        Map<String, SweepReport> sweeps = new java.util.LinkedHashMap<>();
+        sweeps.put("drop", null);
+        sweeps.put("drop, compensated linear", compensated);
+        FreezeKv flavour = freezeKv == null ? FreezeKv.DEFAULT : FreezeKv.parse(freezeKv);
+        sweeps.put("freeze (" + flavour.label + ")", null);
+        for (Mode other : List.of(Mode.DROP, Mode.FREEZE)) {
+            Map<String, Object> config = options.config();
+            config.put("model", source.described());
+            config.put("mode", other.label);
+            config.put("thresholds", list);
+            config.put("compared_with", "the calibrated drop sweep in the parent directory");
+            SweepReport r = new ThresholdSweep(settings, other, noise, noiseSeed, pplTolerance).freezeKv(flavour)
+                    .run(source.onnx(), list, tokenizer, options.documents(), options.loadTasks(), scratch, config, Main.VERSION);
+            String dir = other == Mode.DROP ? "plain-drop" : "freeze";
+            ReportWriter.write(options.report.resolve(dir), r, "attnskip sweep (" + dir + ", for comparison)",
+                    ReportTables.forSweep(r), Charts.forSweep(r));
+            sweeps.put(other == Mode.DROP ? "drop" : "freeze (" + flavour.label + ")", r);
+        }
+        return sweeps;
     }
 }

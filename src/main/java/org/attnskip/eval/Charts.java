@@ -98,6 +98,28 @@ public final class Charts {
         return charts;
     }
 
+    /**
+     * Mean KL and top-1 agreement against threshold for several sweeps of one model over the same
+     * thresholds (calibrated drop with plain drop and freeze), one series per sweep on each chart.
+     */
+    public static Map<String, byte[]> forSweepModes(Map<String, SweepReport> sweeps) {
+        Map<String, byte[]> charts = new LinkedHashMap<>();
+        if (sweeps.values().stream().anyMatch(r -> r.points().get(0).text() == null)) {
+            return charts;
+        }
+        XYChart kl = chart("Mean KL(baseline || variant) against threshold", "threshold f (layers >= ceil(f*L) changed)",
+                "nats per position");
+        XYChart top1 = chart("Top-1 agreement against threshold", "threshold f (layers >= ceil(f*L) changed)", "top-1 agreement");
+        sweeps.forEach((name, r) -> {
+            double[] t = r.points().stream().mapToDouble(SweepPoint::threshold).toArray();
+            kl.addSeries(name, t, r.points().stream().mapToDouble(p -> p.text().meanKl().value()).toArray());
+            top1.addSeries(name, t, r.points().stream().mapToDouble(p -> p.text().top1Agreement().value()).toArray());
+        });
+        charts.put("sweep-modes-kl.png", png(kl));
+        charts.put("sweep-modes-top1.png", png(top1));
+        return charts;
+    }
+
     /** An XY chart in the reports' common style. */
     public static XYChart chart(String title, String x, String y) {
         XYChart c = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(x).yAxisTitle(y).build();

@@ -45,6 +45,18 @@ public final class LinearCalibration {
     /** What each map is fitted to reproduce. */
     public enum Target { BRANCH, STREAM }
 
+    /**
+     * The default target: STREAM, which measured better on held-out calibration text (README,
+     * "Calibrated drop against plain drop"), where every selected layer's arriving stream is a value
+     * of the graph; BRANCH where a fused Skip*Norm hides it.
+     */
+    public static Target defaultTarget(Path baseline, LayerSelection selection) {
+        DecoderLayout layout = LayoutDiscovery.discover(OnnxModelIO.load(baseline).graph());
+        boolean streams = selection.layers().stream().map(layout::layer)
+                .allMatch(l -> l.residualIn() != null && !l.residualIn().isEmpty());
+        return streams ? Target.STREAM : Target.BRANCH;
+    }
+
     /** The maps and what they were fitted on, for the model's metadata. */
     public record Calibrated(Map<Integer, AffineMap> maps, String textSha256, long tokens, double ridge, int rank, Target target) {
         public Map<String, String> metadata() {

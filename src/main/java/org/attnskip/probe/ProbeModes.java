@@ -19,13 +19,14 @@ public final class ProbeModes {
     private ProbeModes() {
     }
 
-    /** "drop,freeze,freeze-single-input,random" with the given noise kinds for random, e.g. gaussian,angle:30,shuffle. */
+    /** "drop,drop-compensated,freeze,freeze-single-input,random" with the given noise kinds for random, e.g. gaussian,angle:30,shuffle. */
     public static List<RewriteRequest> parse(String modes, String noises, long noiseSeed, int contextLength) {
         List<RewriteRequest> out = new ArrayList<>();
         for (String m : modes.split(",")) {
             switch (m.trim().toLowerCase(Locale.ROOT)) {
                 case "" -> { }
                 case "drop" -> out.add(RewriteRequest.drop(contextLength));
+                case "drop-compensated" -> out.add(RewriteRequest.compensatedDropToFit(contextLength));
                 case "freeze" -> out.add(RewriteRequest.freeze(FreezeKv.PAPER, FreezeForm.EVALUATION));
                 case "freeze-single-input" -> out.add(RewriteRequest.freeze(FreezeKv.SINGLE_INPUT, FreezeForm.EVALUATION));
                 case "random" -> {
@@ -35,7 +36,7 @@ public final class ProbeModes {
                         }
                     }
                 }
-                default -> throw new BadInputException("--modes " + modes + ": use drop, freeze, freeze-single-input and random");
+                default -> throw new BadInputException("--modes " + modes + ": use drop, drop-compensated, freeze, freeze-single-input and random");
             }
         }
         if (out.isEmpty()) {

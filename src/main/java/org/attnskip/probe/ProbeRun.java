@@ -8,6 +8,7 @@ import org.attnskip.export.ExportedWeights;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
+import org.attnskip.eval.DropCompensation;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
@@ -48,7 +49,13 @@ import java.util.Set;
 public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<String> experiments,
                        List<RewriteRequest> manipulations, QualityTolerance tolerance, int maxTokens, int bootstrap, long seed,
                        Device device, double alpha, AugmentedViews augmented, Path pairs, int contextLength, String toolVersion,
-                       boolean quiet) {
+                       boolean quiet, Calibration calibration) {
+
+    /** Fits calibrated drop's maps for the model the probe loads (its positions and tokenizer known only then). */
+    @FunctionalInterface
+    public interface Calibration {
+        DropCompensation forModel(int maxPositions, Tokenizer tokenizer, Path scratch);
+    }
 
     /** The measured parts of the report and its notes; {@code config} is the caller's. */
     public ProbeReport run(Path work, Map<String, Object> config) throws java.io.IOException {
@@ -116,24 +123,36 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
         }
         SensitivityProbe.Result sensitivity = null;
         if (experiments.contains("sensitivity") || experiments.contains("importance")) {
-            sensitivity = sensitivity(onnx, tokenizer, work, importance, switched);
+            sensitivity = sensitivity(onnx, tokenizer, work, importance, switched, maxPositions(weights));
             notes.addAll(sensitivityNotes());
         }
         return new ProbeReport(config, representations, importance, switched, sensitivity, notes);
     }
 
     private SensitivityProbe.Result sensitivity(Path onnx, Tokenizer tokenizer, Path work, List<SingleLayerImportance.Layer> importance,
-                                                SwitchExperiment.Result switched) {
+                                                SwitchExperiment.Result switched, int maxPositions) {
         int layers = LayoutDiscovery.discover(OnnxModelIO.load(onnx).graph()).numLayers();
         var session = new OrtSessionFactory.Settings(device, 0, OptLevel.ALL_OPT);
         try (SensitivityExperiment experiment = new SensitivityExperiment(onnx, layers, tokenizer, texts, maxTokens,
                 new Bootstrap(Math.max(1, bootstrap), seed), session, work, contextLength, toolVersion, quiet)) {
+            if (calibration != null) {
+                experiment.compensatedBy(calibration.forModel(maxPositions, tokenizer, work));
+            }
             List<Double> attention = importance == null ? null : importance.stream().map(SingleLayerImportance.Layer::attention).toList();
             List<Double> prefers = switched == null ? null
                     : switched.layers().stream().map(SwitchExperiment.LayerResult::prefersInjected).toList();
             return SensitivityProbe.run(experiment, manipulations, experiments.contains("importance"),
                     experiments.contains("sensitivity") ? tolerance : null, attention, prefers);
         }
+    }
+
+    /** The positions calibration sequences are cut to: the checkpoint's or the exported directory's. */
+    private int maxPositions(LlamaWeights weights) {
+        if (weights != null) {
+            return weights.config.seqLen();
+        }
+        return ModelDirectory.isModelDirectory(model) ? ModelDirectory.read(model).manifest().architecture().maxPositions()
+                : Integer.MAX_VALUE;
     }
 
     private List<String> sensitivityNotes() {

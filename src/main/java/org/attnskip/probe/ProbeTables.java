@@ -17,6 +17,7 @@ public final class ProbeTables {
         List<Table> tables = new ArrayList<>();
         SensitivityProbe.Result s = r.sensitivity();
         if (s != null && !s.recommendations().isEmpty()) {
+            tables.add(overall(s));
             tables.add(recommendations(s));
         }
         if (s != null && s.nonContiguous() != null) {
@@ -66,6 +67,23 @@ public final class ProbeTables {
                 + "(largest saving) within it; 95% bootstrap intervals over documents",
                 List.of("mode", "k", "layers changed", "first layer that changes", "top-1 agreement", "mean KL",
                         "ppl variant/baseline", "predicted saving", "evidence"), rows);
+    }
+
+    static Table overall(SensitivityProbe.Result s) {
+        Recommendation best = s.overall();
+        List<List<String>> rows = new ArrayList<>();
+        if (best == null) {
+            rows.add(List.of("none", "none", "", "", "", "", "no deployable mode keeps the tolerance: change nothing"));
+        } else {
+            SensitivityRow e = best.evidence();
+            rows.add(List.of(best.mode(), layers(best.layers()), est(e.quality().top1Agreement()), est(e.quality().meanKl()),
+                    num(e.perplexityRatio(), 4), saving(e), best.note() == null ? "" : best.note()));
+        }
+        return new Table("Overall recommendation", "of the modes measured, drop, drop-compensated, freeze (and the non-contiguous"
+                + " drop), the one within tolerance " + s.recommendations().get(0).tolerance() + " that saves most: attention"
+                + " FLOPs per decoded token (drop-compensated's net of its maps), then KV bytes per token, then prefill compute",
+                List.of("mode", "layers changed", "top-1 agreement", "mean KL", "ppl variant/baseline", "predicted saving",
+                        "note"), rows);
     }
 
     static Table nonContiguous(NonContiguousDrop d) {
@@ -153,7 +171,7 @@ public final class ProbeTables {
                         "log P(injected)"), rows);
     }
 
-    static String saving(SensitivityRow r) {
+    public static String saving(SensitivityRow r) {
         List<String> parts = new ArrayList<>();
         if (r.attentionFlopsSavedPerToken() > 0) {
             parts.add(String.format(Locale.ROOT, "attention FLOPs -%,d/token at context %d", r.attentionFlopsSavedPerToken(),

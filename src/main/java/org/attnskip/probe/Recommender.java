@@ -129,4 +129,25 @@ public final class Recommender {
             return from;
         }
     }
+
+    /**
+     * Of the deployable recommendations (drop, drop-compensated, freeze in either flavour, the
+     * non-contiguous drop; random is an analysis), the one that keeps the tolerance with the biggest
+     * saving: attention FLOPs per decoded token (drop-compensated's net of its maps), then KV cache
+     * bytes per token, then the share of prefill compute skipped. Null when none changes a layer.
+     */
+    public static Recommendation overall(List<Recommendation> recommendations, NonContiguousDrop nonContiguous) {
+        List<Recommendation> candidates = new ArrayList<>(recommendations);
+        if (nonContiguous != null && nonContiguous.evidence() != null) {
+            candidates.add(new Recommendation("drop (non-contiguous)", nonContiguous.tolerance(), -1, nonContiguous.layers(),
+                    nonContiguous.evidence(), List.of(), "ranked by " + nonContiguous.rankedBy() + ", combination measured"));
+        }
+        Comparator<Recommendation> saving = Comparator
+                .comparingLong((Recommendation r) -> r.evidence().attentionFlopsSavedPerToken())
+                .thenComparingLong(r -> r.evidence().kvBytesPerTokenBefore() - r.evidence().kvBytesPerTokenAfter())
+                .thenComparingDouble(r -> r.evidence().prefillFractionSaved());
+        return candidates.stream()
+                .filter(r -> !r.mode().startsWith("random") && r.evidence() != null && !r.layers().isEmpty())
+                .max(saving).orElse(null);
+    }
 }

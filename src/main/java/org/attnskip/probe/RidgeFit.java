@@ -18,6 +18,8 @@ import org.attnskip.reference.AffineMap;
  * sum_t |y_t - x_t . M - b|^2 + lambda |M|_F^2; r = 0.01 is the "1% ridge".
  */
 public final class RidgeFit {
+    /** Rows gathered before they are added to the sums: one pass over the dim x dim sums per block, not per row. */
+    private static final int BLOCK = 128;
     private final int in;
     private final int out;
     private final double[][] xx;
@@ -25,6 +27,10 @@ public final class RidgeFit {
     private final double[] sumX;
     private final double[] sumY;
     private long rows;
+    /** The pending block, transposed: xt[i][r] is input i of pending row r. */
+    private final double[][] xt;
+    private final double[][] yt;
+    private int pending;
 
     public RidgeFit(int in, int out) {
         this.in = in;
@@ -33,6 +39,8 @@ public final class RidgeFit {
         this.xy = new double[in][out];
         this.sumX = new double[in];
         this.sumY = new double[out];
+        this.xt = new double[in][BLOCK];
+        this.yt = new double[out][BLOCK];
     }
 
     /** Adds one observation. */
@@ -42,24 +50,51 @@ public final class RidgeFit {
         }
         rows++;
         for (int i = 0; i < in; i++) {
-            double xi = x[i];
-            sumX[i] += xi;
-            double[] xxRow = xx[i];
-            for (int j = i; j < in; j++) { // upper triangle; mirrored in solve()
-                xxRow[j] += xi * x[j];
-            }
-            double[] xyRow = xy[i];
-            for (int j = 0; j < out; j++) {
-                xyRow[j] += xi * y[j];
-            }
+            xt[i][pending] = x[i];
+            sumX[i] += x[i];
         }
         for (int j = 0; j < out; j++) {
+            yt[j][pending] = y[j];
             sumY[j] += y[j];
+        }
+        if (++pending == BLOCK) {
+            flush();
         }
     }
 
     public long rows() {
         return rows;
+    }
+
+    /** Adds the pending rows to X^T X (upper triangle; mirrored in solve()) and X^T Y, rows of the sums in parallel. */
+    private void flush() {
+        int n = pending;
+        java.util.stream.IntStream.range(0, in).parallel().forEach(i -> {
+            double[] a = xt[i];
+            double[] xxRow = xx[i];
+            for (int j = i; j < in; j++) {
+                xxRow[j] += dot(a, xt[j], n);
+            }
+            double[] xyRow = xy[i];
+            for (int j = 0; j < out; j++) {
+                xyRow[j] += dot(a, yt[j], n);
+            }
+        });
+        pending = 0;
+    }
+
+    private static double dot(double[] a, double[] b, int n) {
+        double s0 = 0;
+        double s1 = 0;
+        int r = 0;
+        for (; r + 1 < n; r += 2) { // two sums: the additions need not wait for each other
+            s0 += a[r] * b[r];
+            s1 += a[r + 1] * b[r + 1];
+        }
+        if (r < n) {
+            s0 += a[r] * b[r];
+        }
+        return s0 + s1;
     }
 
     /** The fitted map; with rank R in 1..dim-1, M truncated to its R largest singular values; 0 for full rank. */
@@ -104,6 +139,7 @@ public final class RidgeFit {
 
     /** M of the documented ridge problem, [in][out]. */
     double[][] solveMatrix(double ridge) {
+        flush();
         if (rows < 2) {
             throw new BadInputException("calibration needs at least 2 tokens; it got " + rows);
         }

@@ -1,6 +1,7 @@
 package org.attnskip.probe;
 
 import org.attnskip.eval.Bootstrap;
+import org.attnskip.eval.DropCompensation;
 import org.attnskip.eval.Progress;
 import org.attnskip.eval.QualityEvaluator;
 import org.attnskip.eval.ScoringModel;
@@ -39,6 +40,7 @@ public final class SensitivityExperiment implements AutoCloseable {
     private final DecoderSession baseSession;
     private final ScoringModel base;
     private int variants;
+    private DropCompensation compensation;
 
     /** documents must already be cut to the ones to use; maxTokens cuts each of them. */
     public SensitivityExperiment(Path baseline, int numLayers, Tokenizer tokenizer, List<String> documents, int maxTokens,
@@ -56,6 +58,12 @@ public final class SensitivityExperiment implements AutoCloseable {
         this.quiet = quiet;
         this.baseSession = DecoderSession.open(baseline, session);
         this.base = new ScoringModel(baseSession);
+    }
+
+    /** Lets the experiment measure drop-compensated: maps fitted for each selection it measures. */
+    public SensitivityExperiment compensatedBy(DropCompensation compensation) {
+        this.compensation = compensation;
+        return this;
     }
 
     public boolean quiet() {
@@ -107,7 +115,15 @@ public final class SensitivityExperiment implements AutoCloseable {
     public SensitivityRow measure(RewriteRequest m, LayerSelection selection) {
         Path file = scratch.resolve("probe-variant-" + (variants++) + ".onnx");
         try {
-            ChangeReport change = Rewrite.file(baseline, m, layers -> selection, file, toolVersion);
+            RewriteRequest request = m;
+            if (m.compensated()) {
+                if (compensation == null) {
+                    throw new IllegalStateException("drop-compensated needs a calibration");
+                }
+                DropCompensation.Fitted fitted = compensation.fit(baseline, selection);
+                request = m.fitted(fitted.maps(), fitted.metadata());
+            }
+            ChangeReport change = Rewrite.file(baseline, request, layers -> selection, file, toolVersion);
             TextQuality quality;
             try (DecoderSession v = DecoderSession.open(file, session)) {
                 quality = evaluator.text(base, new ScoringModel(v), documents, m.label());

@@ -21,6 +21,11 @@ public final class SensitivityProbe {
      */
     public record Result(Map<String, List<SensitivityRow>> curves, List<SensitivityRow> singleDrops,
                          List<Recommendation> recommendations, NonContiguousDrop nonContiguous) {
+        /** The recommendation with the biggest saving across the deployable modes ({@link Recommender#overall}), or null. */
+        @com.fasterxml.jackson.annotation.JsonProperty("overall")
+        public Recommendation overall() {
+            return Recommender.overall(recommendations, nonContiguous);
+        }
     }
 
     private SensitivityProbe() {

@@ -39,6 +39,27 @@ public record RewriteRequest(Mode mode, int contextLength, FreezeKv freezeKv, Fr
         return new RewriteRequest(Mode.DROP, contextLength, null, null, null, 0, maps, metadata, List.of());
     }
 
+    /**
+     * Calibrated drop whose maps the caller fits for each layer selection it measures (the probe's
+     * sweep over k); {@link #fitted} gives the request to run. Its map is empty until then.
+     */
+    public static RewriteRequest compensatedDropToFit(int contextLength) {
+        return compensatedDrop(Map.of(), Map.of(), contextLength);
+    }
+
+    /** A calibrated drop's request with the maps fitted for one selection. */
+    public RewriteRequest fitted(Map<Integer, AffineMap> maps, Map<String, String> fitMetadata) {
+        if (compensation == null) {
+            throw new IllegalStateException(label() + " takes no maps");
+        }
+        return compensatedDrop(maps, fitMetadata, contextLength).recording(notes, metadata);
+    }
+
+    /** Calibrated drop, fitted or still to fit. */
+    public boolean compensated() {
+        return compensation != null;
+    }
+
     public static RewriteRequest freeze(FreezeKv flavour, FreezeForm form) {
         return new RewriteRequest(Mode.FREEZE, 0, flavour, form, null, 0, null, Map.of(), List.of());
     }
@@ -81,10 +102,10 @@ public record RewriteRequest(Mode mode, int contextLength, FreezeKv freezeKv, Fr
         return m;
     }
 
-    /** How the probe's reports name it: drop, freeze (paper flavour), freeze-single-input, random-gaussian... */
+    /** How the probe's reports name it: drop, drop-compensated, freeze (paper flavour), freeze-single-input, random-gaussian... */
     public String label() {
         return switch (mode) {
-            case DROP -> "drop";
+            case DROP -> compensation == null ? "drop" : "drop-compensated";
             case FREEZE -> freezeKv == FreezeKv.PAPER ? "freeze" : "freeze-" + freezeKv.label;
             case RANDOM -> "random-" + noise;
         };

@@ -57,7 +57,7 @@ class CompensateCommandTest {
                 meta.get("calibration_sha256"));
         assertEquals("600", meta.get("calibration_tokens"));
         assertEquals("0.01", meta.get("ridge"));
-        assertEquals("branch", meta.get("calibration_target"));
+        assertEquals("stream", meta.get("calibration_target"));
         assertEquals(String.valueOf(2 * (64 * 64 + 64)), meta.get("params_added"));
         var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertTrue(report.get("notes").toString().contains("8,320 parameters added"), r.out());
@@ -163,6 +163,15 @@ class CompensateCommandTest {
         }
         System.out.printf("sweep 0.75 on stories-deep12: mean KL plain %.4f, calibrated %.4f%n", kl[0], kl[1]);
         assertTrue(kl[1] < 0.8 * kl[0], "calibrated KL " + kl[1] + " vs plain " + kl[0]);
+        // the calibrated sweep also swept plain drop and freeze for its one chart: the plain one is the sweep above
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var plain = mapper.readTree(tmp.resolve("sweep1/plain-drop/report.json").toFile()).get("points").get(0);
+        assertEquals(kl[0], plain.get("text").get("mean_kl").get("value").asDouble(), 1e-9);
+        var freeze = mapper.readTree(tmp.resolve("sweep1/freeze/report.json").toFile());
+        assertEquals("freeze", freeze.get("mode").asText().toLowerCase(java.util.Locale.ROOT));
+        assertEquals("[9,10,11]", freeze.get("points").get(0).get("layers").toString());
+        assertTrue(Files.size(tmp.resolve("sweep1/sweep-modes-kl.png")) > 0);
+        assertTrue(Files.readString(tmp.resolve("sweep1/report.md")).contains("sweep-modes-kl.png"));
     }
 
     private static float[] weights(LoadedModel model, String name) {

@@ -132,4 +132,35 @@ class RecommenderTest {
         assertEquals(4, k4.selection().firstLayer());
         assertEquals("0.93", k4.metadata().get("auto_top1_agreement"));
     }
+
+    /** A recommendation of mode on layers with a measured saving (attention FLOPs per token, KV bytes saved, prefill share). */
+    static Recommendation saving(String mode, List<Integer> layers, long flops, long kvSaved, double prefill) {
+        SensitivityRow e = new SensitivityRow(mode, layers.isEmpty() ? 5 : layers.get(0), layers, 0, quality(0.95, 0.05, 10, 10.1),
+                1024, flops, 1000, 1000 - kvSaved, prefill);
+        return new Recommendation(mode, "top1=0.9", e.k(), layers, e, List.of(), null);
+    }
+
+    @Test
+    void overallPicksTheDeployableModeThatSavesMost() {
+        Recommendation drop = saving("drop", List.of(4), 1000, 200, 0);
+        Recommendation compensated = saving("drop-compensated", List.of(3, 4), 1800, 400, 0);
+        Recommendation freeze = saving("freeze", List.of(1, 2, 3, 4), 0, 0, 0.8);
+        Recommendation random = saving("random-gaussian", List.of(0, 1, 2, 3, 4), 0, 0, 0);
+        // compensated drop keeps two layers' attention FLOPs (net of its maps) against plain drop's one
+        assertEquals("drop-compensated", Recommender.overall(List.of(drop, compensated, freeze, random), null).mode());
+        // with equal FLOPs, KV bytes decide; freeze, which saves neither, wins only when no drop keeps a layer
+        Recommendation sameFlops = saving("drop", List.of(4), 1800, 500, 0);
+        assertEquals(sameFlops, Recommender.overall(List.of(compensated, sameFlops, freeze), null));
+        Recommendation nothing = saving("drop", List.of(), 0, 0, 0);
+        assertEquals("freeze", Recommender.overall(List.of(nothing, freeze, random), null).mode());
+        assertNull(Recommender.overall(List.of(nothing, random), null));
+        // the greedy non-contiguous drop competes too
+        SensitivityRow pairRow = new SensitivityRow("drop", -1, List.of(1, 4), 1, quality(0.92, 0.1, 10, 10.2), 1024, 2000, 1000,
+                600, 0);
+        NonContiguousDrop pair = new NonContiguousDrop("top1=0.9", "single-layer drop KL", List.of(4, 1), List.of(), List.of(1, 4),
+                pairRow);
+        Recommendation best = Recommender.overall(List.of(drop, compensated, freeze), pair);
+        assertEquals("drop (non-contiguous)", best.mode());
+        assertEquals(List.of(1, 4), best.layers());
+    }
 }

@@ -40,7 +40,7 @@ class RidgeFitTest {
         double[] b = {1, -2, 0.25};
         RidgeFit fit = new RidgeFit(3, 3);
         java.util.SplittableRandom r = new java.util.SplittableRandom(3);
-        for (int t = 0; t < 40; t++) {
+        for (int t = 0; t < 300; t++) { // more rows than one accumulation block
             float[] x = {(float) r.nextDouble(-1, 1), (float) r.nextDouble(-1, 1), (float) r.nextDouble(-1, 1)};
             float[] y = new float[3];
             for (int j = 0; j < 3; j++) {
