@@ -53,7 +53,7 @@ public final class LayoutDiscovery {
     private DecoderLayout run(boolean attentionOptional) {
         List<AttentionCores.Core> cores = AttentionCores.find(g);
         if (cores.isEmpty() && attentionOptional) {
-            ModelInputs io = ModelInputs.find(g, flow);
+            ModelInputs io = ModelInputs.find(g, flow, null);
             return new DecoderLayout("no-attention", io.hiddenSize(), 0, 0, 0, io.vocabSize(), io.inputIds(),
                     io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.of(), parameterCount());
         }
@@ -61,7 +61,7 @@ public final class LayoutDiscovery {
             throw new BadInputException("not a decoder LLM: no attention found (looked for Attention, MultiHeadAttention,"
                     + " GroupQueryAttention and MatMul->Softmax->MatMul)");
         }
-        ModelInputs io = ModelInputs.find(g, flow);
+        ModelInputs io = ModelInputs.find(g, flow, cores.get(cores.size() - 1).branchOutput());
         ParentWalk parents = new ParentWalk(g);
         KvAssignment kv = new KvAssignment(g, flow, parents, cores, io);
         SubBlockFinder subBlocks = new SubBlockFinder(g, flow, parents);

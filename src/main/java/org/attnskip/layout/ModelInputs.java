@@ -9,6 +9,7 @@ import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
 
 import java.util.List;
+import java.util.Set;
 
 /**
  * The model-level inputs (token ids, attention mask, position ids), the logits output and the
@@ -23,7 +24,11 @@ record ModelInputs(String inputIds, String attentionMask, String positionIds, St
         return name.equals(inputIds) || name.equals(attentionMask) || name.equals(positionIds);
     }
 
-    static ModelInputs find(Graph g, DataFlow flow) {
+    /**
+     * @param lastAttention the last attention's output, or null without attention: an output computed
+     *                      from it is the logits (or last hidden state); one that is not is a cache
+     */
+    static ModelInputs find(Graph g, DataFlow flow, String lastAttention) {
         String ids = null;
         String mask = null;
         String positions = null;
@@ -59,16 +64,46 @@ record ModelInputs(String inputIds, String attentionMask, String positionIds, St
             }
         }
         if (logits == null) {
-            logits = g.outputs().get(0).getName();
+            // Outputs come in any order (torch lists the stacked present_0 first): take the first one
+            // computed from the last attention, which no KV cache is.
+            Set<String> afterAttention = lastAttention == null ? Set.of() : flow.forwardValues(List.of(lastAttention));
+            logits = g.outputs().stream().map(ValueInfoProto::getName).filter(afterAttention::contains).findFirst()
+                    .orElse(g.outputs().get(0).getName());
         }
         int hidden = embedding.getDimsCount() == 2 ? (int) embedding.getDims(1) : 0;
         int vocab = (int) embedding.getDims(0);
         int outLast = lastStaticDim(g, logits);
-        boolean lmHead = outLast > 0 ? outLast != hidden || outLast == vocab : !logits.toLowerCase().contains("state");
+        boolean lmHead = outLast > 0 ? outLast != hidden || outLast == vocab
+                : writtenByProjection(g, logits);
         if (lmHead && outLast > 0) {
             vocab = outLast;
         }
         return new ModelInputs(ids, mask, positions, logits, lmHead, vocab, hidden);
+    }
+
+    /** Ops that only reshape or retype a tensor between the LM head and the output it writes. */
+    private static final Set<String> PASS_THROUGH = Set.of("Reshape", "Cast", "Identity", "Squeeze", "Unsqueeze");
+
+    /**
+     * Without a declared width, the output is logits when a projection writes it (through reshapes
+     * and casts at most); a hidden state comes from a norm or a residual add.
+     */
+    private static boolean writtenByProjection(Graph g, String output) {
+        String v = output;
+        for (int hops = 0; hops <= HopLimits.RESHAPES_BEFORE_PROJECTION; hops++) {
+            NodeProto p = g.producer(v);
+            if (p == null) {
+                return false;
+            }
+            if (Projections.isProjection(g, p)) {
+                return true;
+            }
+            if (!PASS_THROUGH.contains(p.getOpType())) {
+                return false;
+            }
+            v = p.getInput(0);
+        }
+        return false;
     }
 
     /**
