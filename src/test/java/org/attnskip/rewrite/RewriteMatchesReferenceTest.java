@@ -47,8 +47,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random (gaussian, angle, shuffle) with a fixed seed, calibrated drop (seeded maps, full rank at
  * k in {0, 1, L/2, L-1}, rank 3 on a non-contiguous set). Each model is exported in both graph
  * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
- * so it is reallocated on the way) and with the growing cache. Freeze does not run on fused graphs
- * (it refuses them), so only the unfused flavour checks it.
+ * so it is reallocated on the way) and with the growing cache. Here freeze is checked on the
+ * unfused flavour; GqaFreezeMatchesReferenceTest checks it on the fused one.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
