@@ -19,9 +19,10 @@ import java.util.List;
  * Developer tool (not a test): the KL gap between the two freeze flavours, with a bootstrap interval
  * that is paired over documents (both flavours scored on the same resampled documents).
  * For each frozen-layer count n (k = L - n): KL(baseline || paper), KL(baseline || single-input),
- * each as the sum over predicted positions divided by their count, and their difference.
+ * each as the sum over predicted positions divided by their count, and their difference; with
+ * {@code -Dgap.drop=true} also drop of the same layers and the top-1 agreement of all three.
  * <pre>
- *   java -cp target/attnskip.jar:target/test-classes org.attnskip.eval.FreezeFlavourGap \
+ *   java [-Dgap.drop=true] -cp target/attnskip.jar:target/test-classes org.attnskip.eval.FreezeFlavourGap \
  *       MODEL.bin TOKENIZER.bin MAX_TOKENS FROZEN_LIST TEXT...
  * </pre>
  */
@@ -41,14 +42,17 @@ public final class FreezeFlavourGap {
         Llama2cTokenizer tokenizer = Llama2cTokenizer.load(source.tokenizer());
         int L = Rewrite.load(source.onnx()).layout().numLayers();
         FreezeKv[] flavours = FreezeKv.values();
+        boolean withDrop = Boolean.getBoolean("gap.drop");
+        int variantsPerCount = flavours.length + (withDrop ? 1 : 0);
         ScoringModel baseline = new ScoringModel(DecoderSession.open(source.onnx(), Device.CPU));
-        ScoringModel[][] variants = new ScoringModel[frozen.length][flavours.length];
-        TextScores[][] scores = new TextScores[frozen.length][flavours.length];
+        ScoringModel[][] variants = new ScoringModel[frozen.length][variantsPerCount];
+        TextScores[][] scores = new TextScores[frozen.length][variantsPerCount];
         for (int a = 0; a < frozen.length; a++) {
-            for (int f = 0; f < flavours.length; f++) {
-                Path out = scratch.resolve("freeze-" + frozen[a] + "-" + flavours[f].label + ".onnx");
-                Rewrite.load(source.onnx()).write(RewriteRequest.freeze(flavours[f], FreezeForm.EVALUATION),
-                        LayerSelection.fromLayer(L - frozen[a], L), out, "dev");
+            for (int f = 0; f < variantsPerCount; f++) {
+                Path out = scratch.resolve("variant-" + frozen[a] + "-" + f + ".onnx");
+                RewriteRequest request = f < flavours.length ? RewriteRequest.freeze(flavours[f], FreezeForm.EVALUATION)
+                        : RewriteRequest.drop(RewriteRequest.DEFAULT_CONTEXT);
+                Rewrite.load(source.onnx()).write(request, LayerSelection.fromLayer(L - frozen[a], L), out, "dev");
                 variants[a][f] = new ScoringModel(DecoderSession.open(out, Device.CPU));
                 scores[a][f] = TextScores.of(docs.size());
             }
@@ -62,7 +66,7 @@ public final class FreezeFlavourGap {
             int[] next = Arrays.copyOfRange(tokens, 1, tokens.length);
             double[][] b = Arrays.copyOf(baseline.logProbs(tokens, 0), next.length);
             for (int a = 0; a < frozen.length; a++) {
-                for (int f = 0; f < flavours.length; f++) {
+                for (int f = 0; f < variantsPerCount; f++) {
                     scores[a][f].add(d, b, Arrays.copyOf(variants[a][f].logProbs(tokens, 0), next.length), next);
                 }
             }
@@ -71,16 +75,27 @@ public final class FreezeFlavourGap {
         long positions = (long) Arrays.stream(scores[0][0].positions()).sum();
         System.out.printf("%d documents, %d predicted positions, up to %d tokens each; 95%% bootstrap intervals over"
                 + " documents, paired for the difference%n%n", docs.size(), positions, maxTokens);
-        System.out.println("| frozen layers | paper KL | single-input KL | single-input - paper |");
-        System.out.println("|---|---|---|---|");
+        System.out.println("| frozen layers | paper KL | single-input KL | single-input - paper |"
+                + (withDrop ? " drop KL | top-1 agreement paper / single-input / drop |" : ""));
+        System.out.println("|---|---|---|---|" + (withDrop ? "---|---|" : ""));
         for (int a = 0; a < frozen.length; a++) {
             TextScores paper = scores[a][0];
             TextScores single = scores[a][1];
             Bootstrap.Statistic gap = items -> Bootstrap.sumOf(single.klSums(), items) / Bootstrap.sumOf(single.positions(), items)
                     - Bootstrap.sumOf(paper.klSums(), items) / Bootstrap.sumOf(paper.positions(), items);
-            System.out.printf("| %d | %s | %s | %s |%n", frozen[a], fmt(bootstrap.ratioOfSums(paper.klSums(), paper.positions())),
+            System.out.printf("| %d | %s | %s | %s |", frozen[a], fmt(bootstrap.ratioOfSums(paper.klSums(), paper.positions())),
                     fmt(bootstrap.ratioOfSums(single.klSums(), single.positions())), fmt(bootstrap.estimate(docs.size(), gap)));
+            if (withDrop) {
+                TextScores drop = scores[a][2];
+                System.out.printf(" %s | %.3f / %.3f / %.3f |", fmt(bootstrap.ratioOfSums(drop.klSums(), drop.positions())),
+                        share(paper), share(single), share(drop));
+            }
+            System.out.println();
         }
+    }
+
+    private static double share(TextScores t) {
+        return Arrays.stream(t.agreements()).sum() / Arrays.stream(t.positions()).sum();
     }
 
     private static String fmt(Estimate e) {

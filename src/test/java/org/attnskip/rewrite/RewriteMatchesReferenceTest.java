@@ -48,8 +48,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * k in {0, 1, L/2, L-1}, rank 3 on a non-contiguous set). Each model is exported in both graph
  * flavours; the fused graph decodes token by token with its cache updated in place (starting small,
  * so it is reallocated on the way) and with the growing cache, the static-cache graph through its
- * fixed buffers (it has no growing cache). Freeze does not run on fused or static graphs (it refuses
- * them), so only the unfused flavour checks it.
+ * fixed buffers (it has no growing cache). Here freeze is checked on the unfused flavour and, in
+ * freezeOnStaticCacheGraph, on the static one; GqaFreezeMatchesReferenceTest checks it on the fused one.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
