@@ -1,6 +1,7 @@
 package org.attnskip.export;
 
 import java.nio.file.Path;
+import java.util.function.IntUnaryOperator;
 
 /**
  * Reads a Hugging Face checkpoint folder of LlamaForCausalLM, MistralForCausalLM or
@@ -77,7 +78,7 @@ public final class HfCheckpoint {
         }
 
         /** q/k rows read in the interleaved rotary order, each from where HF's halves order stores it. */
-        private java.util.function.IntUnaryOperator interleaved() {
+        private IntUnaryOperator interleaved() {
             int headDim = c.headDim();
             return row -> RotaryLayout.storedHalvesRow(row, headDim);
         }
