@@ -162,7 +162,7 @@ class OddOutputsTest {
 
     private Path drop(ModelProto model, int k) {
         Graph g = new Graph(model);
-        DropAttentionPass.apply(g, LayoutDiscovery.discover(g), LayerSelection.fromLayer(k, 1), 128);
+        new DropAttentionPass(128).apply(g, LayoutDiscovery.discover(g), LayerSelection.fromLayer(k, 1));
         return save(g.toModel(), "drop" + k + ".onnx");
     }
 
