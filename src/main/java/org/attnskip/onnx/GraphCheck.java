@@ -33,6 +33,18 @@ public final class GraphCheck {
         }
     }
 
+    /**
+     * Throws {@link BadInputException} when a model given to attnskip is itself broken (a value
+     * read but never provided, an output never produced), so that the check after a rewrite
+     * blames the rewrite only for what it broke. Values produced twice are let through, as above.
+     */
+    public static void requireValidInput(GraphProto g, String what) {
+        String problem = problem(g, producedTwice(g));
+        if (problem != null) {
+            throw new BadInputException(what + " is not a valid ONNX graph: " + problem);
+        }
+    }
+
     /** The first structural problem of the graph, or null when there is none. */
     public static String problem(GraphProto g) {
         return problem(g, Set.of());

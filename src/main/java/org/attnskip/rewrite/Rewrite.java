@@ -35,6 +35,7 @@ public final class Rewrite {
     /** Loads a model (an .onnx file or a model directory) and discovers its layout. */
     public static Rewrite load(Path model) {
         LoadedModel loaded = OnnxModelIO.load(model);
+        GraphCheck.requireValidInput(loaded.proto().getGraph(), model.toString());
         Graph graph = loaded.graph();
         return new Rewrite(model, loaded, graph, LayoutDiscovery.discover(graph));
     }

@@ -51,4 +51,14 @@ class GraphCheckTest {
                 e.getMessage());
         assertDoesNotThrow(() -> GraphCheck.requireWellFormed(twice, twice, "an exporter's own duplicate"));
     }
+
+    @Test
+    void aBrokenInputIsTheUsersProblemNotTheRewrites() {
+        BadInputException e = assertThrows(BadInputException.class,
+                () -> GraphCheck.requireValidInput(graph("z", relu("a", "x", "y"), relu("b", "w", "z")), "in.onnx"));
+        assertEquals("in.onnx is not a valid ONNX graph: node 'b' (Relu) reads 'w', which no node, initializer or graph"
+                + " input provides", e.getMessage());
+        assertDoesNotThrow(() -> GraphCheck.requireValidInput(graph("y", relu("a", "x", "y"), relu("b", "x", "y")),
+                "an exporter's own duplicate"));
+    }
 }
