@@ -2,8 +2,9 @@ package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
+import org.attnskip.StoriesExport;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
@@ -47,12 +48,10 @@ class CompletionServerTest {
 
     @BeforeAll
     static void start() {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("stories260K");
+        Path dir = StoriesExport.export(tmp, "stories260K");
         drop = tmp.resolve("drop06");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
-        assertEquals(0, Main.run("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6"));
+        CliRun optimize = CliRun.of("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6");
+        assertEquals(0, optimize.code(), optimize.err());
         served = ServedModel.open(drop, null, Device.CPU);
         server = new CompletionServer(served, new ServeLimits(4096, 64, 300, 4, 64, 4));
         base = "http://127.0.0.1:" + server.start("127.0.0.1", 0);
