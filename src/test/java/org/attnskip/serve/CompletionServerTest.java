@@ -112,8 +112,8 @@ class CompletionServerTest {
         assertTrue(expected.length() > 20, expected);
     }
 
-    @Test
-    void thirtyTwoConcurrentStreamsEachGetTheirOwnText() throws Exception {
+    /** 32 story openings of different lengths, for concurrency tests that must not cross their answers. */
+    static List<String> thirtyTwoPrompts() {
         String[] starts = {"Once upon a time", "The cat", "Lily went", "Tom had a", "One day", "The sun", "A big dog", "Mom said"};
         String[] ends = {"", " and", " in the park", " with a toy"};
         List<String> prompts = new ArrayList<>();
@@ -122,6 +122,12 @@ class CompletionServerTest {
                 prompts.add(s + e);
             }
         }
+        return prompts;
+    }
+
+    @Test
+    void thirtyTwoConcurrentStreamsEachGetTheirOwnText() throws Exception {
+        List<String> prompts = thirtyTwoPrompts();
         assertEquals(32, prompts.size());
         // Each request asks for a different length too, so that crossed streams could not go unnoticed.
         List<String> expected = new ArrayList<>();

@@ -42,14 +42,7 @@ class GqaSharedDecodeTest {
     @Test
     void thirtyTwoConcurrentRequestsOnAGqaGraphEachGetTheirOwnText() throws Exception {
         Path dir = StoriesExport.export(tmp, "fused", "--graph", "fused");
-        String[] starts = {"Once upon a time", "The cat", "Lily went", "Tom had a", "One day", "The sun", "A big dog", "Mom said"};
-        String[] ends = {"", " and", " in the park", " with a toy"};
-        List<String> prompts = new ArrayList<>();
-        for (String s : starts) {
-            for (String e : ends) {
-                prompts.add(s + e);
-            }
-        }
+        List<String> prompts = CompletionServerTest.thirtyTwoPrompts();
         List<String> expected = aloneTexts(dir, prompts);
         assertEquals(32, expected.stream().distinct().count(), "the prompts should lead to distinct texts");
 
