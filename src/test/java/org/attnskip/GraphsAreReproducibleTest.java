@@ -1,6 +1,5 @@
 package org.attnskip;
 
-import org.attnskip.cli.Main;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -21,12 +20,12 @@ class GraphsAreReproducibleTest {
         Path committed = Path.of("graphs");
         Assumptions.assumeTrue(Files.isDirectory(committed.resolve("tiny-llama")), "skipped: graphs/ is not here");
         Path base = tmp.resolve("tiny-llama");
-        assertEquals(0, Main.run("export", "--synthetic", "layers=4,hidden=64,heads=4,kv_heads=2,ffn=128,vocab=256,seq=128",
-                "--seed", "0", "-o", base.toString()));
-        assertEquals(0, Main.run("optimize", base.toString(), "-o", tmp.resolve("tiny-llama-drop0.5").toString(),
-                "--drop-attn-above", "0.5"));
-        assertEquals(0, Main.run("optimize", base.toString(), "-o", tmp.resolve("tiny-llama-freeze0.5").toString(),
-                "--freeze-above", "0.5"));
+        assertEquals(0, CliRun.of("export", "--synthetic", "layers=4,hidden=64,heads=4,kv_heads=2,ffn=128,vocab=256,seq=128",
+                "--seed", "0", "-o", base.toString()).code());
+        assertEquals(0, CliRun.of("optimize", base.toString(), "-o", tmp.resolve("tiny-llama-drop0.5").toString(),
+                "--drop-attn-above", "0.5").code());
+        assertEquals(0, CliRun.of("optimize", base.toString(), "-o", tmp.resolve("tiny-llama-freeze0.5").toString(),
+                "--freeze-above", "0.5").code());
         for (String dir : new String[] {"tiny-llama", "tiny-llama-drop0.5", "tiny-llama-freeze0.5"}) {
             for (String file : new String[] {"model.onnx", "attnskip.json"}) {
                 assertArrayEquals(Files.readAllBytes(committed.resolve(dir).resolve(file)),

@@ -148,15 +148,4 @@ public final class OrtFeeds {
         }
         return out;
     }
-
-    public static float maxAbsDiff(float[] a, float[] b) {
-        if (a.length != b.length) {
-            throw new AssertionError("length " + a.length + " != " + b.length);
-        }
-        float m = 0;
-        for (int i = 0; i < a.length; i++) {
-            m = Math.max(m, Math.abs(a[i] - b[i]));
-        }
-        return m;
-    }
 }

@@ -45,12 +45,15 @@ public final class MemoryBandwidth {
     private static long timeOnePass(List<long[]> arrays, long[] sink) {
         int threads = arrays.size();
         CyclicBarrier start = new CyclicBarrier(threads + 1);
+        long[] starts = new long[threads];
         long[] ends = new long[threads];
         List<Thread> workers = new ArrayList<>();
         for (int t = 0; t < threads; t++) {
             int id = t;
             Thread w = new Thread(() -> {
                 await(start);
+                // each worker reads its own clock: under load the releasing thread may run after they finish
+                starts[id] = System.nanoTime();
                 sink[id] = sum(arrays.get(id));
                 ends[id] = System.nanoTime();
             });
@@ -58,7 +61,6 @@ public final class MemoryBandwidth {
             workers.add(w);
         }
         await(start);
-        long begin = System.nanoTime();
         for (Thread w : workers) {
             try {
                 w.join();
@@ -67,11 +69,13 @@ public final class MemoryBandwidth {
                 throw new IllegalStateException("interrupted while measuring bandwidth", e);
             }
         }
-        long last = 0;
-        for (long e : ends) {
-            last = Math.max(last, e);
+        long first = Long.MAX_VALUE;
+        long last = Long.MIN_VALUE;
+        for (int t = 0; t < threads; t++) {
+            first = Math.min(first, starts[t]);
+            last = Math.max(last, ends[t]);
         }
-        return last - begin;
+        return Math.max(1, last - first);
     }
 
     static long sum(long[] a) {

@@ -3,6 +3,7 @@ package org.attnskip.cli;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.StoriesExport;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.onnx.LoadedModel;
@@ -38,10 +39,7 @@ class CompensateCommandTest {
     @Test
     void calibratedModelRecordsItsCalibrationAndRunsAsTheReferenceWithItsMaps() throws Exception {
         Path bin = Fixtures.model("stories260K/stories260K.bin");
-        Path dir = tmp.resolve("s260k");
-        CliRun export = CliRun.of("export", "--llama2c", bin.toString(), "--tokenizer",
-                Fixtures.model("stories260K/tok512.bin").toString(), "-o", dir.toString());
-        assertEquals(0, export.code(), export.err());
+        Path dir = StoriesExport.export(tmp, "s260k");
         Path out = tmp.resolve("fast");
         Path text = Path.of("eval/stories.txt");
         CliRun r = CliRun.of("optimize", dir.toString(), "-o", out.toString(), "--drop-attn", "--from-layer", "3",
@@ -79,10 +77,7 @@ class CompensateCommandTest {
     @Test
     void calibratedDropOfNonContiguousLayersOnAFusedGraphIsReadBackAndRunsAsTheReference() throws Exception {
         Path bin = Fixtures.model("stories260K/stories260K.bin");
-        Path dir = tmp.resolve("s260k-fused");
-        CliRun export = CliRun.of("export", "--llama2c", bin.toString(), "--tokenizer",
-                Fixtures.model("stories260K/tok512.bin").toString(), "-o", dir.toString(), "--graph", "fused");
-        assertEquals(0, export.code(), export.err());
+        Path dir = StoriesExport.export(tmp, "s260k-fused", "--graph", "fused");
         Path out = tmp.resolve("fused-c13");
         CliRun r = CliRun.of("optimize", dir.toString(), "-o", out.toString(), "--drop-attn-layers", "1,3",
                 "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--calibration-tokens", "600", "--quiet");

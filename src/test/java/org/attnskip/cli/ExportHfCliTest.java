@@ -2,7 +2,9 @@ package org.attnskip.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.Golden;
 import org.attnskip.export.HfCheckpoint;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.ModelDirectory;
@@ -11,17 +13,12 @@ import org.attnskip.export.Safetensors;
 import org.attnskip.export.SafetensorsWriter;
 import org.attnskip.export.TinyHfCheckpoint;
 import org.attnskip.reference.ReferenceLlama;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -48,42 +45,24 @@ class ExportHfCliTest {
     @TempDir
     Path tmp;
 
-    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-    private PrintStream savedOut;
-    private PrintStream savedErr;
-
-    @BeforeEach
-    void capture() {
-        savedOut = System.out;
-        savedErr = System.err;
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-    }
-
-    @AfterEach
-    void restore() {
-        System.setOut(savedOut);
-        System.setErr(savedErr);
-    }
-
     @Test
     void exportedHfModelGeneratesWhatTheReferenceGenerates() throws IOException {
         Path hf = writeHfFolder(tmp.resolve("tiny-llama"));
         Path dir = tmp.resolve("exported");
-        assertEquals(0, Main.run("export", "--hf", hf.toString(), "-o", dir.toString()), err.toString());
+        CliRun export = CliRun.of("export", "--hf", hf.toString(), "-o", dir.toString());
+        assertEquals(0, export.code(), export.err());
         ModelDirectory md = ModelDirectory.read(dir);
         assertEquals("huggingface", md.manifest().tokenizer().kind());
         assertEquals("tokenizer.json", md.tokenizerFile().getFileName().toString());
 
-        out.reset();
-        assertEquals(0, Main.run("generate", dir.toString(), "--prompt", "Hello world", "-n", "12", "-t", "0",
-                "--device", "cpu", "--json"), err.toString());
-        JsonNode json = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
-        int[] prompt = ints(json.get("prompt_ids"));
+        CliRun generate = CliRun.of("generate", dir.toString(), "--prompt", "Hello world", "-n", "12", "-t", "0",
+                "--device", "cpu", "--json");
+        assertEquals(0, generate.code(), generate.err());
+        JsonNode json = new ObjectMapper().readTree(generate.out());
+        int[] prompt = Golden.ints(json.get("prompt_ids"));
         assertArrayEquals(new int[] {1, 15043, 3186}, prompt);
         int[] expected = new ReferenceLlama(HfCheckpoint.read(hf)).generateGreedy(prompt, 12);
-        assertArrayEquals(Arrays.copyOfRange(expected, prompt.length, expected.length), ints(json.get("generated_ids")));
+        assertArrayEquals(Arrays.copyOfRange(expected, prompt.length, expected.length), Golden.ints(json.get("generated_ids")));
     }
 
     /** The checkpoint variants the reader supports, each written as HF would write it. */
@@ -125,7 +104,8 @@ class ExportHfCliTest {
     void exportedLogitsMatchTheReference(Variant variant) throws IOException {
         Path hf = variant.write(tmp.resolve("hf"));
         Path dir = tmp.resolve("exported");
-        assertEquals(0, Main.run("export", "--hf", hf.toString(), "-o", dir.toString()), err.toString());
+        CliRun export = CliRun.of("export", "--hf", hf.toString(), "-o", dir.toString());
+        assertEquals(0, export.code(), export.err());
 
         LlamaWeights weights = HfCheckpoint.read(hf);
         // the variant really reached the exporter with the feature it is named for
@@ -135,7 +115,7 @@ class ExportHfCliTest {
 
         int[] tokens = new Random(11).ints(24, 0, TinyHfCheckpoint.VOCAB).toArray();
         double delta = ReferenceMatch.assertLogitsMatch(ModelDirectory.read(dir).modelFile(), weights, tokens, 1e-4);
-        savedOut.printf("export --hf %s, %d tokens: max |logit delta| ORT vs ReferenceLlama %.2e%n",
+        System.out.printf("export --hf %s, %d tokens: max |logit delta| ORT vs ReferenceLlama %.2e%n",
                 variant, tokens.length, delta);
     }
 
@@ -184,13 +164,5 @@ class ExportHfCliTest {
             v[i] = 1f + 0.1f * (float) r.nextGaussian();
         }
         w.add(name, Safetensors.DType.F32, v, DIM);
-    }
-
-    private static int[] ints(JsonNode array) {
-        int[] v = new int[array.size()];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = array.get(i).asInt();
-        }
-        return v;
     }
 }

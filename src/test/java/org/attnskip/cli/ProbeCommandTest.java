@@ -2,6 +2,7 @@ package org.attnskip.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -24,9 +25,9 @@ class ProbeCommandTest {
         Path pairs = tmp.resolve("pairs.jsonl");
         Files.write(pairs, List.of(Files.readAllLines(Path.of("eval/probe/country_pairs.jsonl")).subList(0, 2).toArray(new String[0])));
         Path out = tmp.resolve("report");
-        int code = Main.run("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
+        int code = CliRun.of("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
                 "--prompts", "4", "--max-tokens", "16", "--pairs", pairs.toString(), "--experiments", "importance,switch,representations",
-                "--bootstrap", "20", "--quiet");
+                "--bootstrap", "20", "--quiet").code();
         assertEquals(0, code);
         JsonNode report = new ObjectMapper().readTree(out.resolve("report.json").toFile());
         assertEquals(6, report.get("representations").size(), "5 layers + the last output");
@@ -56,9 +57,9 @@ class ProbeCommandTest {
     void readsAHuggingFaceTokenizerJson() throws Exception {
         Path model = Fixtures.model("ortgenai-llama-fp16/model.onnx");
         Path out = tmp.resolve("hf");
-        int code = Main.run("probe", model.toString(), "--tokenizer", model.resolveSibling("tokenizer.json").toString(),
+        int code = CliRun.of("probe", model.toString(), "--tokenizer", model.resolveSibling("tokenizer.json").toString(),
                 "--text", Fixtures.require("data/stories260K-samples.jsonl").toString(), "--report", out.toString(),
-                "--prompts", "3", "--max-tokens", "12", "--experiments", "representations", "--quiet");
+                "--prompts", "3", "--max-tokens", "12", "--experiments", "representations", "--quiet").code();
         assertEquals(0, code);
         JsonNode reps = new ObjectMapper().readTree(out.resolve("report.json").toFile()).get("representations");
         assertTrue(reps.size() >= 2, "one row per stream: " + reps);
@@ -67,15 +68,15 @@ class ProbeCommandTest {
     @Test
     void repeatedAugmentationIsBadInput() {
         Path model = Fixtures.model("stories260K/stories260K.bin");
-        assertEquals(2, Main.run("probe", model.toString(), "--report", tmp.resolve("r").toString(),
+        assertEquals(2, CliRun.of("probe", model.toString(), "--report", tmp.resolve("r").toString(),
                 "--text", Fixtures.require("data/stories260K-samples.jsonl").toString(),
-                "--augmentation", "WORD_DROPOUT,WORD_DROPOUT", "--quiet"));
+                "--augmentation", "WORD_DROPOUT,WORD_DROPOUT", "--quiet").code());
     }
 
     @Test
     void missingPromptsFileIsBadInput() {
         Path model = Fixtures.model("stories260K/stories260K.bin");
-        assertEquals(2, Main.run("probe", model.toString(), "--text", tmp.resolve("none.jsonl").toString(),
-                "--report", tmp.resolve("r").toString()));
+        assertEquals(2, CliRun.of("probe", model.toString(), "--text", tmp.resolve("none.jsonl").toString(),
+                "--report", tmp.resolve("r").toString()).code());
     }
 }

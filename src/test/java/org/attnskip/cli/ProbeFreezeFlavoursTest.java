@@ -2,7 +2,9 @@ package org.attnskip.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.StoriesExport;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.junit.jupiter.api.Test;
@@ -23,15 +25,12 @@ class ProbeFreezeFlavoursTest {
 
     @Test
     void probeMeasuresBothFlavoursAndAutoAppliesTheChosenOne() throws Exception {
-        Path checkpoint = Fixtures.model("stories260K/stories260K.bin");
         Path text = Fixtures.require("data/stories260K-samples.jsonl");
-        Path dir = tmp.resolve("model");
-        assertEquals(0, Main.run("export", "--llama2c", checkpoint.toString(), "--tokenizer",
-                checkpoint.resolveSibling("tok512.bin").toString(), "-o", dir.toString()));
+        Path dir = StoriesExport.export(tmp, "model");
         Path out = tmp.resolve("probe");
-        assertEquals(0, Main.run("probe", dir.toString(), "--text", text.toString(), "--report", out.toString(),
+        assertEquals(0, CliRun.of("probe", dir.toString(), "--text", text.toString(), "--report", out.toString(),
                 "--experiments", "sensitivity", "--modes", "freeze,freeze-single-input", "--prompts", "4",
-                "--max-tokens", "16", "--bootstrap", "50", "--quiet"));
+                "--max-tokens", "16", "--bootstrap", "50", "--quiet").code());
         JsonNode curves = new ObjectMapper().readTree(out.resolve("report.json").toFile()).get("sensitivity").get("curves");
         List<String> names = new ArrayList<>();
         curves.fieldNames().forEachRemaining(names::add);
@@ -49,9 +48,9 @@ class ProbeFreezeFlavoursTest {
 
         for (String flavour : List.of("paper", "single-input")) {
             Path fast = tmp.resolve("fast-" + flavour);
-            assertEquals(0, Main.run("optimize", dir.toString(), "-o", fast.toString(), "--auto", "--mode", "freeze",
+            assertEquals(0, CliRun.of("optimize", dir.toString(), "-o", fast.toString(), "--auto", "--mode", "freeze",
                     "--freeze-kv", flavour, "--tolerance", "top1=0.6", "--text", text.toString(), "--prompts", "4",
-                    "--max-tokens", "16", "--bootstrap", "50", "--quiet"));
+                    "--max-tokens", "16", "--bootstrap", "50", "--quiet").code());
             Map<String, String> meta = RewriteMetadata.read(OnnxModelIO.load(fast).proto());
             assertEquals("freeze", meta.get("mode"));
             assertEquals(flavour, meta.get("freeze_kv"));

@@ -2,7 +2,9 @@ package org.attnskip.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.StoriesExport;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.junit.jupiter.api.Test;
@@ -32,9 +34,9 @@ class ProbeSensitivityCommandTest {
         Path model = Fixtures.model("stories260K/stories260K.bin");
         Path text = Fixtures.require("data/stories260K-samples.jsonl");
         Path out = tmp.resolve("probe");
-        assertEquals(0, Main.run("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
+        assertEquals(0, CliRun.of("probe", model.toString(), "--text", text.toString(), "--report", out.toString(),
                 "--experiments", "sensitivity", "--tolerance", "top1=0.9", "--noise", "gaussian,shuffle",
-                "--prompts", DOCS, "--max-tokens", TOKENS, "--bootstrap", RESAMPLES, "--seed", SEED, "--quiet"));
+                "--prompts", DOCS, "--max-tokens", TOKENS, "--bootstrap", RESAMPLES, "--seed", SEED, "--quiet").code());
         for (String f : List.of("report.json", "report.md", "report.html", "sensitivity-top1.png", "heatmap.png")) {
             assertTrue(Files.size(out.resolve(f)) > 100, f);
         }
@@ -66,9 +68,9 @@ class ProbeSensitivityCommandTest {
 
         // the sweep at f = 0.6 (k = ceil(0.6 * 5) = 3) on the same documents: the same numbers
         Path sweep = tmp.resolve("sweep");
-        assertEquals(0, Main.run("sweep", model.toString(), "--mode", "drop", "--thresholds", "0.6", "--text", text.toString(),
+        assertEquals(0, CliRun.of("sweep", model.toString(), "--mode", "drop", "--thresholds", "0.6", "--text", text.toString(),
                 "--max-docs", DOCS, "--max-tokens", TOKENS, "--bootstrap", RESAMPLES, "--seed", SEED, "--no-latency",
-                "--report", sweep.toString(), "--quiet"));
+                "--report", sweep.toString(), "--quiet").code());
         JsonNode swept = new ObjectMapper().readTree(sweep.resolve("report.json").toFile()).get("points").get(0).get("text");
         JsonNode probed = curves.get("drop").get(3).get("quality");
         for (String metric : List.of("top1_agreement", "mean_kl", "variant_perplexity", "baseline_perplexity")) {
@@ -81,16 +83,13 @@ class ProbeSensitivityCommandTest {
 
     @Test
     void optimizeAutoAppliesAndRecordsTheRecommendation() throws Exception {
-        Path checkpoint = Fixtures.model("stories260K/stories260K.bin");
         Path text = Fixtures.require("data/stories260K-samples.jsonl");
-        Path dir = tmp.resolve("model");
-        assertEquals(0, Main.run("export", "--llama2c", checkpoint.toString(), "--tokenizer",
-                checkpoint.resolveSibling("tok512.bin").toString(), "-o", dir.toString()));
+        Path dir = StoriesExport.export(tmp, "model");
         for (String mode : List.of("drop", "freeze")) {
             Path out = tmp.resolve("fast-" + mode + ".onnx");
-            assertEquals(0, Main.run("optimize", dir.toString(), "-o", out.toString(), "--auto", "--mode", mode,
+            assertEquals(0, CliRun.of("optimize", dir.toString(), "-o", out.toString(), "--auto", "--mode", mode,
                     "--tolerance", "top1=0.6", "--text", text.toString(), "--prompts", DOCS, "--max-tokens", TOKENS,
-                    "--bootstrap", RESAMPLES, "--quiet"));
+                    "--bootstrap", RESAMPLES, "--quiet").code());
             Map<String, String> meta = RewriteMetadata.read(OnnxModelIO.load(out).proto());
             assertEquals(mode, meta.get("mode"));
             assertFalse(meta.get("layers").isEmpty(), "a loose tolerance lets some layer change: " + meta);

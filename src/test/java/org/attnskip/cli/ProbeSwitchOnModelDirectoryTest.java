@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
+import org.attnskip.StoriesExport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,7 +25,7 @@ class ProbeSwitchOnModelDirectoryTest {
     @Test
     void exportedDirectoryGivesTheCheckpointsSwitchRows() throws IOException {
         Path folder = Fixtures.model("stories260K");
-        Path dir = export(folder);
+        Path dir = StoriesExport.export(tmp, "stories260K");
 
         JsonNode fromDir = probeSwitch(dir, "dir");
         JsonNode fromBin = probeSwitch(folder.resolve("stories260K.bin"), "bin");
@@ -37,8 +38,7 @@ class ProbeSwitchOnModelDirectoryTest {
 
     @Test
     void rewrittenDirectoryIsSkippedWithTheReason() throws IOException {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = export(folder);
+        Path dir = StoriesExport.export(tmp, "stories260K");
         Path fast = tmp.resolve("fast");
         CliRun optimize = CliRun.of("optimize", dir.toString(), "-o", fast.toString(), "--drop-attn-above", "0.6");
         assertEquals(0, optimize.code(), optimize.err());
@@ -50,13 +50,6 @@ class ProbeSwitchOnModelDirectoryTest {
         assertTrue(notes.contains("switch experiment skipped") && notes.contains("attnskip.mode=drop"), notes);
     }
 
-    private Path export(Path folder) {
-        Path dir = tmp.resolve("stories260K");
-        CliRun export = CliRun.of("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString());
-        assertEquals(0, export.code(), export.err());
-        return dir;
-    }
 
     private JsonNode probeSwitch(Path model, String name) throws IOException {
         Path pairs = tmp.resolve("pairs.jsonl");

@@ -2,14 +2,11 @@ package org.attnskip.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -26,10 +23,10 @@ class SweepAndEvalCommandTest {
         Path model = Fixtures.model("stories260K/stories260K.bin");
         Path text = Fixtures.model("../data/stories260K-samples.jsonl");
         Path out = tmp.resolve("report");
-        int code = Main.run("sweep", model.toString(), "--mode", "drop", "--thresholds", "0,0.6,1.0",
+        int code = CliRun.of("sweep", model.toString(), "--mode", "drop", "--thresholds", "0,0.6,1.0",
                 "--text", text.toString(), "--max-docs", "6", "--tasks", "eval/tasks", "--max-items", "8",
                 "--bootstrap", "100", "--prefill-lengths", "16", "--decode-contexts", "16", "--warmup", "1",
-                "--repeats", "2", "--decode-steps", "2", "--device", "auto", "--report", out.toString(), "--quiet");
+                "--repeats", "2", "--decode-steps", "2", "--device", "auto", "--report", out.toString(), "--quiet").code();
         assertEquals(0, code);
         for (String f : new String[] {"report.json", "report.md", "report.html", "sweep-quality.png", "sweep-latency.png",
                 "sweep-pareto.png"}) {
@@ -79,10 +76,10 @@ class SweepAndEvalCommandTest {
     void evalReportShowsThePairedLogLikelihoodDifferenceAndProcessWidePeakMemory() throws Exception {
         Path model = Fixtures.model("stories260K/stories260K.bin");
         Path out = tmp.resolve("eval");
-        int code = Main.run("eval", "--baseline", model.toString(), "--variant", model.toString(), "--tasks",
+        int code = CliRun.of("eval", "--baseline", model.toString(), "--variant", model.toString(), "--tasks",
                 "eval/tasks/recall-object.jsonl", "--max-items", "5", "--bootstrap", "20", "--prefill-lengths", "8",
                 "--decode-contexts", "8", "--warmup", "0", "--repeats", "1", "--decode-steps", "1", "--device", "cpu",
-                "--report", out.toString(), "--quiet");
+                "--report", out.toString(), "--quiet").code();
         assertEquals(0, code);
         String md = Files.readString(out.resolve("report.md"));
         assertTrue(md.contains("|acc variant - baseline|gold log-likelihood variant - baseline|same answer|"), md);
@@ -95,17 +92,10 @@ class SweepAndEvalCommandTest {
     @Test
     void deviceCudaOnACpuOnlyMachineExitsWithTwoAndOneLine() {
         Path model = Fixtures.model("stories260K/stories260K.bin");
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        PrintStream saved = System.err;
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        int code;
-        try {
-            code = Main.run("eval", "--baseline", model.toString(), "--variant", model.toString(), "--device", "cuda",
-                    "--no-latency", "--report", tmp.resolve("r").toString(), "--quiet");
-        } finally {
-            System.setErr(saved);
-        }
-        String message = err.toString(StandardCharsets.UTF_8).strip();
+        CliRun run = CliRun.of("eval", "--baseline", model.toString(), "--variant", model.toString(), "--device", "cuda",
+                "--no-latency", "--report", tmp.resolve("r").toString(), "--quiet");
+        int code = run.code();
+        String message = run.err().strip();
         org.junit.jupiter.api.Assumptions.assumeFalse(code == 0, "CUDA is available here");
         assertEquals(2, code);
         assertEquals(1, message.lines().count(), message);

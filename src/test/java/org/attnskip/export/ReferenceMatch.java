@@ -1,5 +1,6 @@
 package org.attnskip.export;
 
+import org.attnskip.Deltas;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
@@ -63,10 +64,7 @@ public final class ReferenceMatch {
 
     private static double maxAbsDelta(float[] expected, float[] actual, double tolerance, String where) {
         assertEquals(expected.length, actual.length, where);
-        double worst = 0;
-        for (int i = 0; i < expected.length; i++) {
-            worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
-        }
+        double worst = Deltas.maxAbsDelta(expected, actual);
         assertTrue(worst <= tolerance, where + ": max |delta| " + worst + " > " + tolerance);
         return worst;
     }

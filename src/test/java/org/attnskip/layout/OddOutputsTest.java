@@ -88,7 +88,7 @@ class OddOutputsTest {
         float[] last = prefillOutput(save(model, "base.onnx"));
         for (int t = 0; t < TOKENS.length; t++) {
             float[] row = Arrays.copyOfRange(last, t * 32, (t + 1) * 32);
-            assertTrue(OrtFeeds.maxAbsDiff(streams[1][t], row) <= TOLERANCE, "pos " + t);
+            assertTrue(org.attnskip.Deltas.maxAbsDelta(streams[1][t], row) <= TOLERANCE, "pos " + t);
         }
         Path dropped = drop(model, 0);
         DecoderLayout after = LayoutDiscovery.discoverToRun(new Graph(OnnxModelIO.load(dropped).proto()));
@@ -97,7 +97,7 @@ class OddOutputsTest {
         // without attention the stream is h + MLP(norm(h)) of the embedding: it runs, and differs from the full layer's
         float[] droppedOut = prefillOutput(dropped);
         assertEquals(last.length, droppedOut.length);
-        assertTrue(OrtFeeds.maxAbsDiff(last, droppedOut) > 10 * TOLERANCE);
+        assertTrue(org.attnskip.Deltas.maxAbsDelta(last, droppedOut) > 10 * TOLERANCE);
     }
 
     /** Output "3" of one prefill of TOKENS from an empty cache, read with ONNX Runtime directly (no LM head to sample). */
@@ -177,7 +177,7 @@ class OddOutputsTest {
         try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
             var out = s.run(new long[][] {longs()}, new long[][] {ones()}, new long[][] {positions()}, s.emptyCache(1));
             for (int t = 0; t < TOKENS.length; t++) {
-                float d = OrtFeeds.maxAbsDiff(expected[t], out.logits().at(0, t));
+                float d = org.attnskip.Deltas.maxAbsDelta(expected[t], out.logits().at(0, t));
                 assertTrue(d <= TOLERANCE, "prefill pos " + t + ": " + d);
             }
             out.cache().close();
@@ -186,7 +186,7 @@ class OddOutputsTest {
                 long[] mask = new long[t + 1];
                 Arrays.fill(mask, 1);
                 var step = s.run(new long[][] {{TOKENS[t]}}, new long[][] {mask}, new long[][] {{t}}, cache);
-                float d = OrtFeeds.maxAbsDiff(expected[t], step.logits().at(0, 0));
+                float d = org.attnskip.Deltas.maxAbsDelta(expected[t], step.logits().at(0, 0));
                 assertTrue(d <= TOLERANCE, "decode pos " + t + ": " + d);
                 cache = step.cache();
             }

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Test;
 import java.util.Arrays;
 import java.util.Set;
 
+import static org.attnskip.Deltas.maxAbsDelta;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
@@ -117,7 +118,7 @@ class ReferenceLlamaManipulationTest {
             assertEquals(SYNTHETIC_TOKENS.length, streams[l].length);
             for (int t = 0; t < SYNTHETIC_TOKENS.length; t++) {
                 assertEquals(32, streams[l][t].length);
-                maxDiff = Math.max(maxDiff, maxAbsDiff(want[l][t], streams[l][t]));
+                maxDiff = Math.max(maxDiff, maxAbsDelta(want[l][t], streams[l][t]));
             }
         }
         assertTrue(maxDiff <= TOLERANCE, "residual streams: max diff " + maxDiff);
@@ -175,7 +176,7 @@ class ReferenceLlamaManipulationTest {
         ReferenceLlama reference = new ReferenceLlama(stories());
         float[][] normal = reference.logitsAllPositions(storyTokens());
         float[][] frozen = reference.logitsAllPositions(storyTokens(), new Manipulation.Freeze(1));
-        double diff = maxAbsDiff(toDouble(normal[storyTokens().length - 1]), frozen[storyTokens().length - 1]);
+        double diff = maxAbsDelta(toDouble(normal[storyTokens().length - 1]), frozen[storyTokens().length - 1]);
         assertTrue(diff > 1e-2, "freeze at 1 moved the last logits by only " + diff);
     }
 
@@ -200,7 +201,7 @@ class ReferenceLlamaManipulationTest {
         for (int t = 0; t < 7; t++) {
             assertArrayEquals(normal[t], switched[t], "position " + t + " is before the switch");
         }
-        assertTrue(maxAbsDiff(toDouble(normal[7]), switched[7]) > 1e-2);
+        assertTrue(maxAbsDelta(toDouble(normal[7]), switched[7]) > 1e-2);
     }
 
     // ------------------------------------------------------------ random: reproducible noise with the right shape
@@ -214,7 +215,7 @@ class ReferenceLlamaManipulationTest {
             float[][] c = reference.logitsAllPositions(storyTokens(), new Manipulation.Random(2, noise, 1235));
             assertArrayEquals(a, b, "same seed " + noise);
             int last = storyTokens().length - 1;
-            assertTrue(maxAbsDiff(toDouble(a[last]), c[last]) > 1e-3, "another seed " + noise);
+            assertTrue(maxAbsDelta(toDouble(a[last]), c[last]) > 1e-3, "another seed " + noise);
         }
     }
 
@@ -324,7 +325,7 @@ class ReferenceLlamaManipulationTest {
         double maxDiff = 0, maxLogit = 0;
         for (int t = 0; t < tokens.length; t++) {
             double[] want = naive.lastLogits(Arrays.copyOf(tokens, t + 1), m);
-            maxDiff = Math.max(maxDiff, maxAbsDiff(want, got[t]));
+            maxDiff = Math.max(maxDiff, maxAbsDelta(want, got[t]));
             for (double v : want) {
                 maxLogit = Math.max(maxLogit, Math.abs(v));
             }
@@ -332,7 +333,7 @@ class ReferenceLlamaManipulationTest {
         float[][] normal = new ReferenceLlama(w).logitsAllPositions(tokens);
         double effect = 0;
         for (int t = 0; t < tokens.length; t++) {
-            effect = Math.max(effect, maxAbsDiff(toDouble(normal[t]), got[t]));
+            effect = Math.max(effect, maxAbsDelta(toDouble(normal[t]), got[t]));
         }
         System.out.printf("%-40s max |reference - brute force| = %.2g, max |logit| %.1f, max change from normal %.3g%n",
                 what, maxDiff, maxLogit, effect);
@@ -341,15 +342,6 @@ class ReferenceLlamaManipulationTest {
                 && !(m instanceof Manipulation.SingleInputFreeze s && s.k() >= w.config.layers() - 1)) {
             assertTrue(effect > 100 * TOLERANCE, what + " changed the logits by only " + effect);
         }
-    }
-
-    private static double maxAbsDiff(double[] want, float[] got) {
-        assertEquals(want.length, got.length);
-        double max = 0;
-        for (int i = 0; i < want.length; i++) {
-            max = Math.max(max, Math.abs(want[i] - got[i]));
-        }
-        return max;
     }
 
     private static double[] toDouble(float[] x) {

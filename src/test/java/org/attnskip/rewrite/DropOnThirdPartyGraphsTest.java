@@ -2,9 +2,9 @@ package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
 import org.attnskip.OrtFeeds;
-import org.attnskip.cli.Main;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
@@ -45,7 +45,7 @@ class DropOnThirdPartyGraphsTest {
         int layers = before.numLayers();
         Path out = tmp.resolve("dropped.onnx");
 
-        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", threshold));
+        assertEquals(0, CliRun.of("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", threshold).code());
 
         LoadedModel rewritten = OnnxModelIO.load(out);
         Set<String> inputs = names(rewritten.proto().getGraph().getInputList());
@@ -107,7 +107,7 @@ class DropOnThirdPartyGraphsTest {
         Path source = Fixtures.model(relative);
         DecoderLayout layout = LayoutDiscovery.discover(OnnxModelIO.load(source).graph());
         Path out = tmp.resolve("same.onnx");
-        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), mode, "1.0"));
+        assertEquals(0, CliRun.of("optimize", source.toString(), "-o", out.toString(), mode, "1.0").code());
         Map<String, float[]> a = OrtFeeds.run(source, layout, 1, 3, 9);
         Map<String, float[]> b = OrtFeeds.run(out, layout, 1, 3, 9);
         assertEquals(a.keySet(), b.keySet());
@@ -126,7 +126,7 @@ class DropOnThirdPartyGraphsTest {
         Path source = org.attnskip.layout.ThirdPartyGraphs.write(dialect, 4, 3, tmp.resolve(dialect + ".onnx"));
         DecoderLayout before = LayoutDiscovery.discover(OnnxModelIO.load(source).graph());
         Path out = tmp.resolve(dialect + "-drop.onnx");
-        assertEquals(0, Main.run("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", "0.5"));
+        assertEquals(0, CliRun.of("optimize", source.toString(), "-o", out.toString(), "--drop-attn-above", "0.5").code());
         DecoderLayout after = LayoutDiscovery.discover(OnnxModelIO.load(out).graph());
         assertEquals(2, after.numLayers());
         assertEquals(before.kvBytesPerToken() / 2, after.kvBytesPerToken());
@@ -140,7 +140,7 @@ class DropOnThirdPartyGraphsTest {
         assertFalse(b.containsKey("present.2.key") || b.containsKey("present.3.value"));
 
         Path random = tmp.resolve(dialect + "-random.onnx");
-        assertEquals(0, Main.run("optimize", source.toString(), "-o", random.toString(), "--random-kv-above", "0.5"));
+        assertEquals(0, CliRun.of("optimize", source.toString(), "-o", random.toString(), "--random-kv-above", "0.5").code());
         assertTrue(OnnxModelIO.load(random).graph().isGraphInput(RandomNoisePass.NOISE_INPUT));
         // discovery sees through the noise: every layer, and the noise input is no layer's cache
         DecoderLayout randomised = LayoutDiscovery.discover(OnnxModelIO.load(random).graph());
@@ -148,7 +148,7 @@ class DropOnThirdPartyGraphsTest {
         assertEquals(before.kvBytesPerToken(), randomised.kvBytesPerToken());
 
         Path frozen = tmp.resolve(dialect + "-freeze.onnx");
-        int code = Main.run("optimize", source.toString(), "-o", frozen.toString(), "--freeze-above", "0.5");
+        int code = CliRun.of("optimize", source.toString(), "-o", frozen.toString(), "--freeze-above", "0.5").code();
         if (dialect == org.attnskip.layout.ThirdPartyGraphs.Dialect.ONNX_ATTENTION) {
             assertEquals(2, code, "freeze on the ONNX Attention operator is not implemented: exit 2");
             assertFalse(Files.exists(frozen));

@@ -94,10 +94,10 @@ class GqaFreezeMatchesReferenceTest {
         int[] tokens = tokens(w.config.vocabSize(), SEQ, 5);
         float[] normal = ref.logitsAllPositions(tokens)[SEQ - 1];
         for (Manipulation m : List.of(new Manipulation.Freeze(0), new Manipulation.SingleInputFreeze(0))) {
-            float effect = OrtFeeds.maxAbsDiff(normal, ref.logitsAllPositions(tokens, m)[SEQ - 1]);
+            float effect = org.attnskip.Deltas.maxAbsDelta(normal, ref.logitsAllPositions(tokens, m)[SEQ - 1]);
             assertTrue(effect > 100 * TOLERANCE, m + " moves the last logits by only " + effect);
         }
-        float between = OrtFeeds.maxAbsDiff(ref.logitsAllPositions(tokens, new Manipulation.Freeze(1))[SEQ - 1],
+        float between = org.attnskip.Deltas.maxAbsDelta(ref.logitsAllPositions(tokens, new Manipulation.Freeze(1))[SEQ - 1],
                 ref.logitsAllPositions(tokens, new Manipulation.SingleInputFreeze(1))[SEQ - 1]);
         assertTrue(between > 100 * TOLERANCE, "the two flavours differ by only " + between);
     }
@@ -236,7 +236,7 @@ class GqaFreezeMatchesReferenceTest {
     }
 
     private void assertClose(String what, float[] expected, float[] actual) {
-        float m = OrtFeeds.maxAbsDiff(expected, actual);
+        float m = org.attnskip.Deltas.maxAbsDelta(expected, actual);
         String[] words = what.split(" ");
         WORST.merge(words[0] + " " + words[1] + (what.contains("all-positions") ? " all" : ""), m, Math::max);
         assertTrue(m <= TOLERANCE, () -> what + ": max |delta| = " + m);

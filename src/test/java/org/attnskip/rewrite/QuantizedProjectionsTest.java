@@ -181,7 +181,7 @@ class QuantizedProjectionsTest {
     }
 
     private static void assertClose(String what, float[] expected, float[] actual) {
-        float max = org.attnskip.OrtFeeds.maxAbsDiff(expected, actual);
+        float max = org.attnskip.Deltas.maxAbsDelta(expected, actual);
         assertTrue(max <= TOLERANCE, () -> what + ": max |delta| = " + max);
     }
 

@@ -143,7 +143,7 @@ class RewriteMatchesReferenceTest {
         // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
         float[] frozen = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
                 : new Manipulation.SingleInputFreeze(0))[SEQ - 1];
-        float effect = org.attnskip.OrtFeeds.maxAbsDiff(normal[SEQ - 1], frozen);
+        float effect = org.attnskip.Deltas.maxAbsDelta(normal[SEQ - 1], frozen);
         System.out.printf("mha %s: freeze at 0 moves the last logits by %.3g%n", flavour, effect);
         assertTrue(effect > 5 * FP16_TOLERANCE, "freeze at 0 changes the last logits by only " + effect);
     }
@@ -179,7 +179,7 @@ class RewriteMatchesReferenceTest {
             }
         }
         // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
-        float effect = org.attnskip.OrtFeeds.maxAbsDiff(ref.logitsAllPositions(tokens)[SEQ - 1],
+        float effect = org.attnskip.Deltas.maxAbsDelta(ref.logitsAllPositions(tokens)[SEQ - 1],
                 ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
                         : new Manipulation.SingleInputFreeze(0))[SEQ - 1]);
         assertTrue(effect > 100 * TOLERANCE, "freeze at 0 changes the last logits by only " + effect);

@@ -3,6 +3,7 @@ package org.attnskip.runtime;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
+import org.attnskip.Golden;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
@@ -54,7 +55,7 @@ class GoldenGenerationTest {
         JsonNode golden = JSON.readTree(folder.resolve("golden/once_upon_a_time.logits_last_prompt_pos.json").toFile());
         ModelDirectory dir = export(folder, "stories260K.bin", ExportDtype.FLOAT, GraphFlavour.UNFUSED);
         try (DecoderSession s = DecoderSession.open(dir.modelFile(), Device.CPU)) {
-            int[] prompt = ints(golden.get("prompt_ids"));
+            int[] prompt = Golden.ints(golden.get("prompt_ids"));
             LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
             DecoderSession.Output out = s.run(in.inputIds(), in.attentionMask(), in.positionIds(), s.emptyCache(1));
             out.cache().close();
@@ -74,7 +75,7 @@ class GoldenGenerationTest {
     @EnumSource(GraphFlavour.class)
     void fp16StaysCloseToFp32(GraphFlavour flavour) throws IOException {
         Path folder = Fixtures.model("stories260K");
-        int[] ids = ints(JSON.readTree(folder.resolve("golden/once_upon_a_time.ids.json").toFile()).get("all_ids"));
+        int[] ids = Golden.ints(JSON.readTree(folder.resolve("golden/once_upon_a_time.ids.json").toFile()).get("all_ids"));
         ExportDtype[] types = {ExportDtype.FLOAT, ExportDtype.FLOAT16};
         Logits[] runs = new Logits[2];
         for (int k = 0; k < 2; k++) {
@@ -121,8 +122,8 @@ class GoldenGenerationTest {
                 StringBuilder streamed = new StringBuilder();
                 Generator.Generation g = generator.generate(golden.get("prompt").asText(),
                         Generator.Options.greedy(golden.get("steps").asInt()), streamed::append);
-                assertArrayEquals(ints(golden.get("prompt_ids")), g.promptIds(), name + " prompt ids");
-                assertArrayEquals(ints(golden.get("generated_ids")), g.generatedIds(), name + " generated ids");
+                assertArrayEquals(Golden.ints(golden.get("prompt_ids")), g.promptIds(), name + " prompt ids");
+                assertArrayEquals(Golden.ints(golden.get("generated_ids")), g.generatedIds(), name + " generated ids");
                 String expectedText = Files.readString(folder.resolve("golden/" + name + ".txt"));
                 assertEquals(expectedText, streamed + "\n", name + " text");
                 assertEquals(streamed.toString(), g.text());
@@ -138,13 +139,5 @@ class GoldenGenerationTest {
                 ModelManifest.of(w.config, dtype, ModelManifest.TokenizerRef.forFile("tok512.bin"), "llama2c:" + checkpoint,
                         flavour),
                 tok, false);
-    }
-
-    private static int[] ints(JsonNode array) {
-        int[] out = new int[array.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = array.get(i).asInt();
-        }
-        return out;
     }
 }

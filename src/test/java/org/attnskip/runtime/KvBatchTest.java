@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.attnskip.Deltas.maxAbsDelta;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -107,7 +108,7 @@ class KvBatchTest {
                 for (int b = 0; b < order.size(); b++) {
                     int q = which[b];
                     assertEquals(PROMPTS[q].length + taken[q] + 1, order.get(b).length());
-                    worst = Math.max(worst, DecoderSessionTest.maxAbsDelta(alone[q][PROMPTS[q].length + taken[q]], logits[b]));
+                    worst = Math.max(worst, maxAbsDelta(alone[q][PROMPTS[q].length + taken[q]], logits[b]));
                     taken[q]++;
                     compared++;
                 }

@@ -1,7 +1,7 @@
 package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.attnskip.cli.Main;
+import org.attnskip.CliRun;
 import org.attnskip.export.Safetensors;
 import org.attnskip.export.SafetensorsWriter;
 import org.attnskip.export.TinyHfCheckpoint;
@@ -69,7 +69,7 @@ final class ChatModelFixture {
                 "bos_token", "<|begin_of_text|>",
                 "eos_token", "<|eot_id|>"));
         Path out = tmp.resolve("chat-model");
-        int code = Main.run("export", "--hf", hf.toString(), "-o", out.toString());
+        int code = CliRun.of("export", "--hf", hf.toString(), "-o", out.toString()).code();
         if (code != 0) {
             throw new IllegalStateException("export --hf exited " + code);
         }

@@ -2,8 +2,9 @@ package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.attnskip.CliRun;
 import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
+import org.attnskip.StoriesExport;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
@@ -47,12 +48,10 @@ class CompletionServerTest {
 
     @BeforeAll
     static void start() {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("stories260K");
+        Path dir = StoriesExport.export(tmp, "stories260K");
         drop = tmp.resolve("drop06");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
-        assertEquals(0, Main.run("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6"));
+        CliRun optimize = CliRun.of("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6");
+        assertEquals(0, optimize.code(), optimize.err());
         served = ServedModel.open(drop, null, Device.CPU);
         server = new CompletionServer(served, new ServeLimits(4096, 64, 300, 4, 64, 4));
         base = "http://127.0.0.1:" + server.start("127.0.0.1", 0);
@@ -113,8 +112,8 @@ class CompletionServerTest {
         assertTrue(expected.length() > 20, expected);
     }
 
-    @Test
-    void thirtyTwoConcurrentStreamsEachGetTheirOwnText() throws Exception {
+    /** 32 story openings of different lengths, for concurrency tests that must not cross their answers. */
+    static List<String> thirtyTwoPrompts() {
         String[] starts = {"Once upon a time", "The cat", "Lily went", "Tom had a", "One day", "The sun", "A big dog", "Mom said"};
         String[] ends = {"", " and", " in the park", " with a toy"};
         List<String> prompts = new ArrayList<>();
@@ -123,6 +122,12 @@ class CompletionServerTest {
                 prompts.add(s + e);
             }
         }
+        return prompts;
+    }
+
+    @Test
+    void thirtyTwoConcurrentStreamsEachGetTheirOwnText() throws Exception {
+        List<String> prompts = thirtyTwoPrompts();
         assertEquals(32, prompts.size());
         // Each request asks for a different length too, so that crossed streams could not go unnoticed.
         List<String> expected = new ArrayList<>();

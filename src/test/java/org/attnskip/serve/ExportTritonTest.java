@@ -1,7 +1,7 @@
 package org.attnskip.serve;
 
-import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
+import org.attnskip.CliRun;
+import org.attnskip.StoriesExport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,14 +23,11 @@ class ExportTritonTest {
 
     @Test
     void configListsTheDropGraphsRealInputsAndOutputs() throws Exception {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("stories260K");
+        Path dir = StoriesExport.export(tmp, "stories260K");
         Path drop = tmp.resolve("drop06");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", dir.toString()));
-        assertEquals(0, Main.run("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6"));
+        assertEquals(0, CliRun.of("optimize", dir.toString(), "-o", drop.toString(), "--drop-attn-above", "0.6").code());
         Path repo = tmp.resolve("triton-repo");
-        assertEquals(0, Main.run("export-triton", drop.toString(), "-o", repo.toString()));
+        assertEquals(0, CliRun.of("export-triton", drop.toString(), "-o", repo.toString()).code());
 
         assertTrue(Files.size(repo.resolve("drop06/1/model.onnx")) > 100_000);
         String config = Files.readString(repo.resolve("drop06/config.pbtxt"));
@@ -51,6 +48,6 @@ class ExportTritonTest {
         // 4 inputs: ids, mask, positions and 6 caches; outputs: logits and 6 caches.
         assertEquals(9 + 7, config.split("name: \"", -1).length - 2);
 
-        assertEquals(2, Main.run("export-triton", drop.toString(), "-o", repo.toString()), "refuses to overwrite");
+        assertEquals(2, CliRun.of("export-triton", drop.toString(), "-o", repo.toString()).code(), "refuses to overwrite");
     }
 }

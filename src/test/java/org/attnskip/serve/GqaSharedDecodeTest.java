@@ -2,7 +2,7 @@ package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.Fixtures;
-import org.attnskip.cli.Main;
+import org.attnskip.StoriesExport;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Generator;
@@ -41,18 +41,8 @@ class GqaSharedDecodeTest {
 
     @Test
     void thirtyTwoConcurrentRequestsOnAGqaGraphEachGetTheirOwnText() throws Exception {
-        Path folder = Fixtures.model("stories260K");
-        Path dir = tmp.resolve("fused");
-        assertEquals(0, Main.run("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
-                "--tokenizer", folder.resolve("tok512.bin").toString(), "--graph", "fused", "-o", dir.toString()));
-        String[] starts = {"Once upon a time", "The cat", "Lily went", "Tom had a", "One day", "The sun", "A big dog", "Mom said"};
-        String[] ends = {"", " and", " in the park", " with a toy"};
-        List<String> prompts = new ArrayList<>();
-        for (String s : starts) {
-            for (String e : ends) {
-                prompts.add(s + e);
-            }
-        }
+        Path dir = StoriesExport.export(tmp, "fused", "--graph", "fused");
+        List<String> prompts = CompletionServerTest.thirtyTwoPrompts();
         List<String> expected = aloneTexts(dir, prompts);
         assertEquals(32, expected.stream().distinct().count(), "the prompts should lead to distinct texts");
 

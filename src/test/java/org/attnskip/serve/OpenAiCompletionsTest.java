@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.attnskip.StoriesExport;
 import org.attnskip.eval.ScoringModel;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;

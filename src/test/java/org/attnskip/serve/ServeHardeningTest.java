@@ -2,6 +2,7 @@ package org.attnskip.serve;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.attnskip.CliRun;
+import org.attnskip.StoriesExport;
 import org.attnskip.runtime.Device;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

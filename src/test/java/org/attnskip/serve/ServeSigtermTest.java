@@ -1,6 +1,7 @@
 package org.attnskip.serve;
 
 import org.attnskip.ChildJvm;
+import org.attnskip.StoriesExport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,5 +1,6 @@
 package org.attnskip.serve;
 
+import org.attnskip.StoriesExport;
 import org.attnskip.runtime.Device;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
