@@ -35,9 +35,10 @@ public final class Rewrite {
     /** Loads a model (an .onnx file or a model directory) and discovers its layout. */
     public static Rewrite load(Path model) {
         LoadedModel loaded = OnnxModelIO.load(model);
-        GraphCheck.requireValidInput(loaded.proto().getGraph(), model.toString());
         Graph graph = loaded.graph();
-        return new Rewrite(model, loaded, graph, LayoutDiscovery.discover(graph));
+        DecoderLayout layout = LayoutDiscovery.discover(graph); // its refusals name what a decoder lacks
+        GraphCheck.requireValidInput(loaded.proto().getGraph(), model.toString());
+        return new Rewrite(model, loaded, graph, layout);
     }
 
     /** Rewrites {@code model} with the layers {@code layers} picks for its layer count, into {@code output}. */
