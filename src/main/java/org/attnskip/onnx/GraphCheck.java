@@ -11,12 +11,13 @@ import java.util.Set;
 /**
  * The structural part of ONNX's graph checker, run on a rewritten graph before it is written:
  * every value a node reads (its subgraphs' outer values included) is a graph input, an
- * initializer or a node's output; every graph output is produced; no value is produced twice
- * (unless the original model already did so: some exporters emit duplicate Constants, which
- * ONNX Runtime accepts). Node order is not checked: ONNX Runtime sorts the graph itself.
- * Cheaper than opening an ONNX Runtime session (no weights are touched, so it costs nothing on a
- * model of many gigabytes) and it names the first broken value. Operator schemas and types are
- * left to ONNX Runtime when the model is opened.
+ * initializer or a node's output; every graph output is produced; no value is produced twice.
+ * A problem the original model already had (some exporters emit duplicate Constants, which ONNX
+ * Runtime accepts; a damaged input) is the input's, not the rewrite's, and is let through as
+ * before. Node order is not checked: ONNX Runtime sorts the graph itself. Cheaper than opening an
+ * ONNX Runtime session (no weights are touched, so it costs nothing on a model of many gigabytes)
+ * and it names the first broken value. Operator schemas and types are left to ONNX Runtime when
+ * the model is opened.
  */
 public final class GraphCheck {
     private GraphCheck() {
@@ -27,7 +28,9 @@ public final class GraphCheck {
      * {@code original} does not share; {@code what} says whose graph it is.
      */
     public static void requireWellFormed(GraphProto rewritten, GraphProto original, String what) {
-        String problem = problem(rewritten, producedTwice(original));
+        Set<String> inherited = new HashSet<>();
+        problem(original, inherited, Set.of());
+        String problem = problem(rewritten, new HashSet<>(), inherited);
         if (problem != null) {
             throw new InvalidGraphException(what + " is not a valid graph, nothing written: " + problem);
         }
@@ -39,7 +42,7 @@ public final class GraphCheck {
      * blames the rewrite only for what it broke. Values produced twice are let through, as above.
      */
     public static void requireValidInput(GraphProto g, String what) {
-        String problem = problem(g, producedTwice(g));
+        String problem = problem(g, new HashSet<>(), producedTwice(g));
         if (problem != null) {
             throw new BadInputException(what + " is not a valid ONNX graph: " + problem);
         }
@@ -47,10 +50,12 @@ public final class GraphCheck {
 
     /** The first structural problem of the graph, or null when there is none. */
     public static String problem(GraphProto g) {
-        return problem(g, Set.of());
+        return problem(g, new HashSet<>(), Set.of());
     }
 
-    private static String problem(GraphProto g, Set<String> knownDuplicates) {
+    /** The first problem whose value is not {@code excused}, or null; adds every value with a problem to {@code found}. */
+    private static String problem(GraphProto g, Set<String> found, Set<String> excused) {
+        String first = null;
         Set<String> available = new HashSet<>();
         for (ValueInfoProto in : g.getInputList()) {
             available.add(in.getName());
@@ -61,26 +66,27 @@ public final class GraphCheck {
         Set<String> produced = new HashSet<>();
         for (NodeProto n : g.getNodeList()) {
             for (String out : n.getOutputList()) {
-                if (!out.isEmpty() && !produced.add(out) && !knownDuplicates.contains(out)) {
-                    return "value '" + out + "' is produced twice (again by node '" + n.getName() + "')";
+                if (!out.isEmpty() && !produced.add(out) && found.add(out) && first == null && !excused.contains(out)) {
+                    first = "value '" + out + "' is produced twice (again by node '" + n.getName() + "')";
                 }
             }
         }
         available.addAll(produced);
         for (NodeProto n : g.getNodeList()) {
             for (String in : NodeInputs.of(n)) {
-                if (!available.contains(in)) {
-                    return "node '" + n.getName() + "' (" + n.getOpType() + ") reads '" + in
+                if (!available.contains(in) && found.add(in) && first == null && !excused.contains(in)) {
+                    first = "node '" + n.getName() + "' (" + n.getOpType() + ") reads '" + in
                             + "', which no node, initializer or graph input provides";
                 }
             }
         }
         for (ValueInfoProto out : g.getOutputList()) {
-            if (!available.contains(out.getName())) {
-                return "graph output '" + out.getName() + "' is not produced";
+            if (!available.contains(out.getName()) && found.add(out.getName()) && first == null
+                    && !excused.contains(out.getName())) {
+                first = "graph output '" + out.getName() + "' is not produced";
             }
         }
-        return null;
+        return first;
     }
 
     private static Set<String> producedTwice(GraphProto g) {

@@ -61,4 +61,15 @@ class GraphCheckTest {
         assertDoesNotThrow(() -> GraphCheck.requireValidInput(graph("y", relu("a", "x", "y"), relu("b", "x", "y")),
                 "an exporter's own duplicate"));
     }
+
+    @Test
+    void aDamagedInputsOwnHoleIsNotBlamedOnTheRewrite() {
+        GraphProto damaged = graph("z", relu("a", "x", "y"), relu("b", "w", "z"));
+        assertDoesNotThrow(() -> GraphCheck.requireWellFormed(damaged, damaged, "a rewrite of a damaged model"));
+        GraphProto worse = graph("z", relu("a", "v", "y"), relu("b", "w", "z"));
+        InvalidGraphException e = assertThrows(InvalidGraphException.class,
+                () -> GraphCheck.requireWellFormed(worse, damaged, "the test rewrite"));
+        assertTrue(e.getMessage().endsWith("node 'a' (Relu) reads 'v', which no node, initializer or graph input provides"),
+                e.getMessage());
+    }
 }
