@@ -10,7 +10,6 @@ import ai.onnxruntime.TensorInfo;
 import org.attnskip.onnx.BadInputException;
 
 import java.nio.ByteBuffer;
-import java.nio.ShortBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -53,8 +52,6 @@ public final class DecoderSession implements AutoCloseable {
 
     /** Positions an in-place cache gets beyond the first run's need when no capacity was asked for. */
     private static final long INITIAL_SLACK = 256;
-    /** The sequence's scratch buffer that pinned logits are written into (0-2: ids, mask, positions). */
-    private static final int LOGITS_SCRATCH = 3;
 
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OrtSession session;
@@ -65,9 +62,7 @@ public final class DecoderSession implements AutoCloseable {
     private final boolean batchable;
     private final KvBatch.Padding padding;
     private final boolean inPlace;
-    private final int vocabSize;
-    /** The logits' type where a run can write them into a buffer of ours ([batch, seq, vocab], vocab fixed); else null. */
-    private final OnnxJavaType logitsType;
+    private final LogitsOutput logits;
     /** write_indices and nonpad_kv_seqlen of a static-cache graph; null elsewhere. */
     private final StaticCacheFeeds staticFeeds;
 
@@ -95,11 +90,7 @@ public final class DecoderSession implements AutoCloseable {
             batchable = tokens.openBatch() && tokens.hasMask()
                     && (padding == KvBatch.Padding.RIGHT || tokens.hasPositions())
                     && slots.stream().noneMatch(CacheSlot::stacked);
-            TensorInfo logitsInfo = tensorInfo(outputs.get(io.logits()));
-            long[] logitsShape = logitsInfo.getShape();
-            vocabSize = logitsShape.length == 3 && logitsShape[2] > 0 ? (int) logitsShape[2] : -1;
-            logitsType = vocabSize > 0 && (logitsInfo.type == OnnxJavaType.FLOAT || logitsInfo.type == OnnxJavaType.FLOAT16)
-                    ? logitsInfo.type : null;
+            logits = new LogitsOutput(io.logits(), tensorInfo(outputs.get(io.logits())));
         } catch (OrtException e) {
             throw new BadInputException("cannot read the graph's inputs and outputs: " + e.getMessage(), e);
         }
@@ -164,7 +155,7 @@ public final class DecoderSession implements AutoCloseable {
 
     /** The vocabulary size the logits output declares, or -1 when its last dimension is symbolic. */
     public int vocabSize() {
-        return vocabSize;
+        return logits.vocabSize();
     }
 
     /** The layers whose KV cache the graph still has, in order. */
@@ -314,7 +305,7 @@ public final class DecoderSession implements AutoCloseable {
         if (cache.batch() != batch) {
             throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
         }
-        checkVocabulary(inputIds);
+        logits.checkIds(inputIds);
         long needed = cache.length() + seq;
         if (cache.inPlace() && needed > cache.capacity()) {
             cache = KvCache.allocateInPlace(env, slots, batch,
@@ -330,34 +321,32 @@ public final class DecoderSession implements AutoCloseable {
             if (staticFeeds != null) {
                 made.addAll(staticFeeds.put(feed, batch, cache.length(), seq));
             }
-            long logitsBytes = (long) batch * seq * vocabSize * (logitsType == OnnxJavaType.FLOAT16 ? 2 : 4);
-            if (seq == 1 && cache.inPlace() && logitsType != null && logitsBytes <= Integer.MAX_VALUE) {
-                // A decode step: the attention writes the new position into the bound buffers and the
-                // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap
-                // and copy out. Only for one position, where every graph (a deployable freeze's
-                // last-position prefill too) has exactly [batch, 1, vocab] logits.
-                ByteBuffer memory = scratch.take(LOGITS_SCRATCH, (int) logitsBytes);
-                OnnxTensor logits = OnnxTensor.createTensor(env, memory, new long[] {batch, seq, vocabSize}, logitsType);
-                made.add(logits);
-                Map<String, OnnxTensor> pinned = new HashMap<>(cache.presentBindings());
-                pinned.put(io.logits(), logits);
-                session.run(feed, Set.of(), pinned).close();
-                return new Output(logitsFrom(memory, batch, seq), cache.extended(seq));
+            // A decode step: the attention writes the new position into the bound buffers and the
+            // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap
+            // and copy out. Only for one position, where every graph (a deployable freeze's
+            // last-position prefill too) has exactly [batch, 1, vocab] logits.
+            LogitsOutput.Pinned pinned = seq == 1 && cache.inPlace() ? logits.pinForStep(env, scratch, batch) : null;
+            if (pinned != null) {
+                made.add(pinned.tensor());
+                Map<String, OnnxTensor> outputs = new HashMap<>(cache.presentBindings());
+                outputs.put(io.logits(), pinned.tensor());
+                session.run(feed, Set.of(), outputs).close();
+                return new Output(logits.read(pinned), cache.extended(seq));
             }
             if (cache.inPlace()) {
                 // The attention writes the new positions into the bound buffers; only the logits are new.
                 result = session.run(feed, Set.of(io.logits()), cache.presentBindings());
-                return new Output(readLogits(result), cache.extended(seq));
+                return new Output(logits.read(result), cache.extended(seq));
             }
             result = session.run(feed);
-            Logits logits = readLogits(result);
+            Logits values = logits.read(result);
             Map<String, OnnxTensor> present = new LinkedHashMap<>();
             for (CacheSlot s : slots) {
                 present.put(s.past(), (OnnxTensor) result.get(s.present()).orElseThrow());
             }
             KvCache next = new KvCache(present, batch, cache.length() + seq, result);
             result = null;
-            return new Output(logits, next);
+            return new Output(values, next);
         } catch (OrtException e) {
             throw new BadInputException("ONNX Runtime failed to run the graph: "
                     + OrtSessionFactory.firstLine(e.getMessage()), e);
@@ -375,7 +364,7 @@ public final class DecoderSession implements AutoCloseable {
      * [S][N], null where the graph lacks one: for reading what a rewrite exposed, such as the residual stream.
      */
     public Map<String, float[][]> prefillOutputs(int[] ids, List<String> names) {
-        checkVocabulary(new long[][] {java.util.Arrays.stream(ids).asLongStream().toArray()});
+        logits.checkIds(new long[][] {java.util.Arrays.stream(ids).asLongStream().toArray()});
         Set<String> wanted = new java.util.LinkedHashSet<>(names);
         wanted.retainAll(session.getOutputNames());
         try (KvCache empty = growingCache(1)) {
@@ -394,44 +383,6 @@ public final class DecoderSession implements AutoCloseable {
             throw new BadInputException("ONNX Runtime failed to run the graph: "
                     + OrtSessionFactory.firstLine(e.getMessage()), e);
         }
-    }
-
-    /** A clear error instead of ONNX Runtime's "index out of range" from deep inside the embedding. */
-    private void checkVocabulary(long[][] inputIds) {
-        if (vocabSize <= 0) {
-            return;
-        }
-        for (long[] row : inputIds) {
-            for (long id : row) {
-                if (id < 0 || id >= vocabSize) {
-                    throw new BadInputException("token id " + id + " is outside the model's vocabulary of " + vocabSize
-                            + " (is the tokenizer the model's own?)");
-                }
-            }
-        }
-    }
-
-    /** The logits a run wrote into {@code memory}, [batch, seq, vocab] of {@link #logitsType}. */
-    private Logits logitsFrom(ByteBuffer memory, int batch, int seq) {
-        float[] values = new float[batch * seq * vocabSize];
-        if (logitsType == OnnxJavaType.FLOAT16) {
-            ShortBuffer half = memory.asShortBuffer();
-            for (int i = 0; i < values.length; i++) {
-                values[i] = org.attnskip.onnx.Half.toFloat(half.get(i));
-            }
-        } else {
-            memory.asFloatBuffer().get(values);
-        }
-        return new Logits(values, batch, seq, vocabSize);
-    }
-
-    private Logits readLogits(OrtSession.Result result) {
-        OnnxTensor t = (OnnxTensor) result.get(io.logits()).orElseThrow();
-        long[] shape = t.getInfo().getShape();
-        if (shape.length != 3) {
-            throw new BadInputException("logits must be [batch, seq, vocab]; they are " + java.util.Arrays.toString(shape));
-        }
-        return new Logits(FloatOutputs.values(t), (int) shape[0], (int) shape[1], (int) shape[2]);
     }
 
     @Override
