@@ -1,11 +1,11 @@
 package org.attnskip.rewrite;
 
 import ai.onnxruntime.OnnxTensor;
+import org.attnskip.Deltas;
 import org.attnskip.Fixtures;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.GraphFlavour;
 import org.attnskip.export.Llama2cCheckpoint;
-import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.layout.DecoderLayout;
@@ -26,19 +26,23 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BiFunction;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -50,6 +54,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * so it is reallocated on the way) and with the growing cache, the static-cache graph through its
  * fixed buffers (it has no growing cache). Here freeze is checked on the unfused flavour and, in
  * freezeOnStaticCacheGraph, on the static one; GqaFreezeMatchesReferenceTest checks it on the fused one.
+ * Every model x flavour x manipulation x k is its own case, so one failure does not hide the others;
+ * weights, exports and reference logits are cached across cases.
  */
 class RewriteMatchesReferenceTest {
     private static final float TOLERANCE = 1e-4f;
@@ -57,95 +63,325 @@ class RewriteMatchesReferenceTest {
     private static final float FP16_TOLERANCE = 1e-3f;
     private float tolerance = TOLERANCE;
     private static final int SEQ = 24;
+    /** The random-noise cases' seed and their noises, by the name the CLI parses. */
+    private static final long NOISE_SEED = 7;
+    private static final Map<String, Noise> NOISES = Map.of("gaussian", Noise.GAUSSIAN, "angle:30", Noise.angle(30), "shuffle", Noise.SHUFFLE);
 
+    /** Shared by every case, so that each model is read and exported once per flavour, not once per case. */
     @TempDir
-    Path tmp;
+    static Path tmp;
+    private static final Map<String, LlamaWeights> WEIGHTS = new ConcurrentHashMap<>();
+    private static final Map<String, ReferenceLlama> REFERENCES = new ConcurrentHashMap<>();
+    private static final Map<String, Path> EXPORTS = new ConcurrentHashMap<>();
+    /** Reference logits by model, token seed and manipulation, as freeze and freeze-prefill compare with the same ones. */
+    private static final Map<String, float[][]> EXPECTED = new ConcurrentHashMap<>();
 
-    @ParameterizedTest
-    @EnumSource(GraphFlavour.class)
-    void stories260K(GraphFlavour flavour) throws Exception {
-        // head size 8: the fused graph rotates q and k in RotaryEmbedding nodes before GroupQueryAttention
-        check("stories260K", Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin")), flavour);
+    /**
+     * One case: a model, a graph flavour (none where the test fixes it), a manipulation and the layer
+     * it starts at (-1 where the test derives it). Its name is the display name, e.g. "stories260K fused drop k=2".
+     */
+    record Case(String model, GraphFlavour flavour, String manipulation, int k) {
+        @Override
+        public String toString() {
+            List<String> words = new ArrayList<>(List.of(model));
+            if (flavour != null) {
+                words.add(flavour.cliName());
+            }
+            if (!manipulation.isEmpty()) {
+                words.add(manipulation);
+            }
+            if (k >= 0) {
+                words.add("k=" + k);
+            }
+            return String.join(" ", words);
+        }
+
+        /** The prefix of every assertion message, as the table of largest deltas groups them. */
+        String what() {
+            return model + "/" + flavour.cliName() + " " + manipulation;
+        }
     }
 
-    @ParameterizedTest
-    @EnumSource(GraphFlavour.class)
-    void storiesDeep12(GraphFlavour flavour) throws Exception {
-        // head size 16: GroupQueryAttention rotates q and k itself
-        check("deep12", Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin")), flavour);
+    // The models exported in every flavour (head sizes 8 and 16, and a synthetic grouped-query model with
+    // biases), and one only in the fused flavour: biases on the packed q|k|v, rotary inside GroupQueryAttention.
+    private static final List<String> ALL_FLAVOUR_MODELS = List.of("stories260K", "deep12", "synthetic");
+
+    private static List<Case> perFlavour(String manipulation, Set<GraphFlavour> flavours,
+                                         java.util.function.IntFunction<Set<Integer>> ks) {
+        List<Case> cases = new ArrayList<>();
+        for (String model : List.of("stories260K", "deep12", "synthetic", "synthetic16")) {
+            for (GraphFlavour flavour : GraphFlavour.values()) {
+                if (!flavours.contains(flavour) || (model.equals("synthetic16") && flavour != GraphFlavour.FUSED)) {
+                    continue;
+                }
+                for (int k : ks.apply(layersOrMissing(model))) {
+                    cases.add(new Case(model, flavour, manipulation, k));
+                }
+            }
+        }
+        return cases;
     }
 
-    @ParameterizedTest
-    @EnumSource(GraphFlavour.class)
-    void syntheticGroupedQueryWithBiases(GraphFlavour flavour) throws Exception {
-        check("synthetic", TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42), flavour);
+    /** k in {0, 1, L/2, L-1, L}, without repeats. */
+    private static Set<Integer> everyK(int L) {
+        return new TreeSet<>(List.of(0, 1, L / 2, L - 1, L));
+    }
+
+    /** k in {0, 1, L/2, L-1}: calibrated drop at L drops nothing. */
+    private static Set<Integer> everyKBelowL(int L) {
+        return new TreeSet<>(List.of(0, 1, L / 2, L - 1));
+    }
+
+    /**
+     * The number of layers, for the case lists; a missing fixture gives one case (L = 1, k = 0), which
+     * is then skipped with the fixture's message when it reads the model.
+     */
+    private static int layersOrMissing(String model) {
+        String file = fixtureFile(model);
+        if (file != null && !java.nio.file.Files.exists(Fixtures.root().resolve("models/" + file))) {
+            return 1;
+        }
+        return weights(model).config.layers();
+    }
+
+    static List<Case> dropCases() {
+        return perFlavour("drop", EnumSet.allOf(GraphFlavour.class), RewriteMatchesReferenceTest::everyK);
+    }
+
+    static List<Case> freezeCases() {
+        return perFlavour("freeze", EnumSet.of(GraphFlavour.UNFUSED), RewriteMatchesReferenceTest::everyK);
+    }
+
+    static List<Case> freezePrefillCases() {
+        return perFlavour("freeze-prefill", EnumSet.of(GraphFlavour.UNFUSED), RewriteMatchesReferenceTest::everyK);
+    }
+
+    static List<Case> compensatedCases() {
+        return perFlavour("compensated", EnumSet.allOf(GraphFlavour.class), RewriteMatchesReferenceTest::everyKBelowL);
+    }
+
+    static List<Case> oncePerModelAndFlavour() {
+        return perFlavour("", EnumSet.allOf(GraphFlavour.class), L -> Set.of(-1));
+    }
+
+    static List<Case> randomCases() {
+        List<Case> cases = new ArrayList<>();
+        for (Case c : oncePerModelAndFlavour()) {
+            for (String noise : new TreeSet<>(NOISES.keySet())) {
+                cases.add(new Case(c.model(), c.flavour(), "random " + noise, -1));
+            }
+        }
+        return cases;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("dropCases")
+    void drop(Case c) throws Exception {
+        LlamaWeights w = weights(c.model());
+        int L = w.config.layers();
+        Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(c.k(), L).layers());
+        compare(c.what() + " k=" + c.k(), rewrite(export(c.model(), c.flavour()),
+                        (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromLayer(c.k(), L))),
+                reference(c.model()).logitsAllPositions(tokens(c.model()), new Manipulation.Drop(dropped)), tokens(c.model()));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("freezeCases")
+    void freeze(Case c) throws Exception {
+        int L = weights(c.model()).config.layers();
+        compare(c.what() + " k=" + c.k(), rewrite(export(c.model(), c.flavour()),
+                        (g, l) -> new PaperFreezeEvaluationPass().apply(g, l, LayerSelection.fromLayer(c.k(), L))),
+                expected(c.model(), c.model().hashCode(), new Manipulation.Freeze(c.k())), tokens(c.model()));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("freezePrefillCases")
+    void freezePrefill(Case c) throws Exception {
+        int L = weights(c.model()).config.layers();
+        Path sliced = rewrite(export(c.model(), c.flavour()),
+                (g, l) -> new PaperFreezeDeployablePass().apply(g, l, LayerSelection.fromLayer(c.k(), L)));
+        float[][] frozen = expected(c.model(), c.model().hashCode(), new Manipulation.Freeze(c.k()));
+        if (c.k() < L) {
+            compareLastPosition(c.what() + " k=" + c.k(), sliced, frozen, tokens(c.model()));
+        } else {
+            compare(c.what() + " k=" + c.k(), sliced, frozen, tokens(c.model())); // nothing to freeze: unchanged graph
+        }
+    }
+
+    /** Calibrated drop with full-rank maps. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("compensatedCases")
+    void compensated(Case c) throws Exception {
+        LlamaWeights w = weights(c.model());
+        LayerSelection selection = LayerSelection.fromLayer(c.k(), w.config.layers());
+        Map<Integer, AffineMap> maps = randomMaps(selection.layers(), w.config.dim(), 0, c.k());
+        compare(c.what() + " k=" + c.k(), rewrite(export(c.model(), c.flavour()),
+                        (g, l) -> new CompensatedDropPass(maps, 128).apply(g, l, selection)),
+                reference(c.model()).logitsAllPositions(tokens(c.model()), new Manipulation.CompensatedDrop(maps)), tokens(c.model()));
+    }
+
+    /** Calibrated drop with a rank-3 map on a non-contiguous set. */
+    @ParameterizedTest(name = "{0} compensated-rank3")
+    @MethodSource("oncePerModelAndFlavour")
+    void compensatedRank3(Case c) throws Exception {
+        LlamaWeights w = weights(c.model());
+        int L = w.config.layers();
+        LayerSelection someLayers = LayerSelection.fromList("0," + (L - 2), L);
+        Map<Integer, AffineMap> lowRank = randomMaps(someLayers.layers(), w.config.dim(), 3, 99);
+        compare(c.what() + "compensated-rank3 0," + (L - 2), rewrite(export(c.model(), c.flavour()),
+                        (g, l) -> new CompensatedDropPass(lowRank, 128).apply(g, l, someLayers)),
+                reference(c.model()).logitsAllPositions(tokens(c.model()), new Manipulation.CompensatedDrop(lowRank)), tokens(c.model()));
+    }
+
+    /** A non-contiguous set, as --drop-attn-layers and the probe's recommendation produce. */
+    @ParameterizedTest(name = "{0} drop-list")
+    @MethodSource("oncePerModelAndFlavour")
+    void dropList(Case c) throws Exception {
+        int L = weights(c.model()).config.layers();
+        String list = "1," + (L - 2);
+        compare(c.what() + "drop-list " + list, rewrite(export(c.model(), c.flavour()),
+                        (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromList(list, L))),
+                reference(c.model()).logitsAllPositions(tokens(c.model()), new Manipulation.Drop(Set.of(1, L - 2))), tokens(c.model()));
+    }
+
+    /** Random attention above L/2 with a fixed seed: the last position of one full-sequence pass. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("randomCases")
+    void random(Case c) throws Exception {
+        LlamaWeights w = weights(c.model());
+        int L = w.config.layers();
+        int k = L / 2;
+        String noiseName = c.manipulation().substring("random ".length());
+        Noise noise = NOISES.get(noiseName);
+        Path graph = rewrite(export(c.model(), c.flavour()),
+                (g, l) -> new RandomNoisePass(Noise.parse(noiseName)).apply(g, l, LayerSelection.fromLayer(k, L)));
+        float[] expected = reference(c.model()).logitsAllPositions(tokens(c.model()), new Manipulation.Random(k, noise, NOISE_SEED))[SEQ - 1];
+        float[] actual = lastLogitsWithNoise(graph, tokens(c.model()), w.config.dim(), noise, NOISE_SEED);
+        COMPARISONS.incrementAndGet();
+        assertClose(c.what(), expected, actual);
+    }
+
+    static List<Case> singleInputCases() {
+        List<Case> cases = new ArrayList<>();
+        for (String model : ALL_FLAVOUR_MODELS) {
+            for (int k : everyK(layersOrMissing(model))) {
+                cases.add(new Case(model, null, "single-input", k));
+            }
+        }
+        return cases;
     }
 
     /**
      * Single-input freeze (--freeze-kv single-input): the evaluation form at every position and the
      * deployable form at the last one, against the reference with the same flavour.
      */
-    @ParameterizedTest
-    @ValueSource(strings = {"stories260K", "deep12", "synthetic"})
-    void singleInputFreeze(String name) throws Exception {
-        LlamaWeights w = model(name);
-        int L = w.config.layers();
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, name.hashCode());
-        ReferenceLlama ref = new ReferenceLlama(w);
-        Path base = tmp.resolve(name + ".onnx");
-        OnnxModelIO.save(LlamaOnnxExporter.export(w, ExportDtype.FLOAT), null, base, false);
-        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
-            float[][] expected = ref.logitsAllPositions(tokens, new Manipulation.SingleInputFreeze(k));
-            LayerSelection s = LayerSelection.fromLayer(k, L);
-            compare(name + " single-input k=" + k, rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.EVALUATION).apply(g, l, s)),
-                    expected, tokens);
-            Path sliced = rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.DEPLOYABLE).apply(g, l, s));
-            if (k < L) {
-                compareLastPosition(name + " single-input-prefill k=" + k, sliced, expected, tokens);
-            } else {
-                compare(name + " single-input-prefill k=" + k, sliced, expected, tokens);
-            }
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("singleInputCases")
+    void singleInputFreeze(Case c) throws Exception {
+        String name = c.model();
+        int k = c.k();
+        int L = weights(name).config.layers();
+        int[] tokens = tokens(name);
+        Path base = export(name, GraphFlavour.UNFUSED); // LlamaOnnxExporter's export, shared with the other unfused cases
+        float[][] expected = expected(name, name.hashCode(), new Manipulation.SingleInputFreeze(k));
+        LayerSelection s = LayerSelection.fromLayer(k, L);
+        compare(name + " single-input k=" + k, rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.EVALUATION).apply(g, l, s)),
+                expected, tokens);
+        Path sliced = rewrite(base, (g, l) -> new SingleInputFreezePass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        if (k < L) {
+            compareLastPosition(name + " single-input-prefill k=" + k, sliced, expected, tokens);
+        } else {
+            compare(name + " single-input-prefill k=" + k, sliced, expected, tokens);
         }
     }
 
+    private static final int MHA_LAYERS = 2;
+
+    private static LlamaWeights mhaWeights() {
+        return WEIGHTS.computeIfAbsent("mha", n -> OrtGenAiLlamaWeights.read(
+                OnnxModelIO.load(Fixtures.model("ortgenai-llama-fp16/model.onnx")), MHA_LAYERS, 1, 1, 1e-6f, 10000f));
+    }
+
+    static List<Case> mhaCases() {
+        List<Case> cases = new ArrayList<>();
+        for (String flavour : List.of("paper", "single-input")) {
+            for (int k = 0; k <= MHA_LAYERS; k++) {
+                cases.add(new Case("mha", null, flavour, k));
+            }
+        }
+        return cases;
+    }
+
     /**
-     * ONNX Runtime GenAI's MultiHeadAttention graph (fp16, 2 layers, the shared ortgenai-llama-fp16):
-     * deployable freeze of each flavour against the reference run on the graph's own weights, and
-     * for single-input the evaluation form too. The unmodified graph is checked the same way first,
-     * so that the weights are known to be read right.
+     * ONNX Runtime GenAI's MultiHeadAttention graph (fp16, 2 layers, the shared ortgenai-llama-fp16),
+     * unmodified: checked first, so that the weights are known to be read right.
      */
-    @ParameterizedTest
-    @ValueSource(strings = {"paper", "single-input"})
-    void freezeOnMultiHeadAttentionGraph(String flavour) {
+    @Test
+    void multiHeadAttentionGraphUnmodified() {
         Path base = Fixtures.model("ortgenai-llama-fp16/model.onnx");
-        LlamaWeights w = OrtGenAiLlamaWeights.read(OnnxModelIO.load(base), 2, 1, 1, 1e-6f, 10000f);
+        LlamaWeights w = mhaWeights();
+        tolerance = FP16_TOLERANCE;
+        compare("mha unmodified", base, new ReferenceLlama(w).logitsAllPositions(tokens(w.config.vocabSize(), SEQ, 11)),
+                tokens(w.config.vocabSize(), SEQ, 11));
+    }
+
+    /**
+     * The same graph: deployable freeze of each flavour against the reference run on the graph's own
+     * weights, and for single-input the evaluation form too.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("mhaCases")
+    void freezeOnMultiHeadAttentionGraph(Case c) {
+        Path base = Fixtures.model("ortgenai-llama-fp16/model.onnx");
+        LlamaWeights w = mhaWeights();
         int L = w.config.layers();
+        assertEquals(MHA_LAYERS, L, "layers read from the graph");
         ReferenceLlama ref = new ReferenceLlama(w);
         int[] tokens = tokens(w.config.vocabSize(), SEQ, 11);
         tolerance = FP16_TOLERANCE;
-        float[][] normal = ref.logitsAllPositions(tokens);
-        compare("mha unmodified", base, normal, tokens);
+        String flavour = c.manipulation();
+        int k = c.k();
         FreezeKv kv = FreezeKv.parse(flavour);
-        for (int k = 0; k <= L; k++) {
-            LayerSelection s = LayerSelection.fromLayer(k, L);
-            float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
-                    : new Manipulation.SingleInputFreeze(k));
-            Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
-            if (k < L) {
-                compareLastPosition("mha " + flavour + " k=" + k, deployable, expected, tokens);
-            } else {
-                compare("mha " + flavour + " k=" + k, deployable, expected, tokens);
-            }
-            if (kv == FreezeKv.SINGLE_INPUT) {
-                compare("mha single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
-            }
+        LayerSelection s = LayerSelection.fromLayer(k, L);
+        float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
+                : new Manipulation.SingleInputFreeze(k));
+        Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        if (k < L) {
+            compareLastPosition("mha " + flavour + " k=" + k, deployable, expected, tokens);
+        } else {
+            compare("mha " + flavour + " k=" + k, deployable, expected, tokens);
         }
-        // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
+        if (kv == FreezeKv.SINGLE_INPUT) {
+            compare("mha single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
+        }
+    }
+
+    /** Freeze at 0 changes the fp16 model by more than the tolerance, so the comparisons above can fail. */
+    @ParameterizedTest
+    @ValueSource(strings = {"paper", "single-input"})
+    void freezeOnMultiHeadAttentionGraphIsVisible(String flavour) {
+        LlamaWeights w = mhaWeights();
+        ReferenceLlama ref = new ReferenceLlama(w);
+        int[] tokens = tokens(w.config.vocabSize(), SEQ, 11);
+        FreezeKv kv = FreezeKv.parse(flavour);
+        float[] normal = ref.logitsAllPositions(tokens)[SEQ - 1];
         float[] frozen = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
                 : new Manipulation.SingleInputFreeze(0))[SEQ - 1];
-        float effect = org.attnskip.Deltas.maxAbsDelta(normal[SEQ - 1], frozen);
+        float effect = Deltas.maxAbsDelta(normal, frozen);
         System.out.printf("mha %s: freeze at 0 moves the last logits by %.3g%n", flavour, effect);
         assertTrue(effect > 5 * FP16_TOLERANCE, "freeze at 0 changes the last logits by only " + effect);
+    }
+
+    static List<Case> staticCases() {
+        List<Case> cases = new ArrayList<>();
+        for (String model : List.of("stories260K", "synthetic")) {
+            for (String flavour : List.of("paper", "single-input")) {
+                for (int k : everyK(layersOrMissing(model))) {
+                    cases.add(new Case(model, GraphFlavour.STATIC, flavour, k));
+                }
+            }
+        }
+        return cases;
     }
 
     /**
@@ -154,106 +390,98 @@ class RewriteMatchesReferenceTest {
      * after prefills of several lengths and token by token through the fixed buffers; single-input's
      * evaluation form (every position's logits) too.
      */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("staticCases")
+    void freezeOnStaticCacheGraph(Case c) throws Exception {
+        String model = c.model();
+        String flavour = c.manipulation();
+        int k = c.k();
+        int L = weights(model).config.layers();
+        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, 13);
+        Path base = export(model, GraphFlavour.STATIC);
+        FreezeKv kv = FreezeKv.parse(flavour);
+        LayerSelection s = LayerSelection.fromLayer(k, L);
+        float[][] expected = expected(model, 13, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
+                : new Manipulation.SingleInputFreeze(k));
+        Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        if (k < L) {
+            compareLastPosition("static-" + flavour + " k=" + k, deployable, expected, tokens);
+        } else {
+            compare("static-" + flavour + " k=" + k, deployable, expected, tokens);
+        }
+        if (kv == FreezeKv.SINGLE_INPUT) {
+            compare("static-single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
+        }
+    }
+
+    /** Freeze at 0 changes the model by more than the tolerance, so the static-cache comparisons can fail. */
     @ParameterizedTest
     @CsvSource({"stories260K, paper", "stories260K, single-input", "synthetic, paper", "synthetic, single-input"})
-    void freezeOnStaticCacheGraph(String model, String flavour) throws Exception {
-        LlamaWeights w = model(model);
-        int L = w.config.layers();
-        ReferenceLlama ref = new ReferenceLlama(w);
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, 13);
-        Path base = tmp.resolve(model + "-static.onnx");
-        OnnxModelIO.save(GraphFlavour.STATIC.export(w, ExportDtype.FLOAT, null), null, base, false);
+    void freezeOnStaticCacheGraphIsVisible(String model, String flavour) throws Exception {
         FreezeKv kv = FreezeKv.parse(flavour);
-        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
-            LayerSelection s = LayerSelection.fromLayer(k, L);
-            float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
-                    : new Manipulation.SingleInputFreeze(k));
-            Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
-            if (k < L) {
-                compareLastPosition("static-" + flavour + " k=" + k, deployable, expected, tokens);
-            } else {
-                compare("static-" + flavour + " k=" + k, deployable, expected, tokens);
-            }
-            if (kv == FreezeKv.SINGLE_INPUT) {
-                compare("static-single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
-            }
-        }
-        // freeze at 0 changes the model by more than the tolerance, so the comparisons above can fail
-        float effect = org.attnskip.Deltas.maxAbsDelta(ref.logitsAllPositions(tokens)[SEQ - 1],
-                ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
+        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, 13);
+        float effect = Deltas.maxAbsDelta(reference(model).logitsAllPositions(tokens)[SEQ - 1],
+                expected(model, 13, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
                         : new Manipulation.SingleInputFreeze(0))[SEQ - 1]);
         assertTrue(effect > 100 * TOLERANCE, "freeze at 0 changes the last logits by only " + effect);
     }
 
-    private static LlamaWeights model(String name) throws Exception {
+    private static String fixtureFile(String name) {
         return switch (name) {
-            case "stories260K" -> Llama2cCheckpoint.read(Fixtures.model("stories260K/stories260K.bin"));
-            case "deep12" -> Llama2cCheckpoint.read(Fixtures.model("stories-deep12/stories-deep12.bin"));
-            case "synthetic" -> TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42);
-            default -> throw new IllegalArgumentException(name);
+            case "stories260K" -> "stories260K/stories260K.bin";
+            case "deep12" -> "stories-deep12/stories-deep12.bin";
+            default -> null;
         };
     }
 
-    /** Biases on the packed q|k|v projection, then rotary inside GroupQueryAttention (head size 16). */
-    @Test
-    void syntheticFusedRotaryInsideAttentionWithBiases() throws Exception {
-        check("synthetic16", TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 4, 4, 2, 97, 64, false, true), 43),
-                GraphFlavour.FUSED);
+    /** The model's weights, read once; a missing fixture skips the calling case. */
+    private static LlamaWeights weights(String name) {
+        String file = fixtureFile(name);
+        if (file != null) {
+            Fixtures.model(file); // skips with the fixture's message before the cache is touched
+        }
+        return WEIGHTS.computeIfAbsent(name, n -> {
+            try {
+                return switch (n) {
+                    case "stories260K", "deep12" -> Llama2cCheckpoint.read(Fixtures.model(file));
+                    case "synthetic" -> TestLlamaWeights.random(TestLlamaWeights.config(48, 96, 6, 6, 2, 97, 64, false, true), 42);
+                    case "synthetic16" -> TestLlamaWeights.random(TestLlamaWeights.config(64, 96, 4, 4, 2, 97, 64, false, true), 43);
+                    default -> throw new IllegalArgumentException(n);
+                };
+            } catch (Exception e) {
+                throw new IllegalStateException("reading " + n, e);
+            }
+        });
     }
 
-    private void check(String model, LlamaWeights w, GraphFlavour flavour) throws Exception {
-        String name = model + "/" + flavour.cliName();
-        int L = w.config.layers();
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, model.hashCode());
-        ReferenceLlama ref = new ReferenceLlama(w);
-        Path base = tmp.resolve(model + "-" + flavour.cliName() + ".onnx");
-        OnnxModelIO.save(flavour.export(w, ExportDtype.FLOAT, null), null, base, false);
-
-        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1, L))) {
-            Set<Integer> dropped = new TreeSet<>(LayerSelection.fromLayer(k, L).layers());
-            compare(name + " drop k=" + k, rewrite(base, (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromLayer(k, L))),
-                    ref.logitsAllPositions(tokens, new Manipulation.Drop(dropped)), tokens);
-            if (flavour != GraphFlavour.UNFUSED) {
-                continue;
-            }
-            float[][] frozen = ref.logitsAllPositions(tokens, new Manipulation.Freeze(k));
-            compare(name + " freeze k=" + k, rewrite(base, (g, l) -> new PaperFreezeEvaluationPass().apply(g, l, LayerSelection.fromLayer(k, L))),
-                    frozen, tokens);
-            Path sliced = rewrite(base, (g, l) -> new PaperFreezeDeployablePass().apply(g, l, LayerSelection.fromLayer(k, L)));
-            if (k < L) {
-                compareLastPosition(name + " freeze-prefill k=" + k, sliced, frozen, tokens);
-            } else {
-                compare(name + " freeze-prefill k=" + k, sliced, frozen, tokens); // nothing to freeze: unchanged graph
-            }
-        }
-        // calibrated drop: full-rank maps at every k, a rank-3 map on a non-contiguous set
-        for (int k : new TreeSet<>(List.of(0, 1, L / 2, L - 1))) {
-            LayerSelection selection = LayerSelection.fromLayer(k, L);
-            Map<Integer, AffineMap> maps = randomMaps(selection.layers(), w.config.dim(), 0, k);
-            compare(name + " compensated k=" + k, rewrite(base, (g, l) -> new CompensatedDropPass(maps, 128).apply(g, l, selection)),
-                    ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(maps)), tokens);
-        }
-        LayerSelection someLayers = LayerSelection.fromList("0," + (L - 2), L);
-        Map<Integer, AffineMap> lowRank = randomMaps(someLayers.layers(), w.config.dim(), 3, 99);
-        compare(name + " compensated-rank3 0," + (L - 2),
-                rewrite(base, (g, l) -> new CompensatedDropPass(lowRank, 128).apply(g, l, someLayers)),
-                ref.logitsAllPositions(tokens, new Manipulation.CompensatedDrop(lowRank)), tokens);
-        // a non-contiguous set, as --drop-attn-layers and the probe's recommendation produce
-        String list = "1," + (L - 2);
-        compare(name + " drop-list " + list, rewrite(base, (g, l) -> new DropAttentionPass(128).apply(g, l, LayerSelection.fromList(list, L))),
-                ref.logitsAllPositions(tokens, new Manipulation.Drop(Set.of(1, L - 2))), tokens);
-        int k = L / 2;
-        long seed = 7;
-        Map<String, Noise> noises = Map.of("gaussian", Noise.GAUSSIAN, "angle:30", Noise.angle(30), "shuffle", Noise.SHUFFLE);
-        for (var e : noises.entrySet()) {
-            Path graph = rewrite(base, (g, l) -> new RandomNoisePass(Noise.parse(e.getKey())).apply(g, l, LayerSelection.fromLayer(k, L)));
-            float[] expected = ref.logitsAllPositions(tokens, new Manipulation.Random(k, e.getValue(), seed))[SEQ - 1];
-            float[] actual = lastLogitsWithNoise(graph, tokens, w.config.dim(), e.getValue(), seed);
-            assertClose(name + " random " + e.getKey(), expected, actual);
-        }
+    private static ReferenceLlama reference(String name) {
+        LlamaWeights w = weights(name);
+        return REFERENCES.computeIfAbsent(name, n -> new ReferenceLlama(w));
     }
 
-    private Path rewrite(Path base, BiFunction<Graph, DecoderLayout, ChangeReport> pass) {
+    /** The tokens the model's drop, freeze, calibrated and random cases feed. */
+    private static int[] tokens(String model) {
+        return tokens(weights(model).config.vocabSize(), SEQ, model.hashCode());
+    }
+
+    /** The reference's logits at every position for the model, tokens from the seed and the manipulation, computed once. */
+    private static float[][] expected(String model, long tokenSeed, Manipulation m) {
+        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, tokenSeed);
+        return EXPECTED.computeIfAbsent(model + " " + tokenSeed + " " + m,
+                key -> reference(model).logitsAllPositions(tokens, m));
+    }
+
+    /** The model exported in the flavour, once for all cases. */
+    private static Path export(String model, GraphFlavour flavour) {
+        LlamaWeights w = weights(model);
+        return EXPORTS.computeIfAbsent(model + "-" + flavour.cliName(), key -> {
+            Path base = tmp.resolve(key + ".onnx");
+            OnnxModelIO.save(flavour.export(w, ExportDtype.FLOAT, null), null, base, false);
+            return base;
+        });
+    }
+
+    private static Path rewrite(Path base, BiFunction<Graph, DecoderLayout, ChangeReport> pass) {
         var loaded = OnnxModelIO.load(base);
         Graph g = loaded.graph();
         pass.apply(g, LayoutDiscovery.discover(g));
@@ -270,6 +498,7 @@ class RewriteMatchesReferenceTest {
      * on the way) and, when that is in place, also the growing cache.
      */
     private void compare(String what, Path graph, float[][] expected, int[] tokens) {
+        COMPARISONS.incrementAndGet();
         try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
             var out = s.run(new long[][] {longs(tokens, 0, tokens.length)}, new long[][] {ones(tokens.length)},
                     new long[][] {range(0, tokens.length)}, s.emptyCache(1));
@@ -298,6 +527,7 @@ class RewriteMatchesReferenceTest {
      * cache, and a prefill of half the sequence followed by token-by-token decoding.
      */
     private void compareLastPosition(String what, Path graph, float[][] expected, int[] tokens) {
+        COMPARISONS.incrementAndGet();
         try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
             for (int n : new int[] {1, 2, tokens.length / 2, tokens.length}) {
                 var out = s.run(new long[][] {longs(tokens, 0, n)}, new long[][] {ones(n)}, new long[][] {range(0, n)},
@@ -351,19 +581,18 @@ class RewriteMatchesReferenceTest {
     }
 
     /** Largest difference seen per model and mode, printed for the record. */
+    /** Graph-vs-reference comparisons run (compare, compareLastPosition, random), so that a refactoring can count them. */
+    private static final java.util.concurrent.atomic.AtomicInteger COMPARISONS = new java.util.concurrent.atomic.AtomicInteger();
     private static final Map<String, Float> WORST = new java.util.TreeMap<>();
 
     @org.junit.jupiter.api.AfterAll
     static void printWorst() {
+        System.out.println("graph-vs-reference comparisons run: " + COMPARISONS.get());
         WORST.forEach((k, v) -> System.out.printf("max |delta| %-22s %.2e%n", k, v));
     }
 
     private void assertClose(String what, float[] expected, float[] actual) {
-        float max = 0;
-        for (int i = 0; i < expected.length; i++) {
-            max = Math.max(max, Math.abs(expected[i] - actual[i]));
-        }
-        float m = max;
+        float m = Deltas.maxAbsDelta(expected, actual);
         String[] words = what.split(" ");
         WORST.merge(words[0] + " " + words[1], m, Math::max);
         assertTrue(m <= tolerance, () -> what + ": max |delta| = " + m);
