@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
+import static org.attnskip.TestTokens.tokens;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -101,13 +102,4 @@ class ExposeResidualStreamPassTest {
         }
     }
 
-    private static int[] tokens(int vocab, int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] t = new int[n];
-        t[0] = 1;
-        for (int i = 1; i < n; i++) {
-            t[i] = r.nextInt(3, vocab);
-        }
-        return t;
-    }
 }

@@ -31,6 +31,9 @@ import java.util.SplittableRandom;
 import java.util.TreeMap;
 import java.util.TreeSet;
 
+import static org.attnskip.TestTokens.tokens;
+import static org.attnskip.TestTokens.ones;
+import static org.attnskip.TestTokens.range;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -242,16 +245,6 @@ class GqaFreezeMatchesReferenceTest {
         assertTrue(m <= TOLERANCE, () -> what + ": max |delta| = " + m);
     }
 
-    private static int[] tokens(int vocab, int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] t = new int[n];
-        t[0] = 1;
-        for (int i = 1; i < n; i++) {
-            t[i] = r.nextInt(3, vocab);
-        }
-        return t;
-    }
-
     private static long[] longs(int[] a, int n) {
         long[] out = new long[n];
         for (int i = 0; i < n; i++) {
@@ -260,17 +253,4 @@ class GqaFreezeMatchesReferenceTest {
         return out;
     }
 
-    private static long[] ones(int n) {
-        long[] o = new long[n];
-        java.util.Arrays.fill(o, 1);
-        return o;
-    }
-
-    private static long[] range(int n) {
-        long[] o = new long[n];
-        for (int i = 0; i < n; i++) {
-            o[i] = i;
-        }
-        return o;
-    }
 }

@@ -39,6 +39,8 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
 
+import static org.attnskip.TestTokens.ones;
+import static org.attnskip.TestTokens.range;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -199,17 +201,4 @@ class QuantizedProjectionsTest {
         return Arrays.stream(a).asLongStream().toArray();
     }
 
-    private static long[] ones(int n) {
-        long[] o = new long[n];
-        Arrays.fill(o, 1);
-        return o;
-    }
-
-    private static long[] range(int n) {
-        long[] o = new long[n];
-        for (int i = 0; i < n; i++) {
-            o[i] = i;
-        }
-        return o;
-    }
 }

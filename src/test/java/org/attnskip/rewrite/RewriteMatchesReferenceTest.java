@@ -42,6 +42,8 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.BiFunction;
 
+import org.attnskip.TestTokens;
+import static org.attnskip.TestTokens.ones;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -321,8 +323,8 @@ class RewriteMatchesReferenceTest {
         Path base = Fixtures.model("ortgenai-llama-fp16/model.onnx");
         LlamaWeights w = mhaWeights();
         tolerance = FP16_TOLERANCE;
-        compare("mha unmodified", base, new ReferenceLlama(w).logitsAllPositions(tokens(w.config.vocabSize(), SEQ, 11)),
-                tokens(w.config.vocabSize(), SEQ, 11));
+        compare("mha unmodified", base, new ReferenceLlama(w).logitsAllPositions(TestTokens.tokens(w.config.vocabSize(), SEQ, 11)),
+                TestTokens.tokens(w.config.vocabSize(), SEQ, 11));
     }
 
     /**
@@ -337,7 +339,7 @@ class RewriteMatchesReferenceTest {
         int L = w.config.layers();
         assertEquals(MHA_LAYERS, L, "layers read from the graph");
         ReferenceLlama ref = new ReferenceLlama(w);
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, 11);
+        int[] tokens = TestTokens.tokens(w.config.vocabSize(), SEQ, 11);
         tolerance = FP16_TOLERANCE;
         String flavour = c.manipulation();
         int k = c.k();
@@ -362,7 +364,7 @@ class RewriteMatchesReferenceTest {
     void freezeOnMultiHeadAttentionGraphIsVisible(String flavour) {
         LlamaWeights w = mhaWeights();
         ReferenceLlama ref = new ReferenceLlama(w);
-        int[] tokens = tokens(w.config.vocabSize(), SEQ, 11);
+        int[] tokens = TestTokens.tokens(w.config.vocabSize(), SEQ, 11);
         FreezeKv kv = FreezeKv.parse(flavour);
         float[] normal = ref.logitsAllPositions(tokens)[SEQ - 1];
         float[] frozen = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
@@ -397,7 +399,7 @@ class RewriteMatchesReferenceTest {
         String flavour = c.manipulation();
         int k = c.k();
         int L = weights(model).config.layers();
-        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, 13);
+        int[] tokens = TestTokens.tokens(weights(model).config.vocabSize(), SEQ, 13);
         Path base = export(model, GraphFlavour.STATIC);
         FreezeKv kv = FreezeKv.parse(flavour);
         LayerSelection s = LayerSelection.fromLayer(k, L);
@@ -419,7 +421,7 @@ class RewriteMatchesReferenceTest {
     @CsvSource({"stories260K, paper", "stories260K, single-input", "synthetic, paper", "synthetic, single-input"})
     void freezeOnStaticCacheGraphIsVisible(String model, String flavour) throws Exception {
         FreezeKv kv = FreezeKv.parse(flavour);
-        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, 13);
+        int[] tokens = TestTokens.tokens(weights(model).config.vocabSize(), SEQ, 13);
         float effect = Deltas.maxAbsDelta(reference(model).logitsAllPositions(tokens)[SEQ - 1],
                 expected(model, 13, kv == FreezeKv.PAPER ? new Manipulation.Freeze(0)
                         : new Manipulation.SingleInputFreeze(0))[SEQ - 1]);
@@ -461,12 +463,12 @@ class RewriteMatchesReferenceTest {
 
     /** The tokens the model's drop, freeze, calibrated and random cases feed. */
     private static int[] tokens(String model) {
-        return tokens(weights(model).config.vocabSize(), SEQ, model.hashCode());
+        return TestTokens.tokens(weights(model).config.vocabSize(), SEQ, model.hashCode());
     }
 
     /** The reference's logits at every position for the model, tokens from the seed and the manipulation, computed once. */
     private static float[][] expected(String model, long tokenSeed, Manipulation m) {
-        int[] tokens = tokens(weights(model).config.vocabSize(), SEQ, tokenSeed);
+        int[] tokens = TestTokens.tokens(weights(model).config.vocabSize(), SEQ, tokenSeed);
         return EXPECTED.computeIfAbsent(model + " " + tokenSeed + " " + m,
                 key -> reference(model).logitsAllPositions(tokens, m));
     }
@@ -620,28 +622,12 @@ class RewriteMatchesReferenceTest {
         return v;
     }
 
-    private static int[] tokens(int vocab, int n, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] t = new int[n];
-        t[0] = 1;
-        for (int i = 1; i < n; i++) {
-            t[i] = r.nextInt(3, vocab);
-        }
-        return t;
-    }
-
     private static long[] longs(int[] a, int from, int to) {
         long[] out = new long[to - from];
         for (int i = from; i < to; i++) {
             out[i - from] = a[i];
         }
         return out;
-    }
-
-    private static long[] ones(int n) {
-        long[] o = new long[n];
-        java.util.Arrays.fill(o, 1);
-        return o;
     }
 
     private static long[] range(int from, int to) {
