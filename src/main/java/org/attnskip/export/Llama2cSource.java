@@ -136,25 +136,12 @@ final class Llama2cSource implements LlamaWeightSource {
     }
 
     /** Q8_0: the tensor's int8 values, then one fp32 scale per group of groupSize values; each value is q * scale. */
-    private final class Q80Rows implements WeightRows {
+    private final class Q80Rows extends ShapedRows {
         private final long position;
-        private final int rows;
-        private final int cols;
 
         Q80Rows(long position, int rows, int cols) {
+            super(rows, cols);
             this.position = position;
-            this.rows = rows;
-            this.cols = cols;
-        }
-
-        @Override
-        public int rows() {
-            return rows;
-        }
-
-        @Override
-        public int cols() {
-            return cols;
         }
 
         @Override

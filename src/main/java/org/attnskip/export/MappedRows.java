@@ -11,19 +11,16 @@ import java.util.function.IntUnaryOperator;
  * order maps each row asked for to the row stored (the rotary permutation of a Hugging Face q/k
  * projection).
  */
-final class MappedRows implements WeightRows {
+final class MappedRows extends ShapedRows {
     private final MappedWindow window;
     private final long begin;
-    private final int rows;
-    private final int cols;
     private final Safetensors.DType type;
     private final IntUnaryOperator storedRow;
 
     MappedRows(MappedWindow window, long begin, int rows, int cols, Safetensors.DType type, IntUnaryOperator storedRow) {
+        super(rows, cols);
         this.window = window;
         this.begin = begin;
-        this.rows = rows;
-        this.cols = cols;
         this.type = type;
         this.storedRow = storedRow;
     }
@@ -31,16 +28,6 @@ final class MappedRows implements WeightRows {
     /** The rows in stored order. */
     MappedRows(MappedWindow window, long begin, int rows, int cols, Safetensors.DType type) {
         this(window, begin, rows, cols, type, null);
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
     }
 
     @Override

@@ -100,10 +100,8 @@ public final class SyntheticWeights {
      * deviation r / sqrt(3), and each 64-bit draw gives two 32-bit uniforms on [-1, 1) (low half
      * first), halving the generator calls. Rows come in order, so a tensor is made block by block.
      */
-    private static final class Stream implements WeightRows {
+    private static final class Stream extends ShapedRows {
         private final SplittableRandom random;
-        private final int rows;
-        private final int cols;
         private final float mean;
         private final float scale;
         private long next;
@@ -111,21 +109,10 @@ public final class SyntheticWeights {
         private float high;
 
         Stream(SplittableRandom random, int rows, int cols, float mean, float std) {
+            super(rows, cols);
             this.random = random;
-            this.rows = rows;
-            this.cols = cols;
             this.mean = mean;
             this.scale = (float) (std * Math.sqrt(3) * 0x1p-31);
-        }
-
-        @Override
-        public int rows() {
-            return rows;
-        }
-
-        @Override
-        public int cols() {
-            return cols;
         }
 
         @Override

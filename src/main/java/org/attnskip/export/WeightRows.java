@@ -36,17 +36,7 @@ public interface WeightRows {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(rows + " x " + cols + " != " + values.length + " values");
         }
-        return new WeightRows() {
-            @Override
-            public int rows() {
-                return rows;
-            }
-
-            @Override
-            public int cols() {
-                return cols;
-            }
-
+        return new ShapedRows(rows, cols) {
             @Override
             public void read(int first, int count, float[] into, int at) {
                 System.arraycopy(values, first * cols, into, at, count * cols);
@@ -78,17 +68,7 @@ public interface WeightRows {
             rows = Math.addExact(rows, p.rows());
         }
         int total = rows;
-        return new WeightRows() {
-            @Override
-            public int rows() {
-                return total;
-            }
-
-            @Override
-            public int cols() {
-                return cols;
-            }
-
+        return new ShapedRows(total, cols) {
             @Override
             public void read(int first, int count, float[] into, int at) {
                 int row = first;
