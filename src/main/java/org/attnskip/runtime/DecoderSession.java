@@ -221,7 +221,7 @@ public final class DecoderSession implements AutoCloseable {
      * allows it, sized by the first run and reallocated (doubling) when a run needs more positions.
      */
     public KvCache emptyCache(int batch) {
-        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0, new InputScratch(3))
+        return inPlace ? KvCache.inPlace(Map.of(), Map.of(), List.of(), batch, 0, 0, new InputScratch())
                 : growingCache(batch);
     }
 

@@ -11,8 +11,9 @@ import java.nio.ByteOrder;
 final class InputScratch {
     private ByteBuffer[] buffers;
 
-    InputScratch(int inputs) {
-        buffers = new ByteBuffer[inputs];
+    /** Slots 0-2 hold ids, mask and positions, 3 the pinned logits; more grow on demand. */
+    InputScratch() {
+        buffers = new ByteBuffer[4];
     }
 
     /** A native-order buffer of exactly {@code bytes} for input {@code index}, grown (doubling) when too small. */

@@ -69,20 +69,52 @@ public final class KvCache implements AutoCloseable {
      */
     static KvCache allocateInPlace(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, int batch, long capacity,
                                    KvCache from) {
+        List<ByteBuffer> buffers = new ArrayList<>();
+        for (int i = 0; i < slots.size(); i++) {
+            DecoderSession.CacheSlot s = slots.get(i);
+            ByteBuffer data = ByteBuffer.allocateDirect(Math.toIntExact(batch * capacity * s.bytesPerPosition()))
+                    .order(ByteOrder.nativeOrder());
+            if (from != null && from.length() > 0) {
+                copyPositions(from.buffers().get(i), from.capacity(), data, capacity, from.length(), batch * s.heads(),
+                        s.bytesPerPosition() / s.heads());
+            }
+            buffers.add(data);
+        }
+        long length = 0;
+        InputScratch scratch = new InputScratch();
+        if (from != null) {
+            length = from.length();
+            scratch = from.scratch();
+        }
+        KvCache cache = bind(env, slots, buffers, batch, length, capacity, scratch);
+        if (from != null) {
+            from.close();
+        }
+        return cache;
+    }
+
+    /** A copy of an in-place cache in new buffers of the same capacity; the original is left as it was. */
+    static KvCache copyInPlace(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, KvCache from) {
+        List<ByteBuffer> buffers = new ArrayList<>();
+        for (ByteBuffer b : from.buffers()) {
+            ByteBuffer source = b.duplicate();
+            source.clear();
+            ByteBuffer data = ByteBuffer.allocateDirect(source.capacity()).order(ByteOrder.nativeOrder());
+            data.put(source).clear();
+            buffers.add(data);
+        }
+        return bind(env, slots, buffers, from.batch(), from.length(), from.capacity(), new InputScratch());
+    }
+
+    /** One tensor per slot over its buffer, bound both as the past input and as the present output. */
+    private static KvCache bind(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, List<ByteBuffer> buffers,
+                                int batch, long length, long capacity, InputScratch scratch) {
         Map<String, OnnxTensor> past = new LinkedHashMap<>();
         Map<String, OnnxTensor> present = new LinkedHashMap<>();
-        List<ByteBuffer> buffers = new ArrayList<>();
         try {
             for (int i = 0; i < slots.size(); i++) {
                 DecoderSession.CacheSlot s = slots.get(i);
-                ByteBuffer data = ByteBuffer.allocateDirect(Math.toIntExact(batch * capacity * s.bytesPerPosition()))
-                        .order(ByteOrder.nativeOrder());
-                if (from != null && from.length() > 0) {
-                    copyPositions(from.buffers().get(i), from.capacity(), data, capacity, from.length(), batch * s.heads(),
-                            s.bytesPerPosition() / s.heads());
-                }
-                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(batch, capacity), s.type());
-                buffers.add(data);
+                OnnxTensor t = OnnxTensor.createTensor(env, buffers.get(i), s.shape(batch, capacity), s.type());
                 past.put(s.past(), t);
                 present.put(s.present(), t);
             }
@@ -90,38 +122,7 @@ public final class KvCache implements AutoCloseable {
             past.values().forEach(OnnxTensor::close);
             throw new IllegalStateException("cannot create a KV cache: " + e.getMessage(), e);
         }
-        long length = 0;
-        InputScratch scratch = new InputScratch(3);
-        if (from != null) {
-            length = from.length();
-            scratch = from.scratch();
-            from.close();
-        }
         return inPlace(past, present, buffers, batch, length, capacity, scratch);
-    }
-
-    /** A copy of an in-place cache in new buffers of the same capacity; the original is left as it was. */
-    static KvCache copyInPlace(OrtEnvironment env, List<DecoderSession.CacheSlot> slots, KvCache from) {
-        Map<String, OnnxTensor> past = new LinkedHashMap<>();
-        Map<String, OnnxTensor> present = new LinkedHashMap<>();
-        List<ByteBuffer> buffers = new ArrayList<>();
-        try {
-            for (int i = 0; i < slots.size(); i++) {
-                DecoderSession.CacheSlot s = slots.get(i);
-                ByteBuffer source = from.buffers().get(i).duplicate();
-                source.clear();
-                ByteBuffer data = ByteBuffer.allocateDirect(source.capacity()).order(ByteOrder.nativeOrder());
-                data.put(source).clear();
-                OnnxTensor t = OnnxTensor.createTensor(env, data, s.shape(from.batch(), from.capacity()), s.type());
-                buffers.add(data);
-                past.put(s.past(), t);
-                present.put(s.present(), t);
-            }
-        } catch (OrtException e) {
-            past.values().forEach(OnnxTensor::close);
-            throw new IllegalStateException("cannot copy a KV cache: " + e.getMessage(), e);
-        }
-        return inPlace(past, present, buffers, from.batch(), from.length(), from.capacity(), new InputScratch(3));
     }
 
     /** Copies the first {@code length} positions of each [batch * heads] row from one capacity to another. */
