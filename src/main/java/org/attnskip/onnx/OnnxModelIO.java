@@ -74,6 +74,7 @@ public final class OnnxModelIO {
         if (!proto.hasGraph() || proto.getGraph().getNodeCount() == 0) {
             throw new BadInputException("not an ONNX model with a graph: " + file);
         }
+        proto = FunctionInliner.inline(proto); // discovery and every rewrite work on (and save) the flat graph
         LoadedModel model = new LoadedModel(proto, file, file.getParent());
         checkExternalData(model);
         InitializerSizes.check(model);
