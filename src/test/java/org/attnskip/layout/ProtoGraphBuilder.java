@@ -60,6 +60,10 @@ final class ProtoGraphBuilder {
         return initializer(Tensors.longVector(name, values));
     }
 
+    TensorProto initializerNamed(String name) {
+        return graph.getInitializerList().stream().filter(t -> t.getName().equals(name)).findFirst().orElseThrow();
+    }
+
     String initializer(TensorProto t) {
         graph.addInitializer(t);
         return t.getName();
@@ -104,6 +108,11 @@ final class ProtoGraphBuilder {
 
     void output(String name, TensorProto.DataType type, Object... dims) {
         graph.addOutput(valueInfo(name, type, dims));
+    }
+
+    /** An output declared as given (say, with no shape). */
+    void rawOutput(ValueInfoProto v) {
+        graph.addOutput(v);
     }
 
     private static ValueInfoProto valueInfo(String name, TensorProto.DataType type, Object... dims) {
