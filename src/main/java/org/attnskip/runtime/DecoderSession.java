@@ -83,11 +83,12 @@ public final class DecoderSession implements AutoCloseable {
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
             // Rows of different lengths share a run through padding: GroupQueryAttention (whose caches
             // are the in-place kind) takes each row's length from the mask (seqlens_k) and its past from
-            // position 0, so rows are padded on the right; other attention needs left padding hidden by
-            // the mask, and explicit positions. A fixed batch dimension fits one row count only; KvBatch
+            // position 0, and a static cache gets each row's length from the mask as write_indices and
+            // nonpad_kv_seqlen, so rows are padded on the right; other attention needs left padding hidden
+            // by the mask, and explicit positions. A fixed batch dimension fits one row count only; KvBatch
             // lays out [batch, heads, past, head_dim] rows, so stacked caches decode alone.
             padding = inPlace ? KvBatch.Padding.RIGHT : KvBatch.Padding.LEFT;
-            batchable = tokens.openBatch() && tokens.hasMask()
+            batchable = tokens.openBatch() && (tokens.hasMask() || (staticFeeds != null && staticFeeds.readsRowLengths()))
                     && (padding == KvBatch.Padding.RIGHT || tokens.hasPositions())
                     && slots.stream().noneMatch(CacheSlot::stacked);
             logits = new LogitsOutput(io.logits(), tensorInfo(outputs.get(io.logits())));
@@ -171,7 +172,7 @@ public final class DecoderSession implements AutoCloseable {
 
     /**
      * Whether sequences of different lengths can share a run: the batch dimension is open and the
-     * graph takes attention_mask (and position_ids, for left padding). Whether the graph honours
+     * graph takes attention_mask (and position_ids, for left padding), or a static cache's nonpad_kv_seqlen. Whether the graph honours
      * the padding is another matter: see {@link KvBatch#disagreementWithDecodingAlone}.
      */
     public boolean acceptsBatches() {
@@ -275,8 +276,9 @@ public final class DecoderSession implements AutoCloseable {
             throw new IllegalArgumentException("attention_mask length " + attentionMask[0].length
                     + " != past " + cache.length() + " + seq " + seq);
         }
+        long[] cached = staticFeeds == null ? null : StaticCacheFeeds.cachedPerRow(attentionMask, seq);
         return run(inputIds.length, seq, cache, extraInputs,
-                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), inputIds);
+                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), inputIds, cached);
     }
 
     /**
@@ -292,7 +294,7 @@ public final class DecoderSession implements AutoCloseable {
     public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs) {
         long past = cache.length();
         return run(1, next.length, cache, extraInputs, (feed, scratch) -> tokens.putAppended(feed, next, past, scratch),
-                new long[][] {java.util.Arrays.stream(next).asLongStream().toArray()});
+                new long[][] {java.util.Arrays.stream(next).asLongStream().toArray()}, new long[] {past});
     }
 
     /** Puts a run's token-side inputs into the feed and returns the tensors it made. */
@@ -300,8 +302,9 @@ public final class DecoderSession implements AutoCloseable {
         List<OnnxTensor> put(Map<String, OnnxTensor> feed, InputScratch scratch) throws OrtException;
     }
 
+    /** @param cached each row's positions already in a static cache (where the run writes), else unused */
     private Output run(int batch, int seq, KvCache cache, Map<String, OnnxTensor> extraInputs, Feeding feeding,
-                       long[][] inputIds) {
+                       long[][] inputIds, long[] cached) {
         if (cache.batch() != batch) {
             throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
         }
@@ -319,7 +322,7 @@ public final class DecoderSession implements AutoCloseable {
             InputScratch scratch = cache.scratch();
             made = new ArrayList<>(feeding.put(feed, scratch));
             if (staticFeeds != null) {
-                made.addAll(staticFeeds.put(feed, batch, cache.length(), seq));
+                made.addAll(staticFeeds.put(feed, cached, seq));
             }
             // A decode step: the attention writes the new position into the bound buffers and the
             // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap

@@ -29,7 +29,8 @@ public final class KvBatch implements AutoCloseable {
          * After the row's positions: the mask is 1 over the row's own positions only, so that the
          * graph's seqlens_k (sum of the mask - 1) is each row's length and total_sequence_length the
          * batch's width, as ONNX Runtime GenAI batches GroupQueryAttention, which reads each row's
-         * past from position 0 and writes its new position right after it.
+         * past from position 0 and writes its new position right after it. A static cache (opset 24)
+         * reads the same count per row as its write_indices and, one more, nonpad_kv_seqlen.
          */
         RIGHT
     }

@@ -10,7 +10,6 @@ import org.attnskip.layout.StaticCache;
 import org.attnskip.onnx.BadInputException;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -58,26 +57,62 @@ final class StaticCacheFeeds {
         return t.type;
     }
 
-    /** Puts both inputs for a run of {@code seq} positions after {@code past} cached ones; returns the tensors made. */
-    List<OnnxTensor> put(Map<String, OnnxTensor> feed, int batch, long past, int seq) throws OrtException {
+    /**
+     * Whether the attention reads only each row's own positions ({@code nonpad_kv_seqlen}), so that
+     * rows of different lengths can share a run padded on the right.
+     */
+    boolean readsRowLengths() {
+        return nonpadKvSeqlen != null;
+    }
+
+    /**
+     * Each row's cached positions as a right-padded mask [batch][past+seq] gives them: its ones
+     * count its cached and new positions, wherever the padding sits (GroupQueryAttention's reading,
+     * seqlens_k = ones - 1, which {@link KvBatch.Padding#RIGHT} feeds). A row without padding counts past.
+     */
+    static long[] cachedPerRow(long[][] attentionMask, int seq) {
+        long[] cached = new long[attentionMask.length];
+        for (int b = 0; b < cached.length; b++) {
+            long ones = 0;
+            for (long m : attentionMask[b]) {
+                ones += m != 0 ? 1 : 0;
+            }
+            if (ones < seq) {
+                throw new IllegalArgumentException("row " + b + " of the attention mask has " + ones
+                        + " ones for " + seq + " new positions");
+            }
+            cached[b] = ones - seq;
+        }
+        return cached;
+    }
+
+    /**
+     * Puts both inputs for a run of {@code seq} positions after each row's {@code cached} ones
+     * (write_indices, and nonpad_kv_seqlen = cached + seq); returns the tensors made.
+     */
+    List<OnnxTensor> put(Map<String, OnnxTensor> feed, long[] cached, int seq) throws OrtException {
         List<OnnxTensor> made = new ArrayList<>(2);
-        made.add(tensor(writeType, batch, past));
+        made.add(tensor(writeType, cached, 0));
         feed.put(writeIndices, made.get(0));
         if (nonpadKvSeqlen != null) {
-            made.add(tensor(nonpadType, batch, past + seq));
+            made.add(tensor(nonpadType, cached, seq));
             feed.put(nonpadKvSeqlen, made.get(1));
         }
         return made;
     }
 
-    private OnnxTensor tensor(OnnxJavaType type, int batch, long value) throws OrtException {
+    private OnnxTensor tensor(OnnxJavaType type, long[] cached, int plus) throws OrtException {
         if (type == OnnxJavaType.INT32) {
-            int[] v = new int[batch];
-            Arrays.fill(v, Math.toIntExact(value));
+            int[] v = new int[cached.length];
+            for (int b = 0; b < v.length; b++) {
+                v[b] = Math.toIntExact(cached[b] + plus);
+            }
             return OnnxTensor.createTensor(env, v);
         }
-        long[] v = new long[batch];
-        Arrays.fill(v, value);
+        long[] v = new long[cached.length];
+        for (int b = 0; b < v.length; b++) {
+            v[b] = cached[b] + plus;
+        }
         return OnnxTensor.createTensor(env, v);
     }
 }

@@ -4,6 +4,7 @@ import org.attnskip.export.ExportDtype;
 import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.StaticCacheLlamaExporter;
 import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.layout.ThirdPartyGraphs;
 import org.attnskip.onnx.OnnxModelIO;
@@ -61,6 +62,38 @@ class KvBatchTest {
         assertTrue(worstDelta(rotaryInside, KvBatch.Padding.RIGHT) <= 1e-4);
         assertTrue(worstDelta(export(FusedLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT16), "fused-fp16"),
                 KvBatch.Padding.RIGHT) <= 2e-2);
+    }
+
+    /**
+     * Static-cache rows (opset 24) share runs padded on the right: each row writes its new K/V at its
+     * own write_indices into the shared fixed buffers and its attention reads its own nonpad_kv_seqlen.
+     */
+    @Test
+    void staticCacheRowsMatchDecodingAloneWithRightPadding() {
+        assertTrue(worstDelta(export(StaticCacheLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT), "static"),
+                KvBatch.Padding.RIGHT) <= 1e-4);
+        assertTrue(worstDelta(export(StaticCacheLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT16), "static-fp16"),
+                KvBatch.Padding.RIGHT) <= 2e-2);
+    }
+
+    /**
+     * The start-up check passes a static-cache graph padded on the right, and refuses left padding:
+     * that lays the rows in a growing cache only as wide as the longest row, with no room at the
+     * write_indices of the new position, so the shared run fails (and the server decodes alone).
+     */
+    @Test
+    void theSelfCheckPassesAStaticCacheGraphOnlyWithRightPadding() {
+        Path file = export(StaticCacheLlamaExporter.export(WEIGHTS, ExportDtype.FLOAT), "static-check");
+        try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
+            assertTrue(s.acceptsBatches());
+            assertEquals(KvBatch.Padding.RIGHT, s.batchPadding());
+            double right = KvBatch.disagreementWithDecodingAlone(s);
+            System.out.printf("KvBatch self-check on the static-cache graph, right padding: %.2e%n", right);
+            assertTrue(right < 1e-5, "right padding: " + right);
+            RuntimeException left = assertThrows(RuntimeException.class,
+                    () -> KvBatch.disagreementWithDecodingAlone(s, KvBatch.Padding.LEFT));
+            assertTrue(left.getMessage().contains("TensorScatter"), left.getMessage());
+        }
     }
 
     private Path export(ai.onnx.proto.OnnxMl.ModelProto model, String name) {

@@ -9,7 +9,8 @@ import org.attnskip.runtime.Generator;
 import org.attnskip.runtime.KvBatch;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.net.URI;
@@ -27,21 +28,24 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A GroupQueryAttention graph ('export --graph fused' of stories260K) served with shared decode
- * steps: rows padded on the right, each row's length reaching the attention as seqlens_k. 32
- * concurrent greedy requests of different prompt and completion lengths, at most 8 per step, each
- * get exactly the text the model generates for that request alone.
+ * Graphs whose attention takes every row's past from position 0, served with shared decode steps:
+ * rows padded on the right, each row's length reaching the attention as seqlens_k (a
+ * GroupQueryAttention graph, 'export --graph fused') or as write_indices and nonpad_kv_seqlen (the
+ * opset-24 static cache, 'export --graph static'). 32 concurrent greedy requests of different
+ * prompt and completion lengths, at most 8 per step, each get exactly the text the model generates
+ * for that request alone.
  */
-class GqaSharedDecodeTest {
+class SharedDecodeTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
     @TempDir
     Path tmp;
 
-    @Test
-    void thirtyTwoConcurrentRequestsOnAGqaGraphEachGetTheirOwnText() throws Exception {
-        Path dir = StoriesExport.export(tmp, "fused", "--graph", "fused");
+    @ParameterizedTest(name = "--graph {0}")
+    @ValueSource(strings = {"fused", "static"})
+    void thirtyTwoConcurrentRequestsEachGetTheirOwnText(String graph) throws Exception {
+        Path dir = StoriesExport.export(tmp, graph, "--graph", graph);
         List<String> prompts = CompletionServerTest.thirtyTwoPrompts();
         List<String> expected = aloneTexts(dir, prompts);
         assertEquals(32, expected.stream().distinct().count(), "the prompts should lead to distinct texts");
@@ -66,7 +70,7 @@ class GqaSharedDecodeTest {
                         "prompt " + prompts.get(i));
             }
             Histogram rows = server.metrics().decodeBatchSize;
-            System.out.printf("GQA graph, 32 requests: %d shared decode steps, %.2f requests per step on average%n",
+            System.out.printf("--graph " + graph + ", 32 requests: %d shared decode steps, %.2f requests per step on average%n",
                     rows.count(), rows.sum() / rows.count());
             assertTrue(rows.sum() > 2 * rows.count(), "8 workers on 32 requests: most decode steps were shared");
         }
