@@ -6,6 +6,8 @@ import ai.onnx.proto.OnnxMl.NodeProto;
 import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ExternalData;
+import org.attnskip.onnx.ExternalDataWriter;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.onnx.Tensors;
@@ -83,6 +85,41 @@ public final class ExportedWeights {
         LlamaWeights weights = reader.weights(manifest.config());
         reader.requireSameGraph(LlamaOnnxExporter.export(weights, dtype));
         return weights;
+    }
+
+    /**
+     * The weights where they lie, memory-mapped a window at a time ({@link ExportedWeightSource}):
+     * the Java heap holds a few row blocks whatever the model's size. The graph is checked against
+     * what the exporter writes for the manifest, as {@link #read} does, on its structure (nodes,
+     * inputs, outputs, every initializer's name, type and dims) and the values of its constants; the
+     * weights' values are the file's own. Close the source when done.
+     */
+    public static LlamaWeightSource open(ModelDirectory dir) {
+        ModelManifest manifest = dir.manifest();
+        ExportDtype dtype = ExportDtype.parse(manifest.dtype() == null ? ExportDtype.FLOAT.cliName() : manifest.dtype());
+        LoadedModel model = OnnxModelIO.load(dir.modelFile());
+        ExportedWeights reader = new ExportedWeights(model);
+        if (dtype.weightBits() > 0) {
+            throw reader.refusal("its projections are " + dtype.cliName() + " MatMulNBits; the reference implementation "
+                    + "reads fp32 and fp16 exports");
+        }
+        boolean fused = GraphFlavour.FUSED.cliName().equals(manifest.graph());
+        ExportedWeightSource source = new ExportedWeightSource(model, manifest.config(), fused);
+        try {
+            // large tensors are only laid out, never read: the comparison costs the graph, not the weights
+            ExternalDataWriter layout = ExternalDataWriter.layoutOnly(ModelDirectory.MODEL_FILE + ".data");
+            ModelProto exported;
+            try {
+                exported = fused ? FusedLlamaExporter.export(source, dtype, layout) : LlamaOnnxExporter.export(source, dtype, layout);
+            } catch (NotExporterGraph e) {
+                throw reader.refusal(e.getMessage());
+            }
+            reader.requireSameStructure(exported);
+            return source;
+        } catch (RuntimeException e) {
+            source.close();
+            throw e;
+        }
     }
 
     /** The inverse of {@link FusedLlamaExporter}: the packed q|k|v projection is split back into its row blocks. */
@@ -183,6 +220,38 @@ public final class ExportedWeights {
         }
         if (difference == null) {
             difference = firstInitializerDifference(want.getInitializerList());
+        }
+        if (difference != null) {
+            throw refusal(difference);
+        }
+    }
+
+    /**
+     * As {@link #requireSameGraph}, for a graph built with its weights laid out but not written:
+     * values are compared for the initializers it holds inline (constants, small tensors).
+     */
+    private void requireSameStructure(ModelProto exported) {
+        GraphProto have = model.proto().getGraph();
+        GraphProto want = exported.getGraph();
+        String difference = firstNodeDifference(have.getNodeList(), want.getNodeList());
+        if (difference == null && !have.getInputList().equals(want.getInputList())) {
+            difference = "its inputs differ";
+        }
+        if (difference == null && !have.getOutputList().equals(want.getOutputList())) {
+            difference = "its outputs differ";
+        }
+        if (difference == null && initializers.size() != want.getInitializerCount()) {
+            difference = "it has " + initializers.size() + " initializers, the exporter's graph " + want.getInitializerCount();
+        }
+        for (int i = 0; difference == null && i < want.getInitializerCount(); i++) {
+            TensorProto w = want.getInitializer(i);
+            TensorProto h = initializers.get(w.getName());
+            if (h == null) {
+                difference = "initializer '" + w.getName() + "' is missing";
+            } else if (h.getDataType() != w.getDataType() || !h.getDimsList().equals(w.getDimsList())
+                    || (!ExternalData.isExternal(w) && !sameValues(h, model.baseDir(), w))) {
+                difference = "initializer '" + w.getName() + "' differs";
+            }
         }
         if (difference != null) {
             throw refusal(difference);

@@ -16,6 +16,15 @@ public interface LlamaWeightSource extends AutoCloseable {
      */
     WeightRows weight(WeightPart part, int layer);
 
+    /**
+     * A matrix part (the projections, the classifier) as the source holds it when that is MatMul's
+     * [in][out], the transpose of {@link #weight}; null when the source holds it [out][in]. A reader
+     * that multiplies a row block at a time (the reference implementation) uses either as it lies.
+     */
+    default WeightRows storedTransposed(WeightPart part, int layer) {
+        return null;
+    }
+
     /** True when the classifier is the token embedding, so a builder stores it once. */
     boolean classifierIsEmbedding();
 

@@ -26,6 +26,7 @@ public final class ExternalDataWriter implements Closeable {
         void written(String tensorName, long tensorBytes, long fileBytes);
     }
 
+    /** Null for {@link #layoutOnly}. */
     private final FileChannel channel;
     private final String location;
     private final Listener listener;
@@ -40,6 +41,21 @@ public final class ExternalDataWriter implements Closeable {
                 StandardOpenOption.TRUNCATE_EXISTING);
         this.location = location;
         this.listener = listener;
+    }
+
+    private ExternalDataWriter(String location) {
+        this.channel = null;
+        this.location = location;
+        this.listener = null;
+    }
+
+    /**
+     * A writer that lays streamed tensors out (offsets and references, as a real one would) without
+     * making or writing their bytes, and keeps tensors handed over whole inline: it builds a graph
+     * whose structure and small constants can be compared with a model on disk, for nothing.
+     */
+    public static ExternalDataWriter layoutOnly(String location) {
+        return new ExternalDataWriter(location);
     }
 
     /** Where a tensor's bytes go, piece by piece, in order. */
@@ -62,7 +78,7 @@ public final class ExternalDataWriter implements Closeable {
         if (ExternalData.isExternal(tensor)) {
             throw new IllegalArgumentException("tensor '" + tensor.getName() + "' is external; use copy()");
         }
-        if (tensor.getRawData().size() < OnnxModelIO.EXTERNAL_TENSOR_MIN_BYTES) {
+        if (channel == null || tensor.getRawData().size() < OnnxModelIO.EXTERNAL_TENSOR_MIN_BYTES) {
             return tensor;
         }
         ByteBuffer bytes = tensor.getRawData().asReadOnlyByteBuffer();
@@ -75,6 +91,9 @@ public final class ExternalDataWriter implements Closeable {
      */
     public TensorProto add(TensorProto header, long length, TensorBytes bytes) {
         long offset = align();
+        if (channel == null) {
+            return referTo(header, offset, length);
+        }
         long[] pos = {offset};
         bytes.writeTo(piece -> {
             try {
@@ -100,6 +119,9 @@ public final class ExternalDataWriter implements Closeable {
 
     /** An external tensor of another model, its bytes copied file to file without passing through the heap. */
     public TensorProto copy(TensorProto tensor, Path sourceBaseDir) {
+        if (channel == null) {
+            throw new IllegalStateException("a layout-only writer copies nothing");
+        }
         ExternalData ext = ExternalData.of(tensor);
         Path source = sourceBaseDir.resolve(ext.location()).normalize();
         long offset = align();
@@ -126,12 +148,16 @@ public final class ExternalDataWriter implements Closeable {
 
     /** Flushes the data to the disk; a model is renamed into place only after this. */
     public void force() throws IOException {
-        channel.force(true);
+        if (channel != null) {
+            channel.force(true);
+        }
     }
 
     @Override
     public void close() throws IOException {
-        channel.close();
+        if (channel != null) {
+            channel.close();
+        }
     }
 
     private long align() {

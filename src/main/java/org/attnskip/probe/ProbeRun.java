@@ -1,5 +1,6 @@
 package org.attnskip.probe;
 
+import ai.onnx.proto.OnnxMl.ModelProto;
 import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
 import org.attnskip.eval.Bootstrap;
 import org.attnskip.eval.Progress;
@@ -7,11 +8,12 @@ import org.attnskip.export.ExportDtype;
 import org.attnskip.export.ExportedWeights;
 import org.attnskip.export.Llama2cCheckpoint;
 import org.attnskip.export.LlamaOnnxExporter;
-import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.eval.DropCompensation;
 import org.attnskip.export.ModelDirectory;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.BadInputException;
+import org.attnskip.onnx.ExternalDataWriter;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
@@ -60,30 +62,40 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
     /** The measured parts of the report and its notes; {@code config} is the caller's. */
     public ProbeReport run(Path work, Map<String, Object> config) throws java.io.IOException {
         List<String> notes = new ArrayList<>();
-        LlamaWeights weights = null;
-        Path onnx;
-        Tokenizer tokenizer;
-        if (model.toString().endsWith(".bin") && Files.isRegularFile(model)) {
-            weights = Llama2cCheckpoint.read(model);
-            onnx = work.resolve("model.onnx");
-            OnnxModelIO.save(LlamaOnnxExporter.export(weights, ExportDtype.FLOAT), null, onnx, false);
-            tokenizer = TokenizerFiles.open(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), null,
-                    weights.config.vocabSize());
-        } else {
-            onnx = OnnxModelIO.resolveModelFile(model);
-            Path tok = tokenizerFile;
-            if (tok == null && ModelDirectory.isModelDirectory(model)) {
-                tok = ModelDirectory.read(model).tokenizerFile();
+        // the weights stay where they lie (memory-mapped) and are read a row block at a time
+        LlamaWeightSource weights = null;
+        try {
+            Path onnx;
+            Tokenizer tokenizer;
+            if (model.toString().endsWith(".bin") && Files.isRegularFile(model)) {
+                weights = Llama2cCheckpoint.open(model);
+                onnx = exportCheckpoint(weights, work);
+                tokenizer = TokenizerFiles.open(tokenizerFile != null ? tokenizerFile : siblingTokenizer(model), null,
+                        weights.config().vocabSize());
+            } else {
+                onnx = OnnxModelIO.resolveModelFile(model);
+                Path tok = tokenizerFile;
+                if (tok == null && ModelDirectory.isModelDirectory(model)) {
+                    tok = ModelDirectory.read(model).tokenizerFile();
+                }
+                if (tok == null) {
+                    throw new BadInputException("probe needs the model's tokenizer: pass --tokenizer (llama2.c .bin or tokenizer.json)");
+                }
+                tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
+                if (experiments.contains("switch")) {
+                    weights = exportedWeights(notes);
+                }
             }
-            if (tok == null) {
-                throw new BadInputException("probe needs the model's tokenizer: pass --tokenizer (llama2.c .bin or tokenizer.json)");
-            }
-            tokenizer = TokenizerFiles.open(tok, null, -1); // the file name tells the kind, as in eval
-            if (experiments.contains("switch")) {
-                weights = exportedWeights(notes);
+            return run(work, config, notes, weights, onnx, tokenizer);
+        } finally {
+            if (weights != null) {
+                weights.close();
             }
         }
+    }
 
+    private ProbeReport run(Path work, Map<String, Object> config, List<String> notes, LlamaWeightSource weights, Path onnx,
+                            Tokenizer tokenizer) {
         List<SingleLayerImportance.Layer> importance = null;
         List<RepresentationProbe.LayerMetrics> representations = null;
         if (experiments.contains("importance") || experiments.contains("representations")) {
@@ -147,9 +159,9 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
     }
 
     /** The positions calibration sequences are cut to: the checkpoint's or the exported directory's. */
-    private int maxPositions(LlamaWeights weights) {
+    private int maxPositions(LlamaWeightSource weights) {
         if (weights != null) {
-            return weights.config.seqLen();
+            return weights.config().seqLen();
         }
         return ModelDirectory.isModelDirectory(model) ? ModelDirectory.read(model).manifest().architecture().maxPositions()
                 : Integer.MAX_VALUE;
@@ -182,8 +194,25 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
         return exposedFile;
     }
 
-    /** The switch runs on the reference implementation: it gets the weights back from a directory export wrote. */
-    private LlamaWeights exportedWeights(List<String> notes) {
+    /**
+     * A llama2.c checkpoint as an ONNX graph in the work directory, its weights streamed to an
+     * external data file a row block at a time.
+     */
+    private static Path exportCheckpoint(LlamaWeightSource weights, Path work) throws java.io.IOException {
+        Path onnx = work.resolve("model.onnx");
+        String data = "model.onnx.data";
+        ModelProto proto;
+        try (ExternalDataWriter external = new ExternalDataWriter(work.resolve(data), data, null)) {
+            proto = LlamaOnnxExporter.export(weights, ExportDtype.FLOAT, external);
+        }
+        try (var out = Files.newOutputStream(onnx)) {
+            proto.writeTo(out);
+        }
+        return onnx;
+    }
+
+    /** The switch runs on the reference implementation: it reads the weights of a directory export wrote where they lie. */
+    private LlamaWeightSource exportedWeights(List<String> notes) {
         if (!ModelDirectory.isModelDirectory(model)) {
             notes.add("switch experiment skipped: it runs the reference implementation, which needs a llama2.c "
                     + "checkpoint or a model directory written by attnskip export");
@@ -191,12 +220,12 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
         }
         try {
             ModelDirectory dir = ModelDirectory.read(model);
-            LlamaWeights read = ExportedWeights.read(dir);
+            LlamaWeightSource read = ExportedWeights.open(dir);
             if (ExportDtype.FLOAT16.cliName().equals(dir.manifest().dtype())) {
                 notes.add("switch experiment: the reference implementation runs in fp32 on the directory's fp16 weights");
             }
             return read;
-        } catch (ExportedWeights.NotExporterGraph | ExportedWeights.TooLargeForHeap e) {
+        } catch (ExportedWeights.NotExporterGraph e) {
             notes.add("switch experiment skipped: " + e.getMessage());
             return null;
         }

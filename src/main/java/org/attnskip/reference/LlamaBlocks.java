@@ -1,7 +1,9 @@
 package org.attnskip.reference;
 
 import org.attnskip.export.LlamaConfig;
+import org.attnskip.export.LlamaWeightSource;
 import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.WeightPart;
 
 import java.util.Arrays;
 
@@ -12,7 +14,6 @@ import java.util.Arrays;
  * decodes with them; {@link ManipulatedPasses} rearranges them into the manipulations.
  */
 final class LlamaBlocks {
-    final LlamaWeights weights;
     final LlamaConfig config;
     final int dim;
     final int kvDim;
@@ -20,16 +21,58 @@ final class LlamaBlocks {
     final int hiddenDim;
     final int layerCount;
     private final float[] inverseFrequencies;
+    private final LlamaWeightSource source;
+    /** The embedding when it is in memory; else rows are read from the source. */
+    private final float[] embedding;
+    private final Layer[] layers;
+    private final float[] finalNorm;
+    private final Projection classifier;
 
-    LlamaBlocks(LlamaWeights weights) {
-        this.weights = weights;
-        this.config = weights.config;
+    /** One block's weights: the norms in memory, the projections wherever the source holds them. */
+    private record Layer(float[] attnNorm, Projection wq, Projection wk, Projection wv, Projection wo,
+                         float[] ffnNorm, Projection w1, Projection w2, Projection w3) {
+    }
+
+    /**
+     * Over any source whose tensors can be read again, rows in any order ({@link LlamaWeights},
+     * checkpoint files, exported directories): only the norms and biases are copied out of it.
+     */
+    LlamaBlocks(LlamaWeightSource weights) {
+        this.source = weights;
+        this.config = weights.config();
         this.dim = config.dim();
         this.kvDim = config.kvDim();
         this.headSize = config.headDim();
         this.hiddenDim = config.hiddenDim();
         this.layerCount = config.layers();
         this.inverseFrequencies = ropeInverseFrequencies(config);
+        this.embedding = weights instanceof LlamaWeights w ? w.tokenEmbedding : null;
+        Projection.Scratch scratch = new Projection.Scratch();
+        boolean bias = config.qkvBias();
+        this.layers = new Layer[layerCount];
+        for (int l = 0; l < layerCount; l++) {
+            layers[l] = new Layer(vector(WeightPart.ATTN_NORM, l),
+                    Projection.of(weights, WeightPart.WQ, l, bias ? vector(WeightPart.BQ, l) : null, scratch),
+                    Projection.of(weights, WeightPart.WK, l, bias ? vector(WeightPart.BK, l) : null, scratch),
+                    Projection.of(weights, WeightPart.WV, l, bias ? vector(WeightPart.BV, l) : null, scratch),
+                    Projection.of(weights, WeightPart.WO, l, null, scratch),
+                    vector(WeightPart.FFN_NORM, l),
+                    Projection.of(weights, WeightPart.W1, l, null, scratch),
+                    Projection.of(weights, WeightPart.W2, l, null, scratch),
+                    Projection.of(weights, WeightPart.W3, l, null, scratch));
+        }
+        this.finalNorm = vector(WeightPart.FINAL_NORM, 0);
+        this.classifier = Projection.of(weights, weights.classifierIsEmbedding() ? WeightPart.EMBEDDING : WeightPart.CLASSIFIER,
+                0, null, scratch);
+    }
+
+    private float[] vector(WeightPart part, int layer) {
+        return source.weight(part, layer).readAll();
+    }
+
+    /** The attention norm's weight of a layer. */
+    float[] attnNorm(int layer) {
+        return layers[layer].attnNorm();
     }
 
     /** An empty cache for every layer with room for {@code positions}. */
@@ -42,7 +85,12 @@ final class LlamaBlocks {
         if (token < 0 || token >= config.vocabSize()) {
             throw new IllegalArgumentException("token id " + token + " is outside the vocabulary 0.." + (config.vocabSize() - 1));
         }
-        return Arrays.copyOfRange(weights.tokenEmbedding, token * dim, (token + 1) * dim);
+        if (embedding != null) {
+            return Arrays.copyOfRange(embedding, token * dim, (token + 1) * dim);
+        }
+        float[] row = new float[dim];
+        source.weight(WeightPart.EMBEDDING, 0).read(token, 1, row, 0);
+        return row;
     }
 
     /**
@@ -55,13 +103,50 @@ final class LlamaBlocks {
 
     /** As above, with this position's K/V computed from kvSource (the same state as x but for single-input freeze). */
     void attention(int layer, float[] x, float[] kvSource, int pos, KvRows kv) {
-        LlamaWeights.Layer w = weights.layers[layer];
+        Layer w = layers[layer];
         float[] xb = rmsnorm(x, w.attnNorm());
-        float[] q = new float[dim];
-        matmul(q, xb, w.wq(), w.bq(), dim, dim);
+        float[] q = w.wq().apply(xb);
         rope(q, dim, pos);
         keyValue(layer, kvSource, pos, kv);
+        float[] projected = w.wo().apply(attend(layer, q, pos, kv));
+        for (int i = 0; i < dim; i++) {
+            x[i] += projected[i];
+        }
+    }
 
+    /**
+     * {@link #attention} for positions 0 .. S-1 of xs at once, in place: the same sums, but each
+     * projection is read once for all positions. Position t attends to positions 0..t.
+     */
+    void attentionAll(int layer, float[][] xs, KvRows kv) {
+        Layer w = layers[layer];
+        float[][] xb = new float[xs.length][];
+        for (int t = 0; t < xs.length; t++) {
+            xb[t] = rmsnorm(xs[t], w.attnNorm());
+        }
+        float[][] q = w.wq().apply(xb);
+        float[][] k = w.wk().apply(xb);
+        float[][] v = w.wv().apply(xb);
+        for (int t = 0; t < xs.length; t++) {
+            rope(q[t], dim, t);
+            rope(k[t], kvDim, t);
+            System.arraycopy(k[t], 0, kv.keys[layer], t * kvDim, kvDim);
+            System.arraycopy(v[t], 0, kv.values[layer], t * kvDim, kvDim);
+        }
+        float[][] out = new float[xs.length][];
+        for (int t = 0; t < xs.length; t++) {
+            out[t] = attend(layer, q[t], t, kv);
+        }
+        float[][] projected = w.wo().apply(out);
+        for (int t = 0; t < xs.length; t++) {
+            for (int i = 0; i < dim; i++) {
+                xs[t][i] += projected[t][i];
+            }
+        }
+    }
+
+    /** Grouped-query attention of query q (rotated) at position pos over the cache's positions 0..pos. */
+    private float[] attend(int layer, float[] q, int pos, KvRows kv) {
         float[] keys = kv.keys[layer];
         float[] values = kv.values[layer];
         int kvGroup = config.heads() / config.kvHeads();
@@ -88,21 +173,15 @@ final class LlamaBlocks {
                 }
             }
         }
-        float[] projected = new float[dim];
-        matmul(projected, out, w.wo(), null, dim, dim);
-        for (int i = 0; i < dim; i++) {
-            x[i] += projected[i];
-        }
+        return out;
     }
 
     /** Writes layer's K (rotated) and V of hidden state x at position pos into the cache. */
     void keyValue(int layer, float[] x, int pos, KvRows kv) {
-        LlamaWeights.Layer w = weights.layers[layer];
+        Layer w = layers[layer];
         float[] xb = rmsnorm(x, w.attnNorm());
-        float[] k = new float[kvDim];
-        float[] v = new float[kvDim];
-        matmul(k, xb, w.wk(), w.bk(), dim, kvDim);
-        matmul(v, xb, w.wv(), w.bv(), dim, kvDim);
+        float[] k = w.wk().apply(xb);
+        float[] v = w.wv().apply(xb);
         rope(k, kvDim, pos);
         System.arraycopy(k, 0, kv.keys[layer], pos * kvDim, kvDim);
         System.arraycopy(v, 0, kv.values[layer], pos * kvDim, kvDim);
@@ -110,31 +189,46 @@ final class LlamaBlocks {
 
     /** x += W2 . (silu(W1 . norm(x)) * (W3 . norm(x))) */
     void feedForward(int layer, float[] x) {
-        LlamaWeights.Layer w = weights.layers[layer];
-        float[] xb = rmsnorm(x, w.ffnNorm());
-        float[] hb = new float[hiddenDim];
-        float[] hb2 = new float[hiddenDim];
-        matmul(hb, xb, w.w1(), null, dim, hiddenDim);
-        matmul(hb2, xb, w.w3(), null, dim, hiddenDim);
-        for (int i = 0; i < hiddenDim; i++) {
-            float val = hb[i];
-            val *= (1.0f / (1.0f + (float) Math.exp(-val)));
-            val *= hb2[i];
-            hb[i] = val;
+        feedForwardAll(layer, new float[][] {x});
+    }
+
+    /** {@link #feedForward} for every vector of xs, each projection read once for all. */
+    void feedForwardAll(int layer, float[][] xs) {
+        Layer w = layers[layer];
+        float[][] xb = new float[xs.length][];
+        for (int t = 0; t < xs.length; t++) {
+            xb[t] = rmsnorm(xs[t], w.ffnNorm());
         }
-        float[] down = new float[dim];
-        matmul(down, hb, w.w2(), null, hiddenDim, dim);
-        for (int i = 0; i < dim; i++) {
-            x[i] += down[i];
+        float[][] hb = w.w1().apply(xb);
+        float[][] hb2 = w.w3().apply(xb);
+        for (int t = 0; t < xs.length; t++) {
+            for (int i = 0; i < hiddenDim; i++) {
+                float val = hb[t][i];
+                val *= (1.0f / (1.0f + (float) Math.exp(-val)));
+                val *= hb2[t][i];
+                hb[t][i] = val;
+            }
+        }
+        float[][] down = w.w2().apply(hb);
+        for (int t = 0; t < xs.length; t++) {
+            for (int i = 0; i < dim; i++) {
+                xs[t][i] += down[t][i];
+            }
         }
     }
 
     /** The final norm and the classifier. */
     float[] classify(float[] x) {
-        float[] normed = rmsnorm(x, weights.finalNorm);
-        float[] logits = new float[config.vocabSize()];
-        matmul(logits, normed, weights.classifier, null, dim, config.vocabSize());
-        return logits;
+        return classifyAll(new float[][] {x})[0];
+    }
+
+    /** {@link #classify} for every vector of xs, the classifier read once for all. */
+    float[][] classifyAll(float[][] xs) {
+        float[][] normed = new float[xs.length][];
+        for (int t = 0; t < xs.length; t++) {
+            normed[t] = rmsnorm(xs[t], finalNorm);
+        }
+        return classifier.apply(normed);
     }
 
     float[] rmsnorm(float[] x, float[] weight) {
@@ -150,18 +244,6 @@ final class LlamaBlocks {
             out[j] = weight[j] * (ss * x[j]);
         }
         return out;
-    }
-
-    /** out = W . x (+ bias), W being [d][n] row-major. */
-    static void matmul(float[] out, float[] x, float[] w, float[] bias, int n, int d) {
-        for (int i = 0; i < d; i++) {
-            float val = 0.0f;
-            int row = i * n;
-            for (int j = 0; j < n; j++) {
-                val += w[row + j] * x[j];
-            }
-            out[i] = bias == null ? val : val + bias[i];
-        }
     }
 
     /** Rotates the pairs (2j, 2j+1) of every head of vec[0..size) by the angles of position pos. */

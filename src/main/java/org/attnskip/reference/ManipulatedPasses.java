@@ -44,31 +44,35 @@ final class ManipulatedPasses {
         return streams;
     }
 
-    /** Drop, switch and the normal model: one causal pass, every position scored as it goes. */
+    /**
+     * Drop, switch and the normal model: one causal pass, every position scored. It runs layer by
+     * layer over all positions (position t of a layer needs only positions 0..t of that layer), which
+     * gives each position the same sums as running it token by token and reads each weight once.
+     */
     private float[][] causalPass(int[] tokens, Set<Integer> dropped, Manipulation.Switch switched, float[][][] streams) {
         LlamaBlocks.KvRows kv = b.rows(tokens.length);
-        float[] switchState = switched == null ? null : switched.state();
-        float[][] logits = new float[tokens.length][];
+        float[][] xs = new float[tokens.length][];
         for (int t = 0; t < tokens.length; t++) {
-            float[] x = b.embed(tokens[t]);
-            for (int l = 0; l <= b.layerCount; l++) {
-                if (switched != null && switched.layer() == l && switched.position() == t) {
-                    x = switchState.clone();
-                }
-                if (streams != null) {
-                    streams[l][t] = x.clone();
-                }
-                if (l == b.layerCount) {
-                    break;
-                }
-                if (!dropped.contains(l)) {
-                    b.attention(l, x, t, kv);
-                }
-                b.feedForward(l, x);
-            }
-            logits[t] = b.classify(x);
+            xs[t] = b.embed(tokens[t]);
         }
-        return logits;
+        for (int l = 0; l <= b.layerCount; l++) {
+            if (switched != null && switched.layer() == l && switched.position() < tokens.length) {
+                xs[switched.position()] = switched.state();
+            }
+            if (streams != null) {
+                for (int t = 0; t < tokens.length; t++) {
+                    streams[l][t] = xs[t].clone();
+                }
+            }
+            if (l == b.layerCount) {
+                break;
+            }
+            if (!dropped.contains(l)) {
+                b.attentionAll(l, xs, kv);
+            }
+            b.feedForwardAll(l, xs);
+        }
+        return b.classifyAll(xs);
     }
 
     /** Calibrated drop: in the mapped layers x += map(norm1(x)) instead of attention. */
@@ -82,7 +86,7 @@ final class ManipulatedPasses {
                 if (map == null) {
                     b.attention(l, x, t, kv);
                 } else {
-                    float[] branch = map.apply(b.rmsnorm(x, b.weights.layers[l].attnNorm()));
+                    float[] branch = map.apply(b.rmsnorm(x, b.attnNorm(l)));
                     for (int i = 0; i < b.dim; i++) {
                         x[i] += branch[i];
                     }

@@ -1,7 +1,7 @@
 package org.attnskip.reference;
 
 import org.attnskip.export.LlamaConfig;
-import org.attnskip.export.LlamaWeights;
+import org.attnskip.export.LlamaWeightSource;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -26,9 +26,16 @@ public final class ReferenceLlama {
     private final ManipulatedPasses manipulated;
     private LlamaBlocks.KvRows cache;
 
-    public ReferenceLlama(LlamaWeights weights) {
+    /**
+     * Over weights in memory, or read where they lie a row block at a time (a llama2.c checkpoint
+     * opened with {@code Llama2cCheckpoint.open}, an exported directory opened with
+     * {@code ExportedWeights.open}): then the heap holds one block, and each pass over a sequence
+     * ({@link #logitsAllPositions} without a manipulation, with drop or switch, and
+     * {@link #residualStreams}) reads every weight once. The caller closes the source.
+     */
+    public ReferenceLlama(LlamaWeightSource weights) {
         this.blocks = new LlamaBlocks(weights);
-        this.config = weights.config;
+        this.config = weights.config();
         this.manipulated = new ManipulatedPasses(blocks);
         this.cache = blocks.rows(0);
     }
