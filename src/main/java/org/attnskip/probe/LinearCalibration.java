@@ -80,6 +80,20 @@ public final class LinearCalibration {
      */
     public static Calibrated fit(Path baseline, LayerSelection selection, CalibrationText text, double ridge, int rank,
                                  Target target, Path scratch, Device device, Consumer<String> progress) {
+        if (CalibrationGraphs.applies(baseline, selection)) {
+            return LayerwiseCalibration.fit(baseline, selection, text, ridge, rank, target, scratch, device, progress);
+        }
+        return fitThroughWholeGraphs(baseline, selection, text, ridge, rank, target, scratch, device, progress);
+    }
+
+    /**
+     * The fit as described above, each layer's rows from the whole rewritten model (and for the
+     * stream target the whole original one): 2n - 1 forward passes and as many model copies for n
+     * layers. {@link LayerwiseCalibration} gathers the same rows in about two passes where the
+     * graph can be cut at each dropped layer's stream; this serves the graphs that cannot.
+     */
+    static Calibrated fitThroughWholeGraphs(Path baseline, LayerSelection selection, CalibrationText text, double ridge,
+                                            int rank, Target target, Path scratch, Device device, Consumer<String> progress) {
         Map<Integer, AffineMap> maps = new TreeMap<>();
         for (int layer : selection.layers()) {
             Path graph = scratch.resolve("calibrate-layer" + layer + ".onnx");

@@ -79,4 +79,61 @@ class LinearCalibrationTest {
         assertEquals(97, c.tokens());
         assertEquals("0.0", c.metadata().get("ridge"));
     }
+
+    /**
+     * The layer-by-layer fit (one pass of the original model, then one segment per higher dropped
+     * layer fed the stored stream) gathers the rows the whole-graph fit gathers, so on multi-token
+     * sequences, where the maps are no longer exact, both give the same maps up to float rounding:
+     * for a contiguous selection and for one with an undropped layer between two dropped ones.
+     */
+    @ParameterizedTest
+    @EnumSource(LinearCalibration.Target.class)
+    void layerwiseFitGivesTheWholeGraphFitsMaps(LinearCalibration.Target target) {
+        LlamaConfig config = TestLlamaWeights.config(48, 96, 5, 6, 2, 97, 64, false, true);
+        Path model = tmp.resolve("gqa5.onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(TestLlamaWeights.random(config, 5), ExportDtype.FLOAT), null, model, false);
+        java.util.SplittableRandom random = new java.util.SplittableRandom(7);
+        List<int[]> sequences = new ArrayList<>();
+        long tokens = 0;
+        for (int s = 0; s < 12; s++) {
+            int[] seq = random.ints(3 + random.nextInt(40), 0, config.vocabSize()).toArray();
+            sequences.add(seq);
+            tokens += seq.length;
+        }
+        CalibrationText text = new CalibrationText(model, "test", sequences, tokens);
+        for (LayerSelection selection : List.of(LayerSelection.fromLayer(2, 5),
+                new LayerSelection(null, -1, new java.util.TreeSet<>(List.of(1, 3, 4))))) {
+            assertTrue(CalibrationGraphs.applies(model, selection), "the exported graph cuts at every stream");
+            Map<Integer, AffineMap> layerwise = LayerwiseCalibration.fit(model, selection, text, 0.01, 0, target, tmp,
+                    Device.CPU, line -> { }).maps();
+            Map<Integer, AffineMap> whole = LinearCalibration.fitThroughWholeGraphs(model, selection, text, 0.01, 0, target,
+                    tmp, Device.CPU, line -> { }).maps();
+            assertEquals(whole.keySet(), layerwise.keySet());
+            for (int layer : whole.keySet()) {
+                double worst = Math.max(maxAbsDelta(whole.get(layer).first(), layerwise.get(layer).first()),
+                        maxAbsDelta(whole.get(layer).bias(), layerwise.get(layer).bias()));
+                double scale = maxAbs(whole.get(layer).first());
+                System.out.printf("%s %s layer %d: max |layerwise - whole graph| %.2e (entries up to %.2e)%n", target,
+                        selection.layers(), layer, worst, scale);
+                assertTrue(scale > 1e-3, "the map is not trivially zero");
+                assertTrue(worst < 1e-5 * Math.max(1, scale), "layer " + layer + ": " + worst);
+            }
+        }
+    }
+
+    private static double maxAbsDelta(float[] a, float[] b) {
+        double worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        }
+        return worst;
+    }
+
+    private static double maxAbs(float[] a) {
+        double worst = 0;
+        for (float v : a) {
+            worst = Math.max(worst, Math.abs(v));
+        }
+        return worst;
+    }
 }
