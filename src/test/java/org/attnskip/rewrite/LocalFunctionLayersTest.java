@@ -192,8 +192,16 @@ class LocalFunctionLayersTest {
         }
     }
 
+    private static float worst;
+
+    @org.junit.jupiter.api.AfterAll
+    static void printWorst() {
+        System.out.printf("local-function layers: largest |delta| against the reference %.2e%n", worst);
+    }
+
     private static void assertClose(String what, float[] expected, float[] actual) {
         float d = Deltas.maxAbsDelta(expected, actual);
+        worst = Math.max(worst, d);
         assertTrue(d <= TOLERANCE, what + ": max |delta| " + d);
     }
 
