@@ -70,7 +70,7 @@ public final class FunctionInliner {
         }
         FunctionInliner inliner = new FunctionInliner(model);
         GraphProto.Builder graph = model.getGraph().toBuilder();
-        inliner.inlineGraph(graph);
+        inliner.inlineGraph(graph, 0);
         ModelProto.Builder out = model.toBuilder().setGraph(graph).clearFunctions();
         out.clearOpsetImport().addAllOpsetImport(inliner.opsets(model, graph.build()));
         List<String> calls = new ArrayList<>();
@@ -86,27 +86,28 @@ public final class FunctionInliner {
         return functions.get(key(n.getDomain(), n.getOpType(), n.getOverload()));
     }
 
-    private void inlineGraph(GraphProto.Builder graph) {
+    /** {@code depth}: the calls this graph is nested in (a subgraph of a body counts its function's). */
+    private void inlineGraph(GraphProto.Builder graph, int depth) {
         List<NodeProto> flat = new ArrayList<>();
         List<ValueInfoProto> infos = new ArrayList<>();
         for (NodeProto n : graph.getNodeList()) {
-            emit(inlineSubgraphs(n), 0, flat, infos);
+            emit(inlineSubgraphs(n, depth), depth, flat, infos);
         }
         graph.clearNode().addAllNode(flat).addAllValueInfo(infos);
     }
 
     /** Calls inside an If/Loop/Scan body are inlined too. */
-    private NodeProto inlineSubgraphs(NodeProto n) {
+    private NodeProto inlineSubgraphs(NodeProto n, int depth) {
         if (n.getAttributeList().stream().noneMatch(a -> a.hasG() || a.getGraphsCount() > 0)) {
             return n;
         }
         NodeProto.Builder b = n.toBuilder();
         for (AttributeProto.Builder a : b.getAttributeBuilderList()) {
             if (a.hasG()) {
-                inlineGraph(a.getGBuilder());
+                inlineGraph(a.getGBuilder(), depth);
             }
             for (GraphProto.Builder sub : a.getGraphsBuilderList()) {
-                inlineGraph(sub);
+                inlineGraph(sub, depth);
             }
         }
         return b.build();
@@ -171,7 +172,7 @@ public final class FunctionInliner {
                     copy.addAttribute(rename(resolved, names, prefix));
                 }
             }
-            emit(inlineSubgraphs(copy.build()), depth + 1, out, infos);
+            emit(inlineSubgraphs(copy.build(), depth + 1), depth + 1, out, infos);
         }
         for (ValueInfoProto v : f.getValueInfoList()) {
             String name = names.get(v.getName());
