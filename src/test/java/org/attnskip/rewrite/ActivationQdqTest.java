@@ -14,6 +14,11 @@ import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.OnnxModelIO;
 import org.attnskip.reference.Manipulation;
+import org.attnskip.reference.Noise;
+import org.attnskip.reference.NoiseDraw;
+import org.attnskip.runtime.OrtSessionFactory;
+import ai.onnxruntime.OnnxTensor;
+import java.nio.FloatBuffer;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
@@ -40,7 +45,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the same stream values, caches and norms); drop's output runs with KV bytes down by exactly the
  * dropped fraction. The graph's numbers carry the quantization error, so they are held against
  * the reference with a stated bound per spelling, for the unmodified graph and for drop alike, and
- * the bound is far below what drop itself changes.
+ * the bound is far below what drop itself changes. random runs and is held to the same bound;
+ * freeze refuses such graphs (exit 2): it re-projects K/V from a float stream and finds no float
+ * projection reading the norm.
  */
 class ActivationQdqTest {
     private static final int LAYERS = 4;
@@ -104,6 +111,41 @@ class ActivationQdqTest {
             }
         }
         assertFalse(Arrays.equals(a.get(l.logits()), b.get(l.logits())), "drop changes the logits");
+
+        // random runs too (held to the bound where there is one); freeze refuses, naming what it misses
+        Path random = tmp.resolve("random.onnx");
+        r = CliRun.of("optimize", base.toString(), "-o", random.toString(), "--random-kv", "--from-layer", "2",
+                "--noise-seed", "7", "--noise", "gaussian");
+        assertEquals(0, r.code(), r.err());
+        float randomError = Deltas.maxAbsDelta(ref.logitsAllPositions(tokens, new Manipulation.Random(2, Noise.GAUSSIAN, 7))[SEQ - 1],
+                lastLogitsWithNoise(random, tokens, w.config.dim(), 7));
+        System.out.printf("activation QDQ %s: random k=2 max |delta| %.2e%n", s, randomError);
+        if (!Float.isNaN(s.logitBound)) {
+            assertTrue(randomError <= s.logitBound, "random: " + randomError);
+        }
+        r = CliRun.of("optimize", base.toString(), "-o", tmp.resolve("freeze.onnx").toString(), "--freeze", "--from-layer", "2");
+        assertEquals(2, r.code(), r.out());
+        assertTrue(r.err().contains("expected one K or V projection MatMul on the normalised stream"), r.err());
+    }
+
+    private static float[] lastLogitsWithNoise(Path graph, int[] tokens, int dim, long seed) throws Exception {
+        float[] noise = new float[SEQ * dim];
+        float[][] rows = NoiseDraw.gaussian(seed, SEQ, dim);
+        for (int t = 0; t < SEQ; t++) {
+            System.arraycopy(rows[t], 0, noise, t * dim, dim);
+        }
+        long[] ids = new long[SEQ];
+        for (int t = 0; t < SEQ; t++) {
+            ids[t] = tokens[t];
+        }
+        try (DecoderSession s = DecoderSession.open(graph, Device.CPU);
+             OnnxTensor extra = OnnxTensor.createTensor(OrtSessionFactory.environment(), FloatBuffer.wrap(noise),
+                     new long[] {1, SEQ, dim})) {
+            var out = s.run(new long[][] {ids}, new long[][] {ones(SEQ)}, new long[][] {range(SEQ)}, s.emptyCache(1),
+                    Map.of(RandomNoisePass.NOISE_INPUT, extra));
+            out.cache().close();
+            return out.logits().at(0, SEQ - 1);
+        }
     }
 
     /** Largest logit difference over a prefill of the tokens and a token-by-token decode. */
