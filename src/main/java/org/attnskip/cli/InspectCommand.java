@@ -58,6 +58,7 @@ public final class InspectCommand implements Callable<Integer> {
         m.put("vocab_size", layout.vocabSize());
         m.put("inputs", graph.runtimeInputs().stream().map(ValueInfoProto::getName).toList());
         m.put("outputs", graph.outputs().stream().map(ValueInfoProto::getName).toList());
+        m.put("inlined_functions", loaded.inlinedFunctions());
         Map<String, Object> roles = new LinkedHashMap<>();
         roles.put("input_ids", layout.inputIds());
         roles.put("attention_mask", layout.attentionMask());
@@ -115,6 +116,10 @@ public final class InspectCommand implements Callable<Integer> {
         System.out.printf("inputs      ids=%s mask=%s positions=%s%n", layout.inputIds(), layout.attentionMask(), layout.positionIds());
         System.out.printf("%-11s %s%n", layout.hasLmHead() ? "logits" : "last state", layout.logits());
         System.out.printf("params      %,d%n", layout.params());
+        if (!loaded.inlinedFunctions().isEmpty()) {
+            System.out.printf("functions   inlined %s (ONNX local functions: discovery reads the flat graph)%n",
+                    String.join(", ", loaded.inlinedFunctions()));
+        }
         Map<String, String> rewrite = RewriteMetadata.read(loaded.proto());
         if (!rewrite.isEmpty()) {
             // After a drop, discovery sees only the layers that still attend; say what was done.

@@ -9,9 +9,9 @@ import java.util.Set;
 
 /** Finds each layer's attention core: a fused attention op, or the Softmax of a spelled-out one. */
 final class AttentionCores {
-    /** Ops that may sit between the Q·K MatMul and the Softmax (scale, mask, casts). */
+    /** Ops that may sit between the Q·K MatMul and the Softmax (scale, mask, casts, activation QDQ pairs). */
     private static final Set<String> SCORE_OPS = Set.of("Add", "Where", "Div", "Mul", "Cast", "Sub", "Slice",
-            "Reshape", "Transpose", "Identity");
+            "Reshape", "Transpose", "Identity", "QuantizeLinear", "DequantizeLinear");
 
     private AttentionCores() {
     }
@@ -65,7 +65,8 @@ final class AttentionCores {
                 if (split != null) {
                     return split;
                 }
-                if (c.getOpType().equals("Cast") || c.getOpType().equals("Dropout") || c.getOpType().equals("Identity")) {
+                if (c.getOpType().equals("Cast") || c.getOpType().equals("Dropout") || c.getOpType().equals("Identity")
+                        || QdqPairs.isQuantizeOrDequantize(c)) {
                     next = c.getOutput(0);
                 }
             }

@@ -1,14 +1,12 @@
 package org.attnskip.layout;
 
 import ai.onnx.proto.OnnxMl.NodeProto;
-import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorShapeProto;
 import ai.onnx.proto.OnnxMl.ValueInfoProto;
 import org.attnskip.onnx.Attributes;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.DataFlow;
 import org.attnskip.onnx.Graph;
-import org.attnskip.onnx.Tensors;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -115,11 +113,7 @@ public final class LayoutDiscovery {
     }
 
     private long parameterCount() {
-        long params = 0;
-        for (TensorProto t : g.initializers().values()) {
-            params += Tensors.elementCount(t);
-        }
-        return params;
+        return ParameterCounts.total(g);
     }
 
     private String dialect(AttentionKind kind) {

@@ -17,9 +17,10 @@ import java.util.Set;
 final class ParentWalk {
     private static final Set<String> FUSED_NORMS = Set.of("LayerNormalization", "SimplifiedLayerNormalization",
             "RMSNormalization", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization");
-    /** Ops between a normalised hidden state and the attention that do not mix tokens. */
+    /** Ops between a normalised hidden state and the attention that do not mix tokens (activation QDQ pairs too). */
     private static final Set<String> PROJECTION_PATH = Set.of("RotaryEmbedding", "Reshape", "Transpose", "Add", "Cast",
-            "Squeeze", "Unsqueeze", "Split", "Slice", "Identity", "Div", "Mul", "Sub", "Gather", "Concat", "Neg");
+            "Squeeze", "Unsqueeze", "Split", "Slice", "Identity", "Div", "Mul", "Sub", "Gather", "Concat", "Neg",
+            "QuantizeLinear", "DequantizeLinear");
 
     private final Graph g;
 
@@ -152,6 +153,7 @@ final class ParentWalk {
 
     private String throughReshapes(String v) {
         for (int depth = 0; depth < HopLimits.RESHAPES_BEFORE_PROJECTION; depth++) {
+            v = QdqPairs.source(g, v);
             NodeProto p = g.producer(v);
             if (p == null || !(p.getOpType().equals("Reshape") || p.getOpType().equals("Cast")
                     || p.getOpType().equals("Identity"))) {

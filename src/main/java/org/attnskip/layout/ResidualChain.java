@@ -58,8 +58,9 @@ final class ResidualChain {
             }
             String next = null;
             Set<String> downstream = flow.forwardValues(streamAndItsNorm(v));
-            for (NodeProto c : g.consumers(v)) {
-                next = streamStep(c, v, downstream);
+            Set<String> aliases = QdqPairs.aliases(g, v);
+            for (NodeProto c : QdqPairs.readers(g, v)) {
+                next = streamStep(c, aliases, downstream);
                 if (next != null) {
                     break;
                 }
@@ -85,21 +86,21 @@ final class ResidualChain {
         return List.of(v);
     }
 
-    /** The stream after consumer c, when c carries the stream v on, else null. */
-    private String streamStep(NodeProto c, String v, Set<String> downstream) {
+    /** The stream after consumer c, when c carries the stream v (read as one of {@code vs}: v or a QDQ copy) on, else null. */
+    private String streamStep(NodeProto c, Set<String> vs, Set<String> downstream) {
         boolean plain = c.getDomain().isEmpty();
         if (isResidualAdd(c)) {
-            String other = c.getInput(0).equals(v) ? c.getInput(1) : c.getInput(0);
+            String other = vs.contains(c.getInput(0)) ? c.getInput(1) : c.getInput(0);
             return downstream.contains(other) ? sumOf(c) : null;
         }
         // Slice(h, starts, ends, axes) with constant bounds keeps some positions of the stream.
-        if (plain && c.getOpType().equals("Slice") && c.getInput(0).equals(v) && c.getInputCount() >= 3
+        if (plain && c.getOpType().equals("Slice") && vs.contains(c.getInput(0)) && c.getInputCount() >= 3
                 && c.getInputList().subList(1, c.getInputCount()).stream().allMatch(in -> ParentWalk.isFixed(g, in))) {
             return c.getOutput(0);
         }
         // Where(mask, h, f(h)) or Where(mask, f(h), h): each position is the stream or computed from it.
-        if (plain && c.getOpType().equals("Where") && c.getInputCount() == 3 && !c.getInput(0).equals(v)) {
-            String other = c.getInput(1).equals(v) ? c.getInput(2) : c.getInput(2).equals(v) ? c.getInput(1) : null;
+        if (plain && c.getOpType().equals("Where") && c.getInputCount() == 3 && !vs.contains(c.getInput(0))) {
+            String other = vs.contains(c.getInput(1)) ? c.getInput(2) : vs.contains(c.getInput(2)) ? c.getInput(1) : null;
             return other != null && downstream.contains(other) ? c.getOutput(0) : null;
         }
         return null;

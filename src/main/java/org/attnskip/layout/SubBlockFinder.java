@@ -53,7 +53,7 @@ final class SubBlockFinder {
                 }
                 add = n;
                 branchAtAdd = branch.contains(a) ? a : b;
-                residualIn = branch.contains(a) ? b : a;
+                residualIn = QdqPairs.source(g, branch.contains(a) ? b : a); // the stream, not its quantized copy
             }
         }
         if (add == null) {
@@ -100,14 +100,15 @@ final class SubBlockFinder {
         }
         Set<String> afterAdd = flow.forwardValues(attnAdd.getOutputList().stream().filter(s -> !s.isEmpty()).toList());
         NodeProto mlpAdd = null;
-        for (NodeProto n : g.consumers(mid)) {
+        Set<String> midAliases = QdqPairs.aliases(g, mid);
+        for (NodeProto n : QdqPairs.readers(g, mid)) {
             if (!ResidualChain.isResidualAdd(n) || (mlpAdd != null && position.get(n) >= position.get(mlpAdd))) {
                 continue;
             }
             String a = n.getInput(0);
             String b = n.getInput(1);
-            String other = a.equals(mid) ? b : b.equals(mid) ? a : null;
-            if (other != null && afterAdd.contains(other) && !other.equals(mid)) {
+            String other = midAliases.contains(a) ? b : midAliases.contains(b) ? a : null;
+            if (other != null && afterAdd.contains(other) && !midAliases.contains(other)) {
                 mlpAdd = n;
             }
         }
@@ -119,7 +120,7 @@ final class SubBlockFinder {
     }
 
     private NodeProto firstConsumer(String value, NodeProto except) {
-        for (NodeProto c : g.consumers(value)) {
+        for (NodeProto c : QdqPairs.readers(g, value)) {
             if (c != except) {
                 return c;
             }

@@ -37,6 +37,8 @@ public final class FunctionInliner {
     private final Map<String, FunctionProto> functions = new HashMap<>();
     private final TreeSet<String> usedNames = new TreeSet<>();
     private final Set<String> calledFunctions = new HashSet<>();
+    /** Calls inlined, by function name, in the order first met. */
+    private final Map<String, Integer> callsByName = new LinkedHashMap<>();
     private int nodeCount;
     private int callCount;
 
@@ -50,17 +52,30 @@ public final class FunctionInliner {
         collectNames(model.getGraph());
     }
 
+    /**
+     * The flat model and what was inlined ("DecoderLayer x4", one entry per function called); the
+     * model itself and no entries when it has no local functions.
+     */
+    public record Inlined(ModelProto model, List<String> calls) {
+    }
+
     /** The model with every local function call inlined; the model itself when it has no local functions. */
     public static ModelProto inline(ModelProto model) {
+        return inlineAndCount(model).model();
+    }
+
+    public static Inlined inlineAndCount(ModelProto model) {
         if (model.getFunctionsCount() == 0) {
-            return model;
+            return new Inlined(model, List.of());
         }
         FunctionInliner inliner = new FunctionInliner(model);
         GraphProto.Builder graph = model.getGraph().toBuilder();
-        inliner.inlineGraph(graph);
+        inliner.inlineGraph(graph, 0);
         ModelProto.Builder out = model.toBuilder().setGraph(graph).clearFunctions();
         out.clearOpsetImport().addAllOpsetImport(inliner.opsets(model, graph.build()));
-        return out.build();
+        List<String> calls = new ArrayList<>();
+        inliner.callsByName.forEach((name, n) -> calls.add(name + " x" + n));
+        return new Inlined(out.build(), List.copyOf(calls));
     }
 
     private static String key(String domain, String name, String overload) {
@@ -71,27 +86,28 @@ public final class FunctionInliner {
         return functions.get(key(n.getDomain(), n.getOpType(), n.getOverload()));
     }
 
-    private void inlineGraph(GraphProto.Builder graph) {
+    /** {@code depth}: the calls this graph is nested in (a subgraph of a body counts its function's). */
+    private void inlineGraph(GraphProto.Builder graph, int depth) {
         List<NodeProto> flat = new ArrayList<>();
         List<ValueInfoProto> infos = new ArrayList<>();
         for (NodeProto n : graph.getNodeList()) {
-            emit(inlineSubgraphs(n), 0, flat, infos);
+            emit(inlineSubgraphs(n, depth), depth, flat, infos);
         }
         graph.clearNode().addAllNode(flat).addAllValueInfo(infos);
     }
 
     /** Calls inside an If/Loop/Scan body are inlined too. */
-    private NodeProto inlineSubgraphs(NodeProto n) {
+    private NodeProto inlineSubgraphs(NodeProto n, int depth) {
         if (n.getAttributeList().stream().noneMatch(a -> a.hasG() || a.getGraphsCount() > 0)) {
             return n;
         }
         NodeProto.Builder b = n.toBuilder();
         for (AttributeProto.Builder a : b.getAttributeBuilderList()) {
             if (a.hasG()) {
-                inlineGraph(a.getGBuilder());
+                inlineGraph(a.getGBuilder(), depth);
             }
             for (GraphProto.Builder sub : a.getGraphsBuilderList()) {
-                inlineGraph(sub);
+                inlineGraph(sub, depth);
             }
         }
         return b.build();
@@ -118,6 +134,7 @@ public final class FunctionInliner {
                     + f.getInputCount() + " and " + f.getOutputCount());
         }
         calledFunctions.add(key(f.getDomain(), f.getName(), f.getOverload()));
+        callsByName.merge(f.getName(), 1, Integer::sum);
         String prefix = freshPrefix(n.getName().isEmpty() ? f.getName() : n.getName());
         Map<String, String> names = new HashMap<>();
         for (int i = 0; i < f.getInputCount(); i++) {
@@ -155,7 +172,7 @@ public final class FunctionInliner {
                     copy.addAttribute(rename(resolved, names, prefix));
                 }
             }
-            emit(inlineSubgraphs(copy.build()), depth + 1, out, infos);
+            emit(inlineSubgraphs(copy.build(), depth + 1), depth + 1, out, infos);
         }
         for (ValueInfoProto v : f.getValueInfoList()) {
             String name = names.get(v.getName());

@@ -74,8 +74,9 @@ public final class OnnxModelIO {
         if (!proto.hasGraph() || proto.getGraph().getNodeCount() == 0) {
             throw new BadInputException("not an ONNX model with a graph: " + file);
         }
-        proto = FunctionInliner.inline(proto); // discovery and every rewrite work on (and save) the flat graph
-        LoadedModel model = new LoadedModel(proto, file, file.getParent());
+        // discovery and every rewrite work on (and save) the flat graph
+        FunctionInliner.Inlined flat = FunctionInliner.inlineAndCount(proto);
+        LoadedModel model = new LoadedModel(flat.model(), file, file.getParent(), flat.calls());
         checkExternalData(model);
         InitializerSizes.check(model);
         return model;

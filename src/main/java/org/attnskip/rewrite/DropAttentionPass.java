@@ -1,18 +1,16 @@
 package org.attnskip.rewrite;
 
 import ai.onnx.proto.OnnxMl.NodeProto;
-import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.layout.ParameterCounts;
 import org.attnskip.layout.StaticCache;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
-import org.attnskip.onnx.Tensors;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -42,7 +40,7 @@ public final class DropAttentionPass implements RewritePass {
     static ChangeReport drop(Graph g, DecoderLayout layout, LayerSelection selection, int contextLength,
                              Map<Integer, String> substitutes) {
         int nodesBefore = g.nodes().size();
-        Map<String, TensorProto> initializersBefore = new HashMap<>(g.initializers());
+        Map<String, Long> paramsBefore = ParameterCounts.of(g); // logical counts: an int4 weight counts K x N
         List<String> notes = new ArrayList<>();
         int added = 0;
         List<String> removedInputs = new ArrayList<>();
@@ -98,9 +96,9 @@ public final class DropAttentionPass implements RewritePass {
         g.toposort();
 
         long paramsRemoved = 0;
-        for (Map.Entry<String, TensorProto> e : initializersBefore.entrySet()) {
+        for (Map.Entry<String, Long> e : paramsBefore.entrySet()) {
             if (!g.isInitializer(e.getKey())) {
-                paramsRemoved += Tensors.elementCount(e.getValue());
+                paramsRemoved += e.getValue();
             }
         }
         long kvAfter = selection.layers().size() == layout.numLayers() ? 0

@@ -10,6 +10,7 @@ import org.attnskip.onnx.ModelOutput;
 import org.attnskip.onnx.OnnxModelIO;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.function.IntFunction;
 
 /**
@@ -73,6 +74,10 @@ public final class Rewrite {
         }
         pristine = null;
         ChangeReport report = pass.apply(g, l, selection).withMoreNotes(request.notes());
+        if (!loaded.inlinedFunctions().isEmpty()) {
+            report = report.withMoreNotes(List.of("ONNX local functions inlined (" + String.join(", ",
+                    loaded.inlinedFunctions()) + "): the output is the flat graph"));
+        }
         ModelProto rewritten = g.toModel();
         GraphCheck.requireWellFormed(rewritten.getGraph(), loaded.proto().getGraph(), "the " + report.mode() + " rewrite of " + input);
         ModelOutput.write(input, loaded, RewriteMetadata.stamp(rewritten, report, toolVersion, request.modelMetadata()), output);

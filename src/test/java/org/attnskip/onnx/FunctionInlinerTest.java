@@ -68,6 +68,25 @@ class FunctionInlinerTest {
         assertTrue(e.getMessage().contains("calls itself"), e.getMessage());
     }
 
+    /** The recursion hides in a branch of an If inside the body: still refused, not a stack overflow. */
+    @Test
+    void recursionThroughASubgraphIsRefused() {
+        GraphProto branch = GraphProto.newBuilder().setName("then")
+                .addNode(node("Recurse", DOMAIN, "again", List.of("a"), List.of("c")))
+                .addOutput(ai.onnx.proto.OnnxMl.ValueInfoProto.newBuilder().setName("c")).build();
+        FunctionProto recurse = FunctionProto.newBuilder().setName("Recurse").setDomain(DOMAIN).addInput("a").addOutput("b")
+                .addNode(node("If", "", "branch", List.of("a"), List.of("b"),
+                        AttributeProto.newBuilder().setName("then_branch").setType(AttributeProto.AttributeType.GRAPH)
+                                .setG(branch).build(),
+                        AttributeProto.newBuilder().setName("else_branch").setType(AttributeProto.AttributeType.GRAPH)
+                                .setG(branch).build()))
+                .build();
+        ModelProto m = model(List.of(node("Recurse", DOMAIN, "call", List.of("x"), List.of("y"))))
+                .toBuilder().addFunctions(recurse).build();
+        BadInputException e = assertThrows(BadInputException.class, () -> FunctionInliner.inline(m));
+        assertTrue(e.getMessage().contains("calls itself"), e.getMessage());
+    }
+
     @Test
     void aBodyReadingAValueFromNowhereIsRefused() {
         FunctionProto leaky = FunctionProto.newBuilder().setName("Leaky").setDomain(DOMAIN).addInput("a").addOutput("b")
