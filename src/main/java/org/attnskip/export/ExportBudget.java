@@ -9,10 +9,9 @@ import java.nio.file.Path;
 /**
  * What a streamed export of a shape needs, worked out from its config before anything is read or
  * written: the bytes of {@code model.onnx.data}, and the Java heap of the largest moment. Tensors
- * pass through row blocks of a few megabytes, so that moment is the largest transposed matrix
- * (the classifier, or an MLP projection) gathered in its encoded type, whatever the model's size
- * (see {@link WeightEncoder}). A request that cannot fit is refused with the numbers instead of
- * failing halfway.
+ * pass through row blocks of a few megabytes and transposed ones through a band tile of at most
+ * 32 MB (see {@link WeightEncoder}), so the heap needed hardly grows with the model. A request that
+ * cannot fit is refused with the numbers instead of failing halfway.
  */
 public record ExportBudget(long dataBytes, long heapBytes) {
     /** The graph proto, the JVM's own data and what the estimate leaves out. */

@@ -41,8 +41,8 @@ public final class ExportedWeights {
     }
 
     /**
-     * The weights would not fit the Java heap: they are read into it in fp32 and checked by exporting
-     * them again in memory, so a model this size needs a streaming reader (not written yet).
+     * The weights would not fit the Java heap: {@link #read} reads them into it in fp32 and checks
+     * them by exporting them again in memory; {@link #open} reads them where they lie instead.
      */
     public static final class TooLargeForHeap extends BadInputException {
         TooLargeForHeap(String message) {

@@ -99,9 +99,22 @@ final class OnnxGraphBuilder {
                     + " bytes, more than the 2 GB a tensor inside the graph can hold; export with --external-data");
         }
         ByteBuffer all = ByteBuffer.allocate((int) length);
-        bytes.writeTo(all::put);
-        if (all.hasRemaining()) {
-            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + all.position()
+        long[] written = {0};
+        bytes.writeTo(new ExternalDataWriter.ByteSink() {
+            @Override
+            public void write(ByteBuffer piece) {
+                written[0] += piece.remaining();
+                all.put(piece);
+            }
+
+            @Override
+            public void writeAt(long tensorOffset, ByteBuffer piece) {
+                written[0] += piece.remaining();
+                all.put((int) tensorOffset, piece, piece.position(), piece.remaining());
+            }
+        });
+        if (written[0] != length) {
+            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + written[0]
                     + " bytes, not " + length);
         }
         return initializer(header.toBuilder().setRawData(UnsafeByteOperations.unsafeWrap(all.array())).build());

@@ -58,9 +58,18 @@ public final class ExternalDataWriter implements Closeable {
         return new ExternalDataWriter(location);
     }
 
-    /** Where a tensor's bytes go, piece by piece, in order. */
+    /** Where a tensor's bytes go, piece by piece: in order, or each at its place. */
     public interface ByteSink {
+        /** The next bytes after the last ones written in order. */
         void write(ByteBuffer bytes);
+
+        /**
+         * Bytes at {@code tensorOffset} within the tensor, for a tensor made out of order (a
+         * transposed matrix written band by band); every byte is written once.
+         */
+        default void writeAt(long tensorOffset, ByteBuffer bytes) {
+            throw new UnsupportedOperationException("this sink takes bytes in order only");
+        }
     }
 
     /** Makes a tensor's bytes, handing them to the sink piece by piece. */
@@ -94,27 +103,48 @@ public final class ExternalDataWriter implements Closeable {
         if (channel == null) {
             return referTo(header, offset, length);
         }
-        long[] pos = {offset};
-        bytes.writeTo(piece -> {
-            try {
-                // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
-                while (piece.hasRemaining()) {
-                    ByteBuffer slice = piece.duplicate();
-                    slice.limit(Math.min(piece.limit(), piece.position() + WRITE_SLICE));
-                    int n = channel.write(slice, pos[0]);
-                    piece.position(piece.position() + n);
-                    pos[0] += n;
+        long[] next = {offset};
+        long[] written = {0};
+        bytes.writeTo(new ByteSink() {
+            @Override
+            public void write(ByteBuffer piece) {
+                written[0] += piece.remaining();
+                next[0] = put(header, piece, next[0]);
+            }
+
+            @Override
+            public void writeAt(long tensorOffset, ByteBuffer piece) {
+                if (tensorOffset < 0 || tensorOffset + piece.remaining() > length) {
+                    throw new IllegalStateException("tensor '" + header.getName() + "': bytes " + tensorOffset + ".."
+                            + (tensorOffset + piece.remaining()) + " are outside its " + length);
                 }
-            } catch (IOException e) {
-                throw new BadInputException("cannot write tensor '" + header.getName() + "' to " + location + ": "
-                        + e.getMessage(), e);
+                written[0] += piece.remaining();
+                put(header, piece, offset + tensorOffset);
             }
         });
-        if (pos[0] - offset != length) {
-            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + (pos[0] - offset)
+        if (written[0] != length) {
+            throw new IllegalStateException("tensor '" + header.getName() + "' wrote " + written[0]
                     + " bytes, not " + length);
         }
         return referTo(header, offset, length);
+    }
+
+    /** Writes the piece at file position {@code at}; returns the position after it. */
+    private long put(TensorProto header, ByteBuffer piece, long at) {
+        try {
+            // in slices: the JDK copies a heap buffer through a temporary direct buffer of the same size
+            while (piece.hasRemaining()) {
+                ByteBuffer slice = piece.duplicate();
+                slice.limit(Math.min(piece.limit(), piece.position() + WRITE_SLICE));
+                int n = channel.write(slice, at);
+                piece.position(piece.position() + n);
+                at += n;
+            }
+            return at;
+        } catch (IOException e) {
+            throw new BadInputException("cannot write tensor '" + header.getName() + "' to " + location + ": "
+                    + e.getMessage(), e);
+        }
     }
 
     /** An external tensor of another model, its bytes copied file to file without passing through the heap. */

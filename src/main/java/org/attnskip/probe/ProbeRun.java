@@ -125,10 +125,7 @@ public record ProbeRun(Path model, Path tokenizerFile, List<String> texts, Set<S
         SwitchExperiment.Result switched = null;
         if (weights != null && experiments.contains("switch")) {
             if (Files.isRegularFile(pairs)) {
-                if (!quiet) {
-                    System.err.println("probe: switch experiment");
-                }
-                switched = new SwitchExperiment(new ReferenceLlama(weights), tokenizer).run(SwitchExperiment.readPairs(pairs));
+                switched = new SwitchExperiment(new ReferenceLlama(weights), tokenizer).run(SwitchExperiment.readPairs(pairs), quiet);
             } else {
                 notes.add("switch experiment skipped: no pairs file at " + pairs);
             }

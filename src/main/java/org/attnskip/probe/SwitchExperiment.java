@@ -1,5 +1,6 @@
 package org.attnskip.probe;
 
+import org.attnskip.eval.Progress;
 import org.attnskip.runtime.LogProbs;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -82,14 +83,21 @@ public final class SwitchExperiment {
 
     /** Runs every pair at every layer 0..L-1 (the switch is at the layer's input) and without a switch. */
     public Result run(List<Pair> pairs) {
+        return run(pairs, true);
+    }
+
+    /** As above, showing progress per pair and layer unless quiet: on a large model each takes minutes. */
+    public Result run(List<Pair> pairs, boolean quiet) {
         int layers = model.config().layers();
-        List<Prepared> prepared = pairs.stream().map(this::prepare).toList();
-        LayerResult baseline = measure(-1, prepared);
-        List<LayerResult> rows = new ArrayList<>();
-        for (int k = 0; k < layers; k++) {
-            rows.add(measure(k, prepared));
+        try (Progress progress = Progress.start("switch experiment", (long) (layers + 1) * pairs.size(), quiet)) {
+            List<Prepared> prepared = pairs.stream().map(this::prepare).toList();
+            LayerResult baseline = measure(-1, prepared, progress);
+            List<LayerResult> rows = new ArrayList<>();
+            for (int k = 0; k < layers; k++) {
+                rows.add(measure(k, prepared, progress));
+            }
+            return new Result(baseline, rows);
         }
-        return new Result(baseline, rows);
     }
 
     /** A pair tokenised: the prompt, where the country ends in it and in the source, both answers. */
@@ -117,7 +125,7 @@ public final class SwitchExperiment {
                 withOriginal, commonPrefix(promptIds, withOriginal), withInjected, commonPrefix(promptIds, withInjected));
     }
 
-    private LayerResult measure(int layer, List<Prepared> prepared) {
+    private LayerResult measure(int layer, List<Prepared> prepared, Progress progress) {
         int original = 0;
         int injected = 0;
         int prefersInjected = 0;
@@ -139,6 +147,7 @@ public final class SwitchExperiment {
             if (li > lo) {
                 prefersInjected++;
             }
+            progress.step();
         }
         int n = prepared.size();
         return new LayerResult(layer, n, (double) original / n, (double) injected / n, (double) prefersInjected / n,

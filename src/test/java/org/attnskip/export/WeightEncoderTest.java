@@ -13,9 +13,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
- * The row-block encoder against the definition of each layout, with blocks and stripes small
- * enough that a small matrix crosses every edge: partial row blocks, partial tiles, several stripes,
- * stripes reused by a later tensor, and a synthetic stream whose pairs of values straddle blocks.
+ * The row-block encoder against the definition of each layout, with blocks and bands small
+ * enough that a small matrix crosses every edge: partial row blocks, partial tiles, several bands
+ * written out of order, a band tile reused by a later tensor, a matrix that is one band, and a
+ * synthetic stream whose pairs of values straddle blocks.
  */
 class WeightEncoderTest {
     private static final int ROWS = 70;
@@ -25,9 +26,9 @@ class WeightEncoderTest {
     void transposedPutsEveryValueAtItsTransposedPlace() {
         float[] m = gaussian(ROWS * COLS, 4);
         for (ExportDtype dtype : ExportDtype.values()) {
-            // 3 rows per block, 3 output rows (of 70 values) per stripe: 44 stripes
+            // 3 source rows per block; bands of 1 (fp32) or 3 (fp16 and the 2-byte tiles) source rows
             WeightEncoder encoder = new WeightEncoder(dtype, 3 * COLS, 3 * ROWS * 4);
-            encoder.transposed(WeightRows.of(gaussian(ROWS * 2 * COLS, 9), 2 * ROWS, COLS)); // fill the stripes first
+            collect(encoder.transposed(WeightRows.of(gaussian(ROWS * 2 * COLS, 9), 2 * ROWS, COLS))); // fill the tile first
             float[] back = decode(collect(encoder.transposed(WeightRows.of(m, ROWS, COLS))), dtype);
             assertEquals(m.length, back.length);
             for (int r = 0; r < ROWS; r++) {
@@ -80,14 +81,76 @@ class WeightEncoderTest {
         }
     }
 
-    private static byte[] collect(ExternalDataWriter.TensorBytes bytes) {
+    @Test
+    void aMatrixThatIsOneBandIsWrittenInOrder() {
+        float[] m = gaussian(ROWS * COLS, 6);
+        WeightEncoder encoder = new WeightEncoder(ExportDtype.FLOAT, 3 * COLS, ROWS * COLS * 4);
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
-        bytes.writeTo(piece -> {
+        encoder.transposed(WeightRows.of(m, ROWS, COLS)).writeTo(piece -> { // in order only: writeAt would throw
             byte[] b = new byte[piece.remaining()];
             piece.get(b);
             out.writeBytes(b);
         });
-        return out.toByteArray();
+        float[] back = decode(out.toByteArray(), ExportDtype.FLOAT);
+        for (int r = 0; r < ROWS; r++) {
+            for (int c = 0; c < COLS; c++) {
+                assertEquals(m[r * COLS + c], back[c * ROWS + r], 0f, "at " + r + "," + c);
+            }
+        }
+    }
+
+    @Test
+    void bandsWrittenAtTheirPlacesLandInTheDataFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        float[] m = gaussian(ROWS * COLS, 7);
+        WeightEncoder encoder = new WeightEncoder(ExportDtype.FLOAT16, 3 * COLS, 5 * COLS * 2); // bands of 5 rows
+        java.nio.file.Path file = tmp.resolve("model.onnx.data");
+        long length = (long) ROWS * COLS * 2;
+        ai.onnx.proto.OnnxMl.TensorProto header = ai.onnx.proto.OnnxMl.TensorProto.newBuilder().setName("w").build();
+        try (ExternalDataWriter writer = new ExternalDataWriter(file, "model.onnx.data", null)) {
+            writer.add(header, 100, sink -> sink.write(ByteBuffer.allocate(100))); // the tensor starts at offset 128
+            writer.add(header, length, encoder.transposed(WeightRows.of(m, ROWS, COLS)));
+        }
+        byte[] bytes = java.nio.file.Files.readAllBytes(file);
+        assertEquals(128 + length, bytes.length);
+        float[] back = decode(java.util.Arrays.copyOfRange(bytes, 128, bytes.length), ExportDtype.FLOAT16);
+        for (int r = 0; r < ROWS; r++) {
+            for (int c = 0; c < COLS; c++) {
+                assertEquals(rounded(m[r * COLS + c], ExportDtype.FLOAT16), back[c * ROWS + r], 0f, "at " + r + "," + c);
+            }
+        }
+    }
+
+    /** The bytes a sink receives, in order or each at its place; every byte must come exactly once. */
+    private static byte[] collect(ExternalDataWriter.TensorBytes bytes) {
+        java.io.ByteArrayOutputStream inOrder = new java.io.ByteArrayOutputStream();
+        java.util.TreeMap<Long, byte[]> placed = new java.util.TreeMap<>();
+        bytes.writeTo(new ExternalDataWriter.ByteSink() {
+            @Override
+            public void write(ByteBuffer piece) {
+                inOrder.writeBytes(take(piece));
+            }
+
+            @Override
+            public void writeAt(long offset, ByteBuffer piece) {
+                assertEquals(null, placed.put(offset, take(piece)), "offset " + offset + " written twice");
+            }
+        });
+        if (placed.isEmpty()) {
+            return inOrder.toByteArray();
+        }
+        assertEquals(0, inOrder.size(), "a tensor written both in order and at places");
+        java.io.ByteArrayOutputStream all = new java.io.ByteArrayOutputStream();
+        for (var e : placed.entrySet()) {
+            assertEquals(all.size(), (long) e.getKey(), "pieces leave no gap and do not overlap");
+            all.writeBytes(e.getValue());
+        }
+        return all.toByteArray();
+    }
+
+    private static byte[] take(ByteBuffer piece) {
+        byte[] b = new byte[piece.remaining()];
+        piece.get(b);
+        return b;
     }
 
     private static float[] decode(byte[] bytes, ExportDtype dtype) {
