@@ -70,13 +70,16 @@ final class LayerwiseCalibration {
                     names.add(CalibrationGraphs.branchTap(j));
                 }
             }
+            Clock clock = new Clock();
             Path original = graphs.original(new TreeSet<>(stream ? layers : List.of(first)));
             RidgeFit fit = null;
             try (HiddenStateRunner runner = HiddenStateRunner.openForOutputs(original, device)) {
                 for (int[] sequence : text.sequences()) {
+                    long start = System.nanoTime();
                     Map<String, float[][]> out = runner.outputs(sequence, names);
+                    clock.ran(start);
                     float[][] x = out.get(CalibrationGraphs.normTap(first));
-                    fit = add(fit, x, out.get(CalibrationGraphs.branchTap(first)), sequence.length);
+                    fit = add(fit, x, out.get(CalibrationGraphs.branchTap(first)), sequence.length, clock);
                     int width = x[0].length;
                     if (!higher.isEmpty()) {
                         if (entering == null) {
@@ -93,7 +96,7 @@ final class LayerwiseCalibration {
                 }
             }
             delete(original);
-            maps.put(first, solved(fit, ridge, rank, first, progress));
+            maps.put(first, solved(fit, ridge, rank, first, progress, clock));
 
             DecoderIo io = DecoderIo.discover(baseline);
             int previous = first;
@@ -106,12 +109,15 @@ final class LayerwiseCalibration {
                 fit = null;
                 try (StreamSegmentRunner runner = StreamSegmentRunner.open(segment, io, CalibrationGraphs.STREAM_INPUT, device)) {
                     for (int[] sequence : text.sequences()) {
-                        Map<String, float[][]> out = runner.outputs(sequence, entering.read(sequence.length), tapNames);
+                        float[][] arriving = entering.read(sequence.length);
+                        long start = System.nanoTime();
+                        Map<String, float[][]> out = runner.outputs(sequence, arriving, tapNames);
+                        clock.ran(start);
                         float[][] x = out.get(CalibrationGraphs.normTap(j));
                         float[][] in = out.get(CalibrationGraphs.streamTap(j));
                         float[][] y = stream ? drift(originalSums.get(j).read(sequence.length), in)
                                 : out.get(CalibrationGraphs.branchTap(j));
-                        fit = add(fit, x, y, sequence.length);
+                        fit = add(fit, x, y, sequence.length, clock);
                         if (!last) {
                             if (next == null) {
                                 next = new RowSpool(dir.resolve("stream-" + j), in[0].length);
@@ -126,7 +132,7 @@ final class LayerwiseCalibration {
                 if (stream) {
                     originalSums.remove(j).close();
                 }
-                maps.put(j, solved(fit, ridge, rank, j, progress));
+                maps.put(j, solved(fit, ridge, rank, j, progress, clock));
                 previous = j;
             }
             return new LinearCalibration.Calibrated(Collections.unmodifiableMap(maps), text.sha256(), text.tokens(), ridge,
@@ -140,18 +146,44 @@ final class LayerwiseCalibration {
         }
     }
 
-    private static RidgeFit add(RidgeFit fit, float[][] x, float[][] y, int positions) {
+    private static RidgeFit add(RidgeFit fit, float[][] x, float[][] y, int positions, Clock clock) {
+        long start = System.nanoTime();
         RidgeFit f = fit != null ? fit : new RidgeFit(x[0].length, y[0].length);
         for (int t = 0; t < positions; t++) {
             f.add(x[t], y[t]);
         }
+        clock.accumulated(start);
         return f;
     }
 
-    private static AffineMap solved(RidgeFit fit, double ridge, int rank, int layer, Consumer<String> progress) {
+    private static AffineMap solved(RidgeFit fit, double ridge, int rank, int layer, Consumer<String> progress, Clock clock) {
+        long start = System.nanoTime();
         AffineMap map = fit.solve(ridge, rank);
-        progress.accept("calibrated layer " + layer + " on " + fit.rows() + " tokens");
+        progress.accept("calibrated layer " + layer + " on " + fit.rows() + " tokens " + clock.report(start));
         return map;
+    }
+
+    /** Where a layer's time went, for the progress line: model runs, adding rows to the sums, solving. */
+    private static final class Clock {
+        private long runs;
+        private long sums;
+
+        void ran(long start) {
+            runs += System.nanoTime() - start;
+        }
+
+        void accumulated(long start) {
+            sums += System.nanoTime() - start;
+        }
+
+        /** This layer's times; the counters start again for the next. */
+        String report(long solveStart) {
+            String s = String.format(java.util.Locale.ROOT, "(ONNX Runtime %.1f s, sums %.1f s, solve %.1f s)", runs / 1e9,
+                    sums / 1e9, (System.nanoTime() - solveStart) / 1e9);
+            runs = 0;
+            sums = 0;
+            return s;
+        }
     }
 
     /** The original stream after the attention add, rounded to float as the whole-graph fit adds it. */
