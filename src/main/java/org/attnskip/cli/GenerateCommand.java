@@ -133,8 +133,10 @@ public final class GenerateCommand implements Callable<Integer> {
         if (t.decodeRuns() == 0) {
             return "achieved tok/s: n/a on " + device + " (no decode step; " + prefill + ")";
         }
-        return String.format(java.util.Locale.ROOT, "achieved tok/s: %.1f on %s (decode: %d steps in %.3f s; %s)", t.decodeTokensPerSecond(),
-                device, t.decodeRuns(), t.decodeNanos() / 1e9, prefill);
+        String cpu = t.decodeCpuNanos() < 0 ? ""
+                : String.format(java.util.Locale.ROOT, ", %.3f s CPU on the calling thread", t.decodeCpuNanos() / 1e9);
+        return String.format(java.util.Locale.ROOT, "achieved tok/s: %.1f on %s (decode: %d steps in %.3f s%s; %s)", t.decodeTokensPerSecond(),
+                device, t.decodeRuns(), t.decodeNanos() / 1e9, cpu, prefill);
     }
 
     private static Map<String, Object> toJson(Generator.Generation g, DecoderSession session) {

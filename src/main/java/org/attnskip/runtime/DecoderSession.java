@@ -277,8 +277,9 @@ public final class DecoderSession implements AutoCloseable {
                     + " != past " + cache.length() + " + seq " + seq);
         }
         long[] cached = staticFeeds == null ? null : StaticCacheFeeds.cachedPerRow(attentionMask, seq);
+        logits.checkIds(inputIds);
         return run(inputIds.length, seq, cache, extraInputs,
-                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), inputIds, cached);
+                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), cached);
     }
 
     /**
@@ -292,9 +293,10 @@ public final class DecoderSession implements AutoCloseable {
 
     /** As above, also feeding inputs a rewrite added, which the caller keeps. */
     public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs) {
+        logits.checkIds(next);
         long past = cache.length();
         return run(1, next.length, cache, extraInputs, (feed, scratch) -> tokens.putAppended(feed, next, past, scratch),
-                new long[][] {java.util.Arrays.stream(next).asLongStream().toArray()}, new long[] {past});
+                new long[] {past});
     }
 
     /** Puts a run's token-side inputs into the feed and returns the tensors it made. */
@@ -304,36 +306,36 @@ public final class DecoderSession implements AutoCloseable {
 
     /** @param cached each row's positions already in a static cache (where the run writes), else unused */
     private Output run(int batch, int seq, KvCache cache, Map<String, OnnxTensor> extraInputs, Feeding feeding,
-                       long[][] inputIds, long[] cached) {
+                       long[] cached) {
         if (cache.batch() != batch) {
             throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
         }
-        logits.checkIds(inputIds);
         long needed = cache.length() + seq;
         if (cache.inPlace() && needed > cache.capacity()) {
             cache = KvCache.allocateInPlace(env, slots, batch,
                     cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()), cache);
         }
-        Map<String, OnnxTensor> feed = new HashMap<>(cache.tensors());
-        feed.putAll(extraInputs);
+        Map<String, OnnxTensor> feed = null;
         List<OnnxTensor> made = List.of();
         OrtSession.Result result = null;
+        boolean stepMaps = false;
         try {
             InputScratch scratch = cache.scratch();
+            // A decode step: the attention writes the new position into the bound buffers and the
+            // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap
+            // and copy out. Only for one position, where every graph (a deployable freeze's
+            // last-position prefill too) has exactly [batch, 1, vocab] logits. The step's maps are
+            // the sequence's too.
+            LogitsOutput.Pinned pinned = seq == 1 && cache.inPlace() ? logits.pinForStep(env, scratch, batch) : null;
+            stepMaps = pinned != null;
+            feed = stepMaps ? scratch.stepFeed(cache.tensors()) : new HashMap<>(cache.tensors());
+            feed.putAll(extraInputs);
             made = new ArrayList<>(feeding.put(feed, scratch));
             if (staticFeeds != null) {
                 made.addAll(staticFeeds.put(feed, cached, seq));
             }
-            // A decode step: the attention writes the new position into the bound buffers and the
-            // logits go to the sequence's reused buffer, so ONNX Runtime hands back no tensor to wrap
-            // and copy out. Only for one position, where every graph (a deployable freeze's
-            // last-position prefill too) has exactly [batch, 1, vocab] logits.
-            LogitsOutput.Pinned pinned = seq == 1 && cache.inPlace() ? logits.pinForStep(env, scratch, batch) : null;
             if (pinned != null) {
-                made.add(pinned.tensor());
-                Map<String, OnnxTensor> outputs = new HashMap<>(cache.presentBindings());
-                outputs.put(io.logits(), pinned.tensor());
-                session.run(feed, Set.of(), outputs).close();
+                session.run(feed, Set.of(), scratch.stepOutputs(cache.presentBindings(), io.logits(), pinned.tensor())).close();
                 return new Output(logits.read(pinned), cache.extended(seq));
             }
             if (cache.inPlace()) {
@@ -355,6 +357,9 @@ public final class DecoderSession implements AutoCloseable {
                     + OrtSessionFactory.firstLine(e.getMessage()), e);
         } finally {
             made.forEach(OnnxTensor::close);
+            if (stepMaps) {
+                feed.keySet().removeAll(extraInputs.keySet()); // the caller's, closed as it likes
+            }
             if (result != null) {
                 result.close();
             }
@@ -367,7 +372,7 @@ public final class DecoderSession implements AutoCloseable {
      * [S][N], null where the graph lacks one: for reading what a rewrite exposed, such as the residual stream.
      */
     public Map<String, float[][]> prefillOutputs(int[] ids, List<String> names) {
-        logits.checkIds(new long[][] {java.util.Arrays.stream(ids).asLongStream().toArray()});
+        logits.checkIds(ids);
         Set<String> wanted = new java.util.LinkedHashSet<>(names);
         wanted.retainAll(session.getOutputNames());
         try (KvCache empty = growingCache(1)) {

@@ -46,10 +46,13 @@ public final class Generator {
     /**
      * Wall time of the prefill run (the whole prompt at once, first sampling included) and of the
      * single-token decode runs after it, each with its sampling and text piece: the decode rate is
-     * {@code decodeRuns / decodeNanos}, prompt tokens not counted.
+     * {@code decodeRuns / decodeNanos}, prompt tokens not counted. {@code decodeCpuNanos} is the CPU
+     * time the calling thread spent over the same span (-1 where the JVM cannot tell): with one
+     * intra-op thread ONNX Runtime runs every kernel on it, so on a machine that other jobs load it
+     * says what the decode loop cost better than the wall time, which waits for the CPU.
      */
-    public record Timing(int prefillTokens, long prefillNanos, int decodeRuns, long decodeNanos) {
-        static final Timing NONE = new Timing(0, 0, 0, 0);
+    public record Timing(int prefillTokens, long prefillNanos, int decodeRuns, long decodeNanos, long decodeCpuNanos) {
+        static final Timing NONE = new Timing(0, 0, 0, 0, -1);
 
         /** Decode tokens per second, or NaN when no decode run happened. */
         public double decodeTokensPerSecond() {
@@ -102,6 +105,7 @@ public final class Generator {
             throw e;
         }
         long decodeStart = next.firstSampled;
+        long cpuStart = threadCpuNanos();
         int decodeRuns = 0;
         if (first >= 0) {
             decodeRuns = DecodeLoop.decode(session, out.cache(), first, next);
@@ -109,9 +113,16 @@ public final class Generator {
             out.cache().close();
         }
         long end = System.nanoTime();
+        long cpuEnd = threadCpuNanos();
         // the decode span runs from the prefill's first sample to the last decode run's sample
-        Timing timing = new Timing(promptIds.length, decodeStart - start, decodeRuns, decodeRuns == 0 ? 0 : end - decodeStart);
+        Timing timing = new Timing(promptIds.length, decodeStart - start, decodeRuns, decodeRuns == 0 ? 0 : end - decodeStart,
+                cpuStart < 0 || cpuEnd < 0 ? -1 : cpuEnd - cpuStart);
         return new Generation(promptIds, Arrays.copyOf(next.generated, next.count), next.stop, text.toString(), timing);
+    }
+
+    private static long threadCpuNanos() {
+        java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+        return threads.isCurrentThreadCpuTimeSupported() ? threads.getCurrentThreadCpuTime() : -1;
     }
 
     /**

@@ -192,5 +192,8 @@ public final class KvCache implements AutoCloseable {
         } else {
             past.values().forEach(OnnxTensor::close);
         }
+        if (scratch != null) {
+            scratch.close(); // a cache reallocated around the same scratch makes its logits tensor again
+        }
     }
 }

@@ -45,16 +45,24 @@ final class LogitsOutput {
 
     /** A clear error instead of ONNX Runtime's "index out of range" from deep inside the embedding. */
     void checkIds(long[][] inputIds) {
-        if (vocabSize <= 0) {
-            return;
-        }
         for (long[] row : inputIds) {
             for (long id : row) {
-                if (id < 0 || id >= vocabSize) {
-                    throw new BadInputException("token id " + id + " is outside the model's vocabulary of " + vocabSize
-                            + " (is the tokenizer the model's own?)");
-                }
+                checkId(id);
             }
+        }
+    }
+
+    /** As above for one sequence's ids. */
+    void checkIds(int[] ids) {
+        for (int id : ids) {
+            checkId(id);
+        }
+    }
+
+    private void checkId(long id) {
+        if (vocabSize > 0 && (id < 0 || id >= vocabSize)) {
+            throw new BadInputException("token id " + id + " is outside the model's vocabulary of " + vocabSize
+                    + " (is the tokenizer the model's own?)");
         }
     }
 
@@ -62,14 +70,23 @@ final class LogitsOutput {
     record Pinned(OnnxTensor tensor, ByteBuffer memory, int batch) {
     }
 
-    /** The buffer a decode step of {@code batch} rows writes its logits into; null when they cannot be bound. */
+    /**
+     * The buffer a decode step of {@code batch} rows writes its logits into, kept by the sequence's
+     * scratch for its next steps (which close it); null when they cannot be bound.
+     */
     Pinned pinForStep(OrtEnvironment env, InputScratch scratch, int batch) throws OrtException {
         long bytes = (long) batch * vocabSize * (pinnableType == OnnxJavaType.FLOAT16 ? 2 : 4);
         if (pinnableType == null || bytes > Integer.MAX_VALUE) {
             return null;
         }
+        Pinned kept = scratch.pinned();
+        if (kept != null && kept.batch() == batch) {
+            return kept;
+        }
         ByteBuffer memory = scratch.take(SCRATCH, (int) bytes);
-        return new Pinned(OnnxTensor.createTensor(env, memory, new long[] {batch, 1, vocabSize}, pinnableType), memory, batch);
+        Pinned made = new Pinned(OnnxTensor.createTensor(env, memory, new long[] {batch, 1, vocabSize}, pinnableType), memory, batch);
+        scratch.keepPinned(made);
+        return made;
     }
 
     /** What a run wrote into the pinned buffer. */

@@ -70,36 +70,75 @@ final class TokenFeed {
      */
     List<OnnxTensor> put(Map<String, OnnxTensor> feed, long[][] inputIds, long[][] attentionMask, long[][] positionIds,
                          InputScratch scratch) throws OrtException {
-        return put(feed, scratch, inputIds.length, inputIds[0].length, attentionMask[0].length,
-                (b, i) -> inputIds[b][i], (b, i) -> attentionMask[b][i], (b, i) -> positionIds[b][i],
-                inputIds, attentionMask, positionIds);
+        int batch = inputIds.length;
+        return put(feed, scratch, batch, inputIds[0].length, attentionMask[0].length,
+                () -> flat(inputIds), () -> flat(attentionMask), () -> flat(positionIds));
     }
 
     /** One sequence's next tokens after {@code past} positions: a mask of ones and positions counting on. */
     List<OnnxTensor> putAppended(Map<String, OnnxTensor> feed, int[] tokens, long past, InputScratch scratch)
             throws OrtException {
-        return put(feed, scratch, 1, tokens.length, Math.toIntExact(past + tokens.length),
-                (b, i) -> tokens[i], (b, i) -> 1, (b, i) -> past + i, null, null, null);
+        int total = Math.toIntExact(past + tokens.length);
+        return put(feed, scratch, 1, tokens.length, total, () -> {
+            long[] ids = new long[tokens.length];
+            for (int i = 0; i < ids.length; i++) {
+                ids[i] = tokens[i];
+            }
+            return ids;
+        }, () -> ones(total), () -> {
+            long[] positions = new long[tokens.length];
+            for (int i = 0; i < positions.length; i++) {
+                positions[i] = past + i;
+            }
+            return positions;
+        });
     }
 
-    /** The value of row b, column i of an integer input. */
-    private interface Cells {
-        long at(int b, int i);
+    /**
+     * The values of one integer input, row after row (at least batch * width of them): made only for
+     * the inputs the graph takes.
+     */
+    private interface Values {
+        long[] get();
+    }
+
+    /**
+     * At least {@code n} ones, from an array kept for the next run: a decode step's mask is the
+     * longest input it writes, and building it anew (or one value at a time) cost more than the rest
+     * of the step's Java side while the JIT had not compiled it yet.
+     */
+    private long[] ones(int n) {
+        long[] kept = ones;
+        if (kept.length < n) {
+            kept = new long[Math.max(n, 2 * kept.length)];
+            java.util.Arrays.fill(kept, 1L);
+            ones = kept; // volatile: a session's runs may come from several threads (serve)
+        }
+        return kept;
+    }
+
+    private volatile long[] ones = new long[0];
+
+    private static long[] flat(long[][] rows) {
+        checkRectangular(rows);
+        int width = rows[0].length;
+        long[] all = new long[rows.length * width];
+        for (int r = 0; r < rows.length; r++) {
+            System.arraycopy(rows[r], 0, all, r * width, width);
+        }
+        return all;
     }
 
     private List<OnnxTensor> put(Map<String, OnnxTensor> feed, InputScratch scratch, int batch, int seq, int total,
-                                 Cells ids, Cells mask, Cells positions, long[][]... rows) throws OrtException {
-        for (long[][] r : rows) {
-            checkRectangular(r);
-        }
+                                 Values ids, Values mask, Values positions) throws OrtException {
         List<OnnxTensor> made = new ArrayList<>(3);
         try {
-            made.add(put(feed, this.ids, integers(batch, seq, ids, idType, scratch, 0)));
+            made.add(put(feed, this.ids, integers(batch, seq, ids.get(), idType, scratch, 0)));
             if (this.mask != null) {
-                made.add(put(feed, this.mask, integers(batch, total, mask, maskType, scratch, 1)));
+                made.add(put(feed, this.mask, integers(batch, total, mask.get(), maskType, scratch, 1)));
             }
             if (this.positions != null) {
-                made.add(put(feed, this.positions, integers(batch, seq, positions, positionType, scratch, 2)));
+                made.add(put(feed, this.positions, integers(batch, seq, positions.get(), positionType, scratch, 2)));
             }
             return made;
         } catch (OrtException | RuntimeException e) {
@@ -109,9 +148,6 @@ final class TokenFeed {
     }
 
     private static void checkRectangular(long[][] rows) {
-        if (rows == null) {
-            return;
-        }
         for (long[] row : rows) {
             if (row.length != rows[0].length) {
                 throw new IllegalArgumentException("ragged batch: rows of length " + rows[0].length + " and " + row.length);
@@ -125,31 +161,25 @@ final class TokenFeed {
     }
 
     /**
-     * A [b, s] int64 tensor, or int32 where the graph declares that (ORT GenAI's masks), written
-     * into the sequence's scratch buffer {@code index} when it has one.
+     * A [b, s] int64 tensor of the first b * s {@code values}, or int32 where the graph declares that
+     * (ORT GenAI's masks), written into the sequence's scratch buffer {@code index} when it has one.
      */
-    private OnnxTensor integers(int b, int s, Cells cells, OnnxJavaType type, InputScratch scratch, int index)
+    private OnnxTensor integers(int b, int s, long[] values, OnnxJavaType type, InputScratch scratch, int index)
             throws OrtException {
-        int bytes = (type == OnnxJavaType.INT32 ? 4 : 8) * b * s;
+        int n = b * s;
+        int bytes = (type == OnnxJavaType.INT32 ? 4 : 8) * n;
         ByteBuffer memory = scratch != null ? scratch.take(index, bytes)
                 : ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
         if (type == OnnxJavaType.INT32) {
             IntBuffer buf = memory.asIntBuffer();
-            for (int r = 0; r < b; r++) {
-                for (int i = 0; i < s; i++) {
-                    buf.put(Math.toIntExact(cells.at(r, i)));
-                }
+            for (int i = 0; i < n; i++) {
+                buf.put(Math.toIntExact(values[i]));
             }
             buf.rewind();
             return OnnxTensor.createTensor(env, buf, new long[] {b, s});
         }
         LongBuffer buf = memory.asLongBuffer();
-        for (int r = 0; r < b; r++) {
-            for (int i = 0; i < s; i++) {
-                buf.put(cells.at(r, i));
-            }
-        }
-        buf.rewind();
+        buf.put(values, 0, n).rewind(); // one bulk copy, not a call per value
         return OnnxTensor.createTensor(env, buf, new long[] {b, s});
     }
 }
