@@ -28,7 +28,7 @@ import java.util.concurrent.Callable;
                 + "with the baseline in one run, as Markdown tables; and each model's decode time against the "
                 + "memory-bound floor (bytes read per step over the measured read bandwidth).",
                 "A MODEL is a model directory or .onnx file, optionally followed by #key=value,... session settings: "
-                        + "threads=N, spinning=on|off, opt=none|basic|extended|all, mempattern=on|off, arena=on|off. "
+                        + "threads=N, spinning=on|off, opt=none|basic|extended|all, mempattern=on|off, arena=on|off, prepack=on|off. "
                         + "The same graph under two settings compares the settings."})
 public final class BenchCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "MODEL", description = "the baseline first, then the variants")
@@ -173,6 +173,7 @@ public final class BenchCommand implements Callable<Integer> {
             case "spinning" -> s.withSpinning(onOff(key, value, arg));
             case "mempattern" -> s.withMemoryPattern(onOff(key, value, arg));
             case "arena" -> s.withCpuArena(onOff(key, value, arg));
+            case "prepack" -> s.withPrepacking(onOff(key, value, arg));
             case "opt" -> {
                 OptLevel level = EvalOptions.optLevel(value);
                 if (level == null) {
@@ -181,7 +182,7 @@ public final class BenchCommand implements Callable<Integer> {
                 yield s.withOptimization(level);
             }
             default -> throw new BadInputException("unknown session setting '" + key + "' in " + arg
-                    + " (threads, spinning, opt, mempattern, arena)");
+                    + " (threads, spinning, opt, mempattern, arena, prepack)");
         };
     }
 

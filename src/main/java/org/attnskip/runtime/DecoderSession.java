@@ -315,7 +315,6 @@ public final class DecoderSession implements AutoCloseable {
             cache = KvCache.allocateInPlace(env, slots, batch,
                     cache.capacity() == 0 ? needed + INITIAL_SLACK : Math.max(needed, 2 * cache.capacity()), cache);
         }
-        Map<String, OnnxTensor> feed = null;
         List<OnnxTensor> made = List.of();
         OrtSession.Result result = null;
         boolean stepMaps = false;
@@ -328,7 +327,7 @@ public final class DecoderSession implements AutoCloseable {
             // the sequence's too.
             LogitsOutput.Pinned pinned = seq == 1 && cache.inPlace() ? logits.pinForStep(env, scratch, batch) : null;
             stepMaps = pinned != null;
-            feed = stepMaps ? scratch.stepFeed(cache.tensors()) : new HashMap<>(cache.tensors());
+            Map<String, OnnxTensor> feed = stepMaps ? scratch.stepFeed(cache.tensors()) : new HashMap<>(cache.tensors());
             feed.putAll(extraInputs);
             made = new ArrayList<>(feeding.put(feed, scratch));
             if (staticFeeds != null) {
@@ -358,7 +357,7 @@ public final class DecoderSession implements AutoCloseable {
         } finally {
             made.forEach(OnnxTensor::close);
             if (stepMaps) {
-                feed.keySet().removeAll(extraInputs.keySet()); // the caller's, closed as it likes
+                cache.scratch().forgetStepInputs(extraInputs.keySet(), cache.tensors());
             }
             if (result != null) {
                 result.close();

@@ -68,6 +68,21 @@ final class InputScratch implements AutoCloseable {
         return feed;
     }
 
+    /**
+     * Takes the caller's inputs of a step (a rewrite's noise, which the caller closes as it likes) out
+     * of the kept feed again, putting back a cache tensor where one had the same name.
+     */
+    void forgetStepInputs(Iterable<String> names, Map<String, OnnxTensor> cacheTensors) {
+        for (String name : names) {
+            OnnxTensor own = cacheTensors.get(name);
+            if (own != null) {
+                feed.put(name, own);
+            } else {
+                feed.remove(name);
+            }
+        }
+    }
+
     /** A decode step's pinned outputs: the cache's present bindings and the logits. */
     Map<String, OnnxTensor> stepOutputs(Map<String, OnnxTensor> presentBindings, String logitsName, OnnxTensor logits) {
         if (outputsSource != presentBindings || outputs.get(logitsName) != logits) {

@@ -37,11 +37,14 @@ public final class OrtSessionFactory {
      * @param memoryPattern  ONNX Runtime's memory pattern planning (its default: on)
      * @param cpuArena       ONNX Runtime's CPU memory arena (its default: on)
      * @param profilePrefix  null, or the file prefix of ONNX Runtime's per-node profile (a JSON trace)
+     * @param prepacking     whether ONNX Runtime repacks constant MatMul weights into its GEMM kernels'
+     *                       layout when the session opens (its default: on; off is
+     *                       {@code session.disable_prepacking}, for measuring the single-row products of decode)
      */
     public record Settings(Device device, int intraOpThreads, OptLevel optimization, boolean spinning,
-                           boolean memoryPattern, boolean cpuArena, String profilePrefix) {
+                           boolean memoryPattern, boolean cpuArena, String profilePrefix, boolean prepacking) {
         public Settings(Device device, int intraOpThreads, OptLevel optimization) {
-            this(device, intraOpThreads, optimization, false, true, true, null);
+            this(device, intraOpThreads, optimization, false, true, true, null, true);
         }
 
         public static Settings of(Device device) {
@@ -49,27 +52,31 @@ public final class OrtSessionFactory {
         }
 
         public Settings withThreads(int threads) {
-            return new Settings(device, threads, optimization, spinning, memoryPattern, cpuArena, profilePrefix);
+            return new Settings(device, threads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, prepacking);
         }
 
         public Settings withOptimization(OptLevel level) {
-            return new Settings(device, intraOpThreads, level, spinning, memoryPattern, cpuArena, profilePrefix);
+            return new Settings(device, intraOpThreads, level, spinning, memoryPattern, cpuArena, profilePrefix, prepacking);
         }
 
         public Settings withSpinning(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, on, memoryPattern, cpuArena, profilePrefix);
+            return new Settings(device, intraOpThreads, optimization, on, memoryPattern, cpuArena, profilePrefix, prepacking);
         }
 
         public Settings withMemoryPattern(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, spinning, on, cpuArena, profilePrefix);
+            return new Settings(device, intraOpThreads, optimization, spinning, on, cpuArena, profilePrefix, prepacking);
         }
 
         public Settings withCpuArena(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, on, profilePrefix);
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, on, profilePrefix, prepacking);
         }
 
         public Settings withProfile(String prefix) {
-            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, prefix);
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, prefix, prepacking);
+        }
+
+        public Settings withPrepacking(boolean on) {
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, on);
         }
     }
 
@@ -174,6 +181,9 @@ public final class OrtSessionFactory {
             options.addConfigEntry("session.intra_op.allow_spinning", threading.spinning() || settings.spinning() ? "1" : "0");
             options.setMemoryPatternOptimization(settings.memoryPattern());
             options.setCPUArenaAllocator(settings.cpuArena());
+            if (!settings.prepacking()) {
+                options.addConfigEntry("session.disable_prepacking", "1");
+            }
             if (settings.profilePrefix() != null) {
                 options.enableProfiling(settings.profilePrefix());
             }

@@ -34,4 +34,17 @@ class BenchSpecTest {
         BadInputException bad = assertThrows(BadInputException.class, () -> BenchCommand.spec(file + "#opt=fast", Device.CPU));
         assertEquals("opt must be none, basic, extended or all, got 'fast' in " + file + "#opt=fast", bad.getMessage());
     }
+
+    @Test
+    void prepackingIsOnUnlessTurnedOff() {
+        Path file = tmp.resolve("model.onnx");
+        OnnxModelIO.save(LlamaOnnxExporter.export(SyntheticWeights.generate("layers=1,hidden=16,heads=2,ffn=32,vocab=32,seq=16", 1),
+                ExportDtype.FLOAT), null, file, false);
+        assertEquals(true, BenchCommand.spec(file.toString(), Device.CPU).settings().prepacking());
+        assertEquals(false, BenchCommand.spec(file + "#prepack=off", Device.CPU).settings().prepacking());
+        assertEquals(true, BenchCommand.spec(file + "#prepack=on", Device.CPU).settings().prepacking());
+        BadInputException bad = assertThrows(BadInputException.class, () -> BenchCommand.spec(file + "#prepacking=off", Device.CPU));
+        assertEquals("unknown session setting 'prepacking' in " + file + "#prepacking=off"
+                + " (threads, spinning, opt, mempattern, arena, prepack)", bad.getMessage());
+    }
 }
