@@ -123,7 +123,7 @@ class LinearCalibrationTest {
 
     /**
      * The same comparison on the trained fixtures, calibrated on the shared stories as the README's
-     * quality table is (here 4,000 tokens): stories260K with its top 3 of 5 layers dropped and
+     * quality table is (here 2,000 tokens): stories260K with its top 3 of 5 layers dropped and
      * stories-deep12 with its top 6 of 12, default (stream) target.
      */
     @ParameterizedTest
@@ -135,7 +135,7 @@ class LinearCalibrationTest {
                 "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", model.toString());
         assertEquals(0, export.code(), export.err());
         CalibrationText text = CalibrationText.read(org.attnskip.Fixtures.require("data/stories260K-samples.jsonl"),
-                org.attnskip.runtime.Llama2cTokenizer.load(folder.resolve("tok512.bin")), 4000, 256);
+                org.attnskip.runtime.Llama2cTokenizer.load(folder.resolve("tok512.bin")), 2000, 256);
         int layers = name.equals("stories260K") ? 5 : 12;
         LayerSelection selection = LayerSelection.fromLayer(k, layers);
         assertTrue(CalibrationGraphs.applies(model, selection));
