@@ -80,7 +80,7 @@ public final class LinearCalibration {
      */
     public static Calibrated fit(Path baseline, LayerSelection selection, CalibrationText text, double ridge, int rank,
                                  Target target, Path scratch, Device device, Consumer<String> progress) {
-        if (CalibrationGraphs.applies(baseline, selection)) {
+        if (!selection.layers().isEmpty() && CalibrationGraphs.applies(baseline, selection)) {
             return LayerwiseCalibration.fit(baseline, selection, text, ridge, rank, target, scratch, device, progress);
         }
         return fitThroughWholeGraphs(baseline, selection, text, ridge, rank, target, scratch, device, progress);

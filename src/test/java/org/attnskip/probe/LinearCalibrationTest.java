@@ -121,6 +121,39 @@ class LinearCalibrationTest {
         }
     }
 
+    /**
+     * The same comparison on the trained fixtures, calibrated on the shared stories as the README's
+     * quality table is (here 2,000 tokens): stories260K with its top 3 of 5 layers dropped and
+     * stories-deep12 with its top 6 of 12, default (stream) target.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"stories260K, 2", "stories-deep12, 6"})
+    void layerwiseFitGivesTheWholeGraphFitsMapsOnTheStoriesModels(String name, int k) {
+        Path folder = org.attnskip.Fixtures.model(name);
+        Path model = tmp.resolve(name);
+        org.attnskip.CliRun export = org.attnskip.CliRun.of("export", "--llama2c", folder.resolve(name + ".bin").toString(),
+                "--tokenizer", folder.resolve("tok512.bin").toString(), "-o", model.toString());
+        assertEquals(0, export.code(), export.err());
+        CalibrationText text = CalibrationText.read(org.attnskip.Fixtures.require("data/stories260K-samples.jsonl"),
+                org.attnskip.runtime.Llama2cTokenizer.load(folder.resolve("tok512.bin")), 2000, 256);
+        int layers = name.equals("stories260K") ? 5 : 12;
+        LayerSelection selection = LayerSelection.fromLayer(k, layers);
+        assertTrue(CalibrationGraphs.applies(model, selection));
+        Map<Integer, AffineMap> layerwise = LayerwiseCalibration.fit(model, selection, text, 0.01, 0,
+                LinearCalibration.Target.STREAM, tmp, Device.CPU, line -> { }).maps();
+        Map<Integer, AffineMap> whole = LinearCalibration.fitThroughWholeGraphs(model, selection, text, 0.01, 0,
+                LinearCalibration.Target.STREAM, tmp, Device.CPU, line -> { }).maps();
+        for (int layer : whole.keySet()) {
+            double worst = Math.max(maxAbsDelta(whole.get(layer).first(), layerwise.get(layer).first()),
+                    maxAbsDelta(whole.get(layer).bias(), layerwise.get(layer).bias()));
+            double scale = maxAbs(whole.get(layer).first());
+            System.out.printf("%s layer %d: max |layerwise - whole graph| %.2e (entries up to %.2e)%n", name, layer, worst,
+                    scale);
+            assertTrue(worst < 1e-5 * Math.max(1, scale), name + " layer " + layer + ": " + worst);
+        }
+        assertEquals(whole.keySet(), layerwise.keySet());
+    }
+
     private static double maxAbsDelta(float[] a, float[] b) {
         double worst = 0;
         for (int i = 0; i < a.length; i++) {
