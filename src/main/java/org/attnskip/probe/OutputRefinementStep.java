@@ -46,6 +46,12 @@ public final class OutputRefinementStep {
         if (!OutputRefinement.applies(selection.layers(), weights.config.layers())) {
             return skipped(maps, "the dropped layers are not the top block", progress);
         }
+        // the original next-token distributions of every calibration token are held in the heap
+        long targetBytes = text.tokens() * (long) weights.config.vocabSize() * Float.BYTES;
+        if (targetBytes > Runtime.getRuntime().maxMemory() / 4) {
+            return skipped(maps, "the calibration tokens' distributions (" + targetBytes / (1 << 20)
+                    + " MB) would not fit a quarter of the Java heap; use fewer --calibration-tokens", progress);
+        }
         Map<Integer, AffineMap> refined = OutputRefinement.refine(weights, text.sequences(), maps, settings, progress);
         return new Result(refined, "output-kl, " + settings.epochs() + " epochs, lr " + settings.learningRate()
                 + ", batch " + settings.batch());
