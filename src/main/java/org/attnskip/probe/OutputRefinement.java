@@ -136,9 +136,9 @@ public final class OutputRefinement {
             double[][] in = new double[n][];
             float[][] target = new float[n][];
             for (int t = 0; t < n; t++) {
-                in[t] = toDouble(streams[first][t]);
-                double[] p = logits(toDouble(streams[w.config.layers()][t]), new double[dim]);
-                softmaxInPlace(p);
+                in[t] = DenseMath.toDouble(streams[first][t]);
+                double[] p = logits(DenseMath.toDouble(streams[w.config.layers()][t]), new double[dim]);
+                DenseMath.softmaxInPlace(p);
                 target[t] = new float[vocab];
                 for (int v = 0; v < vocab; v++) {
                     target[t][v] = (float) p[v];
@@ -212,8 +212,8 @@ public final class OutputRefinement {
         Gradient sum = parts[0];
         for (int c = 1; c < chunks; c++) {
             for (int j = 0; j < count; j++) {
-                add(sum.m[j], parts[c].m[j]);
-                add(sum.b[j], parts[c].b[j]);
+                DenseMath.add(sum.m[j], parts[c].m[j]);
+                DenseMath.add(sum.b[j], parts[c].b[j]);
             }
             sum.loss()[0] += parts[c].loss()[0];
         }
@@ -240,7 +240,7 @@ public final class OutputRefinement {
             LlamaWeights.Layer layer = w.layers[first + j];
             hIn[j] = h.clone();
             r1[j] = rsqrt(h);
-            x[j] = scaled(h, layer.attnNorm(), r1[j]);
+            x[j] = DenseMath.scaled(h, layer.attnNorm(), r1[j]);
             double[] mid = b[j].clone();
             for (int i = 0; i < dim; i++) {
                 double xi = x[j][i];
@@ -254,14 +254,14 @@ public final class OutputRefinement {
             }
             hMid[j] = mid;
             r2[j] = rsqrt(mid);
-            u[j] = scaled(mid, layer.ffnNorm(), r2[j]);
-            p[j] = times(layer.w1(), u[j], hidden, dim);
-            gate[j] = times(layer.w3(), u[j], hidden, dim);
+            u[j] = DenseMath.scaled(mid, layer.ffnNorm(), r2[j]);
+            p[j] = DenseMath.times(layer.w1(), u[j], hidden, dim);
+            gate[j] = DenseMath.times(layer.w3(), u[j], hidden, dim);
             double[] act = new double[hidden];
             for (int k = 0; k < hidden; k++) {
-                act[k] = p[j][k] * sigmoid(p[j][k]) * gate[j][k];
+                act[k] = p[j][k] * DenseMath.sigmoid(p[j][k]) * gate[j][k];
             }
-            double[] down = times(layer.w2(), act, dim, hidden);
+            double[] down = DenseMath.times(layer.w2(), act, dim, hidden);
             h = new double[dim];
             for (int o = 0; o < dim; o++) {
                 h[o] = mid[o] + down[o];
@@ -298,23 +298,23 @@ public final class OutputRefinement {
                 dz[i] += d * w.classifier[row + i];
             }
         }
-        double[] dh = normBack(h, w.finalNorm, rf, dz);
+        double[] dh = DenseMath.normBack(h, w.finalNorm, rf, dz);
         for (int j = count - 1; j >= 0; j--) {
             LlamaWeights.Layer layer = w.layers[first + j];
-            double[] ds = timesTransposed(layer.w2(), dh, dim, hidden);
+            double[] ds = DenseMath.timesTransposed(layer.w2(), dh, dim, hidden);
             double[] dp = new double[hidden];
             double[] dGate = new double[hidden];
             for (int k = 0; k < hidden; k++) {
-                double sg = sigmoid(p[j][k]);
+                double sg = DenseMath.sigmoid(p[j][k]);
                 dp[k] = ds[k] * gate[j][k] * sg * (1 + p[j][k] * (1 - sg));
                 dGate[k] = ds[k] * p[j][k] * sg;
             }
-            double[] du = timesTransposed(layer.w1(), dp, hidden, dim);
-            double[] du3 = timesTransposed(layer.w3(), dGate, hidden, dim);
+            double[] du = DenseMath.timesTransposed(layer.w1(), dp, hidden, dim);
+            double[] du3 = DenseMath.timesTransposed(layer.w3(), dGate, hidden, dim);
             for (int i = 0; i < dim; i++) {
                 du[i] += du3[i];
             }
-            double[] dMid = normBack(hMid[j], layer.ffnNorm(), r2[j], du);
+            double[] dMid = DenseMath.normBack(hMid[j], layer.ffnNorm(), r2[j], du);
             for (int o = 0; o < dim; o++) {
                 dMid[o] += dh[o];
             }
@@ -329,8 +329,8 @@ public final class OutputRefinement {
                 }
                 dx[i] = acc;
             }
-            add(g.b[j], dMid);
-            double[] dIn = normBack(hIn[j], layer.attnNorm(), r1[j], dx);
+            DenseMath.add(g.b[j], dMid);
+            double[] dIn = DenseMath.normBack(hIn[j], layer.attnNorm(), r1[j], dx);
             for (int o = 0; o < dim; o++) {
                 dIn[o] += dMid[o];
             }
@@ -342,9 +342,9 @@ public final class OutputRefinement {
     /** The classifier's logits of the final-normed h; z receives the normed vector. */
     private double[] logits(double[] h, double[] z) {
         double r = rsqrt(h);
-        double[] normed = scaled(h, w.finalNorm, r);
+        double[] normed = DenseMath.scaled(h, w.finalNorm, r);
         System.arraycopy(normed, 0, z, 0, dim);
-        return times(w.classifier, normed, vocab, dim);
+        return DenseMath.times(w.classifier, normed, vocab, dim);
     }
 
     /** 1 / sqrt(mean(h^2) + eps), as the rmsnorm scales. */
@@ -354,89 +354,6 @@ public final class OutputRefinement {
             ss += v * v;
         }
         return 1.0 / Math.sqrt(ss / h.length + eps);
-    }
-
-    private static double[] scaled(double[] h, float[] weight, double r) {
-        double[] out = new double[h.length];
-        for (int i = 0; i < h.length; i++) {
-            out[i] = weight[i] * h[i] * r;
-        }
-        return out;
-    }
-
-    /** The gradient through y = weight * h * r(h): with g = weight * dy, dh = r g - h r^3 mean(g h). */
-    private static double[] normBack(double[] h, float[] weight, double r, double[] dy) {
-        double dot = 0;
-        double[] g = new double[h.length];
-        for (int i = 0; i < h.length; i++) {
-            g[i] = weight[i] * dy[i];
-            dot += g[i] * h[i];
-        }
-        double c = r * r * r * dot / h.length;
-        for (int i = 0; i < h.length; i++) {
-            g[i] = r * g[i] - h[i] * c;
-        }
-        return g;
-    }
-
-    /** W . x with W [rows][cols] row-major. */
-    private static double[] times(float[] weight, double[] x, int rows, int cols) {
-        double[] out = new double[rows];
-        for (int r = 0; r < rows; r++) {
-            double acc = 0;
-            int row = r * cols;
-            for (int c = 0; c < cols; c++) {
-                acc += weight[row + c] * x[c];
-            }
-            out[r] = acc;
-        }
-        return out;
-    }
-
-    /** W^T . y with W [rows][cols] row-major. */
-    private static double[] timesTransposed(float[] weight, double[] y, int rows, int cols) {
-        double[] out = new double[cols];
-        for (int r = 0; r < rows; r++) {
-            double yr = y[r];
-            int row = r * cols;
-            for (int c = 0; c < cols; c++) {
-                out[c] += weight[row + c] * yr;
-            }
-        }
-        return out;
-    }
-
-    private static double sigmoid(double v) {
-        return 1.0 / (1.0 + Math.exp(-v));
-    }
-
-    private static void softmaxInPlace(double[] v) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (double x : v) {
-            max = Math.max(max, x);
-        }
-        double sum = 0;
-        for (int i = 0; i < v.length; i++) {
-            v[i] = Math.exp(v[i] - max);
-            sum += v[i];
-        }
-        for (int i = 0; i < v.length; i++) {
-            v[i] /= sum;
-        }
-    }
-
-    private static void add(double[] into, double[] from) {
-        for (int i = 0; i < into.length; i++) {
-            into[i] += from[i];
-        }
-    }
-
-    private static double[] toDouble(float[] f) {
-        double[] d = new double[f.length];
-        for (int i = 0; i < f.length; i++) {
-            d[i] = f[i];
-        }
-        return d;
     }
 
     private static double[] full(AffineMap map) {
