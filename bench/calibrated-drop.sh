@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Calibrated drop against plain drop: quality and decode latency.
-# Quality: calibrate on the first 200 of ../shared/data/stories260K-samples.jsonl (all their tokens,
-# default target), evaluate on eval/stories.txt and on the last 100 samples (never calibrated on);
+# Quality: calibrate on the first 200 of ../shared/data/stories260K-samples.jsonl: "linear" with all
+# their tokens, default target, ridge fit only (--refine-epochs 0); "refined" with every default
+# (16,384 tokens, output refinement for 3 epochs); evaluate on eval/stories.txt and on the last 100 samples (never calibrated on);
 # perplexity, top-1 agreement and mean KL to the baseline with 95% bootstrap intervals, for
 # stories-deep12 at 1, 3, 4 and 6 dropped layers and stories260K at 1, 2, 3 and 4.
 # Latency: the 12-layer synthetic model of the Benchmarks section at --drop-attn-above 0.5,
@@ -31,8 +32,10 @@ if [ "$what" != latency ]; then
     set -- $spec; m=$1; k=$2
     a optimize "$work/$m" -o "$work/$m-drop$k" --drop-attn --from-layer "$k" > /dev/null
     a optimize "$work/$m" -o "$work/$m-linear$k" --drop-attn --from-layer "$k" --compensate linear \
-      --calibration-text "$work/calibration.jsonl" --calibration-tokens 1000000 --quiet > /dev/null
-    for v in drop linear; do
+      --calibration-text "$work/calibration.jsonl" --calibration-tokens 1000000 --refine-epochs 0 --quiet > /dev/null
+    a optimize "$work/$m" -o "$work/$m-refined$k" --drop-attn --from-layer "$k" --compensate linear \
+      --calibration-text "$work/calibration.jsonl" --quiet > /dev/null
+    for v in drop linear refined; do
       for t in "$here/eval/stories.txt" "$work/held-out.jsonl"; do
         echo "$m from layer $k, $v, $(basename "$t"): $(quality_line "$work/$m" "$work/$m-$v$k" "$t" \
           "$work/report-$m-$v$k-$(basename "$t")")"

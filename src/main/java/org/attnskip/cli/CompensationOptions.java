@@ -5,6 +5,8 @@ import org.attnskip.eval.ModelSource;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.probe.CalibrationText;
 import org.attnskip.probe.LinearCalibration;
+import org.attnskip.probe.OutputRefinement;
+import org.attnskip.probe.OutputRefinementStep;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.Tokenizer;
 import org.attnskip.runtime.TokenizerFiles;
@@ -18,6 +20,7 @@ final class CompensationOptions {
     /** Null options mean these; picocli defaults would hide whether the user gave the option. */
     private static final long DEFAULT_TOKENS = 16384;
     private static final double DEFAULT_RIDGE = 0.01;
+    private static final int DEFAULT_REFINE_EPOCHS = OutputRefinement.Settings.DEFAULT.epochs();
 
     @Option(names = "--compensate", paramLabel = "linear",
             description = {"with drop: replace each dropped attention sub-block by a per-token linear map of its norm output,",
@@ -48,6 +51,12 @@ final class CompensationOptions {
                     "each layer's arriving stream as a value, else branch)"})
     String target;
 
+    @Option(names = "--refine-epochs", paramLabel = "N",
+            description = {"with --compensate: when the dropped layers are the top block and the model is a directory attnskip",
+                    "export wrote, train the fitted maps N passes over the calibration text to minimise the output's KL",
+                    "to the original model (0: keep the ridge fit; default: 3)"})
+    Integer refineEpochs;
+
     boolean enabled() {
         return compensate != null;
     }
@@ -55,9 +64,10 @@ final class CompensationOptions {
     /** Refuses calibration options that would be ignored, and malformed ones. */
     void check(boolean dropMode) {
         if (compensate == null) {
-            if (calibrationText != null || calibrationTokens != null || ridge != null || rank != null || target != null) {
-                throw new BadInputException("--calibration-text, --calibration-tokens, --ridge, --rank and --calibration-target"
-                        + " need --compensate linear");
+            if (calibrationText != null || calibrationTokens != null || ridge != null || rank != null || target != null
+                    || refineEpochs != null) {
+                throw new BadInputException("--calibration-text, --calibration-tokens, --ridge, --rank, --calibration-target"
+                        + " and --refine-epochs need --compensate linear");
             }
             return;
         }
@@ -83,6 +93,9 @@ final class CompensationOptions {
         if (rank != null && rank < 1) {
             throw new BadInputException("--rank " + rank + ": must be at least 1");
         }
+        if (refineEpochs != null && refineEpochs < 0) {
+            throw new BadInputException("--refine-epochs " + refineEpochs + ": must be 0 or more");
+        }
     }
 
     /**
@@ -107,15 +120,21 @@ final class CompensationOptions {
         CalibrationText text = CalibrationText.read(calibrationText, tokenizer, tokens(), maxPositions);
         double r = ridgeValue();
         int k = rank == null ? 0 : rank;
+        java.util.function.Consumer<String> progress = line -> {
+            if (!quiet) {
+                System.err.println("attnskip: " + line);
+            }
+        };
         return (baseline, selection) -> {
             LinearCalibration.Target t = target == null ? LinearCalibration.defaultTarget(baseline, selection) : target();
-            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, t, scratch, device,
-                    line -> {
-                        if (!quiet) {
-                            System.err.println("attnskip: " + line);
-                        }
-                    });
-            return new DropCompensation.Fitted(c.maps(), c.metadata());
+            LinearCalibration.Calibrated c = LinearCalibration.fit(baseline, selection, text, r, k, t, scratch, device, progress);
+            OutputRefinementStep.Result refined = OutputRefinementStep.apply(baseline, selection, text, c.maps(),
+                    new OutputRefinement.Settings(refineEpochsValue(), OutputRefinement.Settings.DEFAULT.learningRate(),
+                            OutputRefinement.Settings.DEFAULT.batch(), OutputRefinement.Settings.DEFAULT.seed()), progress);
+            java.util.Map<String, String> metadata = new java.util.LinkedHashMap<>(c.metadata());
+            metadata.put("refine", refined.note());
+            metadata.put("params_added", Long.toString(org.attnskip.rewrite.CompensatedDropPass.parametersAdded(refined.maps())));
+            return new DropCompensation.Fitted(refined.maps(), metadata);
         };
     }
 
@@ -135,6 +154,10 @@ final class CompensationOptions {
         return calibrationTokens == null ? DEFAULT_TOKENS : calibrationTokens;
     }
 
+    private int refineEpochsValue() {
+        return refineEpochs == null ? DEFAULT_REFINE_EPOCHS : refineEpochs;
+    }
+
     private double ridgeValue() {
         return ridge == null ? DEFAULT_RIDGE : ridge;
     }
@@ -147,6 +170,7 @@ final class CompensationOptions {
         c.put("calibration_tokens", tokens());
         c.put("ridge", ridgeValue());
         c.put("rank", rank == null ? "full" : rank);
+        c.put("refine_epochs", refineEpochsValue());
         c.put("calibration_target", target == null ? "default (stream where the graph has it, else branch)"
                 : target().name().toLowerCase(java.util.Locale.ROOT));
         return c;

@@ -56,6 +56,8 @@ class CompensateCommandTest {
         assertEquals("600", meta.get("calibration_tokens"));
         assertEquals("0.01", meta.get("ridge"));
         assertEquals("stream", meta.get("calibration_target"));
+        // layers 3-4 are the top block of an exported directory: the maps were refined against the output
+        assertEquals("output-kl, 3 epochs, lr 3.0E-4, batch 1024", meta.get("refine"));
         assertEquals(String.valueOf(2 * (64 * 64 + 64)), meta.get("params_added"));
         var report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
         assertTrue(report.get("notes").toString().contains("8,320 parameters added"), r.out());
@@ -83,6 +85,7 @@ class CompensateCommandTest {
                 "--compensate", "linear", "--calibration-text", "eval/stories.txt", "--calibration-tokens", "600", "--quiet");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("KV bytes     1,280 -> 768 per token"), r.out());
+        assertTrue(RewriteMetadata.read(OnnxModelIO.load(out).proto()).get("refine").startsWith("none ("), "layers 1 and 3 are not the top block");
 
         CliRun inspect = CliRun.of("inspect", out.toString());
         assertEquals(0, inspect.code(), inspect.err());
