@@ -18,7 +18,8 @@ final class StoredMatrix {
 
     private final Bytes bytes;
     private final long begin;
-    private final int rows;
+    /** Named apart from {@link ShapedRows}' own rows, which the views below inherit. */
+    private final int storedRows;
     private final int stride;
     private final int first;
     private final int width;
@@ -30,7 +31,7 @@ final class StoredMatrix {
         }
         this.bytes = bytes;
         this.begin = begin;
-        this.rows = rows;
+        this.storedRows = rows;
         this.stride = stride;
         this.first = first;
         this.width = width;
@@ -49,7 +50,7 @@ final class StoredMatrix {
 
     /** [rows][width] as stored. */
     WeightRows asStored() {
-        return new ShapedRows(rows, width) {
+        return new ShapedRows(storedRows, width) {
             @Override
             public void read(int r0, int count, float[] into, int at) {
                 if (width == stride) {
@@ -72,7 +73,7 @@ final class StoredMatrix {
 
     /** [width][rows]: row c is stored column first + c. A block of rows reads one stretch of every stored row. */
     WeightRows transposed() {
-        return new ShapedRows(width, rows) {
+        return new ShapedRows(width, storedRows) {
             private float[] stretch = new float[0];
 
             @Override
@@ -80,10 +81,10 @@ final class StoredMatrix {
                 if (stretch.length < count) {
                     stretch = new float[count];
                 }
-                for (int r = 0; r < rows; r++) {
+                for (int r = 0; r < storedRows; r++) {
                     MappedRows.widen(type, bytes.at(offset(r, first + c0), count * type.bytes), stretch, 0, count);
                     for (int c = 0; c < count; c++) {
-                        into[at + c * rows + r] = stretch[c];
+                        into[at + c * storedRows + r] = stretch[c];
                     }
                 }
             }

@@ -47,6 +47,34 @@ class MappedReferenceTest {
         LlamaWeights inHeap = ExportedWeights.read(dir);
         try (LlamaWeightSource mapped = ExportedWeights.open(dir)) {
             assertSameModel(new ReferenceLlama(inHeap), new ReferenceLlama(mapped), w.config);
+            assertSameTensors(inHeap, mapped);
+        }
+    }
+
+    /** Every part, [out][in] as every source gives it (the mapped one reads stored columns) and, for matrices, as stored. */
+    private static void assertSameTensors(LlamaWeights want, LlamaWeightSource got) {
+        assertEquals(want.classifierIsEmbedding(), got.classifierIsEmbedding());
+        for (WeightPart part : WeightPart.values()) {
+            boolean absent = (part == WeightPart.CLASSIFIER && want.classifierIsEmbedding())
+                    || (!want.config.qkvBias() && (part == WeightPart.BQ || part == WeightPart.BK || part == WeightPart.BV));
+            for (int l = 0; !absent && l < (part.perLayer ? want.config.layers() : 1); l++) {
+                float[] outIn = want.weight(part, l).readAll();
+                assertArrayEquals(outIn, got.weight(part, l).readAll(), part + " of layer " + l);
+                WeightRows stored = got.storedTransposed(part, l);
+                if (stored != null) {
+                    int out = part.shape(want.config)[0];
+                    int in = part.shape(want.config)[1];
+                    assertEquals(in, stored.rows(), part + " stored rows");
+                    float[] inOut = new float[in * out];
+                    stored.read(1, in - 1, inOut, out); // rows in any order: the tail first, then row 0
+                    stored.read(0, 1, inOut, 0);
+                    for (int i = 0; i < in; i++) {
+                        for (int o = 0; o < out; o++) {
+                            assertEquals(outIn[o * in + i], inOut[i * out + o], 0f, part + " of layer " + l + " at " + o + "," + i);
+                        }
+                    }
+                }
+            }
         }
     }
 
