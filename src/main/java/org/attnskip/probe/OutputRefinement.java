@@ -3,6 +3,7 @@ package org.attnskip.probe;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.reference.AffineMap;
 import org.attnskip.reference.ReferenceLlama;
+import org.attnskip.runtime.LogProbs;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -269,19 +270,9 @@ public final class OutputRefinement {
         }
         double rf = rsqrt(h);
         double[] z = new double[dim];
-        double[] logp = logits(h, z);
-        double max = Double.NEGATIVE_INFINITY;
-        for (double v : logp) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (double v : logp) {
-            sum += Math.exp(v - max);
-        }
-        double logSum = max + Math.log(sum);
+        double[] logp = LogProbs.logSoftmaxInPlace(logits(h, z));
         double kl = 0;
         for (int v = 0; v < vocab; v++) {
-            logp[v] -= logSum;
             if (target[v] > 0) {
                 kl += target[v] * (Math.log(target[v]) - logp[v]);
             }

@@ -23,6 +23,23 @@ public final class LogProbs {
         return out;
     }
 
+    /** The same for logits already in double precision, overwritten with their log-probabilities. */
+    public static double[] logSoftmaxInPlace(double[] logits) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (double v : logits) {
+            max = Math.max(max, v);
+        }
+        double sum = 0;
+        for (double v : logits) {
+            sum += Math.exp(v - max);
+        }
+        double logZ = max + Math.log(sum);
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] -= logZ;
+        }
+        return logits;
+    }
+
     /** Index of the largest value; the first one on ties. */
     public static int argmax(double[] values) {
         int best = 0;

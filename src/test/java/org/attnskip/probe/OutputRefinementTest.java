@@ -5,6 +5,7 @@ import org.attnskip.export.SyntheticWeights;
 import org.attnskip.reference.AffineMap;
 import org.attnskip.reference.Manipulation;
 import org.attnskip.reference.ReferenceLlama;
+import org.attnskip.runtime.LogProbs;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -62,8 +63,8 @@ class OutputRefinementTest {
             float[][] base = ref.logitsAllPositions(ids);
             float[][] variant = ref.logitsAllPositions(ids, new Manipulation.CompensatedDrop(maps));
             for (int t = 0; t < ids.length; t++) {
-                double[] p = logSoftmax(base[t]);
-                double[] q = logSoftmax(variant[t]);
+                double[] p = LogProbs.logSoftmax(base[t]);
+                double[] q = LogProbs.logSoftmax(variant[t]);
                 for (int v = 0; v < p.length; v++) {
                     sum += Math.exp(p[v]) * (p[v] - q[v]);
                 }
@@ -71,22 +72,6 @@ class OutputRefinementTest {
             }
         }
         return sum / n;
-    }
-
-    private static double[] logSoftmax(float[] z) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : z) {
-            max = Math.max(max, v);
-        }
-        double s = 0;
-        for (float v : z) {
-            s += Math.exp(v - max);
-        }
-        double[] out = new double[z.length];
-        for (int i = 0; i < z.length; i++) {
-            out[i] = z[i] - max - Math.log(s);
-        }
-        return out;
     }
 
     @Test
