@@ -207,10 +207,9 @@ public final class ExportedWeights {
         return Tensors.floats(t, model.baseDir());
     }
 
-    /** The file must be exactly what the exporter writes from the weights read; else the weights mean something else. */
-    private void requireSameGraph(ModelProto exported) {
+    /** The first difference in nodes, inputs or outputs between the file and the exporter's graph, else null. */
+    private String firstWiringDifference(GraphProto want) {
         GraphProto have = model.proto().getGraph();
-        GraphProto want = exported.getGraph();
         String difference = firstNodeDifference(have.getNodeList(), want.getNodeList());
         if (difference == null && !have.getInputList().equals(want.getInputList())) {
             difference = "its inputs differ";
@@ -218,6 +217,13 @@ public final class ExportedWeights {
         if (difference == null && !have.getOutputList().equals(want.getOutputList())) {
             difference = "its outputs differ";
         }
+        return difference;
+    }
+
+    /** The file must be exactly what the exporter writes from the weights read; else the weights mean something else. */
+    private void requireSameGraph(ModelProto exported) {
+        GraphProto want = exported.getGraph();
+        String difference = firstWiringDifference(want);
         if (difference == null) {
             difference = firstInitializerDifference(want.getInitializerList());
         }
@@ -231,15 +237,8 @@ public final class ExportedWeights {
      * values are compared for the initializers it holds inline (constants, small tensors).
      */
     private void requireSameStructure(ModelProto exported) {
-        GraphProto have = model.proto().getGraph();
         GraphProto want = exported.getGraph();
-        String difference = firstNodeDifference(have.getNodeList(), want.getNodeList());
-        if (difference == null && !have.getInputList().equals(want.getInputList())) {
-            difference = "its inputs differ";
-        }
-        if (difference == null && !have.getOutputList().equals(want.getOutputList())) {
-            difference = "its outputs differ";
-        }
+        String difference = firstWiringDifference(want);
         if (difference == null && initializers.size() != want.getInitializerCount()) {
             difference = "it has " + initializers.size() + " initializers, the exporter's graph " + want.getInitializerCount();
         }
