@@ -19,8 +19,11 @@ import java.util.SplittableRandom;
  * the wall clock; the wall time is printed beside it. The first graph is the reference of the
  * ratios; naming it twice gives the noise floor. The first WARMUP rounds are not counted.
  *
+ * With PREFILL_RUNS=N, the prefill of those CONTEXT tokens is timed the same way first: N rounds
+ * (after one warm-up round), each graph prefilling on a fresh cache in turn.
+ *
  * Usage: java -cp target/attnskip.jar bench/DecodeStepCpu.java CONTEXT STEPS MODEL.onnx...
- * Environment: WARMUP (default 10), MAX_TOKEN (largest random token id, default 500).
+ * Environment: WARMUP (default 10), MAX_TOKEN (largest random token id, default 500), PREFILL_RUNS (default 0).
  */
 public final class DecodeStepCpu {
     public static void main(String[] args) {
@@ -38,6 +41,27 @@ public final class DecodeStepCpu {
             DecoderSession s = DecoderSession.open(Path.of(model), OrtSessionFactory.Settings.of(Device.CPU).withThreads(1));
             sessions.add(s);
             caches.add(s.append(prompt, s.growingCache(1)).cache());
+        }
+        int prefillRuns = Integer.parseInt(System.getenv().getOrDefault("PREFILL_RUNS", "0"));
+        if (prefillRuns > 0) {
+            long[][] prefillCpu = new long[models.size()][prefillRuns];
+            long[][] prefillWall = new long[models.size()][prefillRuns];
+            for (int round = -1; round < prefillRuns; round++) {
+                for (int m = 0; m < models.size(); m++) {
+                    long c0 = threads.getCurrentThreadCpuTime();
+                    long w0 = System.nanoTime();
+                    KvCache filled = sessions.get(m).append(prompt, sessions.get(m).growingCache(1)).cache();
+                    long c1 = threads.getCurrentThreadCpuTime();
+                    long w1 = System.nanoTime();
+                    filled.close();
+                    if (round >= 0) {
+                        prefillCpu[m][round] = c1 - c0;
+                        prefillWall[m][round] = w1 - w0;
+                    }
+                }
+            }
+            System.out.printf("prefill of %d tokens, %d rounds after 1 warm-up, one intra-op thread%n", context, prefillRuns);
+            table(models, prefillCpu, prefillWall, "prefill");
         }
         long[][] cpu = new long[models.size()][steps];
         long[][] wall = new long[models.size()][steps];
@@ -58,14 +82,18 @@ public final class DecodeStepCpu {
         }
         System.out.printf("decode steps at context %d..%d, %d rounds after %d warm-up, one intra-op thread%n", context,
                 context + warmup + steps, steps, warmup);
-        System.out.println("| model | CPU per step, median | ratio to the first | wall per step, median | ratio to the first |");
+        table(models, cpu, wall, "step");
+        caches.forEach(KvCache::close);
+        sessions.forEach(DecoderSession::close);
+    }
+
+    private static void table(List<String> models, long[][] cpu, long[][] wall, String unit) {
+        System.out.printf("| model | CPU per %s, median | ratio to the first | wall per %s, median | ratio to the first |%n", unit, unit);
         System.out.println("|---|---|---|---|---|");
         for (int m = 0; m < models.size(); m++) {
             System.out.printf("| %s | %.3f ms | %.3f | %.3f ms | %.3f |%n", models.get(m), median(cpu[m]) / 1e6,
                     median(cpu[m]) / median(cpu[0]), median(wall[m]) / 1e6, median(wall[m]) / median(wall[0]));
         }
-        caches.forEach(KvCache::close);
-        sessions.forEach(DecoderSession::close);
     }
 
     private static double median(long[] values) {
