@@ -44,8 +44,8 @@ public enum FreezeKv {
 
     /** Rewrites g; {@code allPositions} selects the evaluation form, otherwise the deployable one. */
     private ChangeReport freeze(Graph g, DecoderLayout layout, LayerSelection selection, boolean allPositions) {
-        int k = selection.firstLayer();
-        if (StaticCacheFreezePass.handles(layout, Math.max(k, 0))) {
+        int k = selection.frozenFrom();
+        if (StaticCacheFreezePass.handles(layout, k)) {
             if (!allPositions) {
                 return StaticCacheFreezePass.apply(g, layout, selection, this);
             }
@@ -58,7 +58,7 @@ public enum FreezeKv {
         if (GqaFreezePass.handles(layout, k)) {
             return GqaFreezePass.apply(g, layout, selection, this, allPositions);
         }
-        for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
+        for (int i = k; i < layout.numLayers(); i++) {
             AttentionKind kind = layout.layer(i).attention().kind();
             if (kind == AttentionKind.FUSED_ATTENTION) {
                 throw new BadInputException("freeze: layer " + i + " uses " + kind.label

@@ -18,6 +18,14 @@ import java.util.TreeSet;
 public record LayerSelection(String threshold, int firstLayer, SortedSet<Integer> layers) {
 
     /** k = ceil(f * L), computed in decimal so that 0.6 * 5 is exactly 3. */
+    /** k, for freeze, whose frozen layers are always the top block k..L-1: a list of layers is refused. */
+    public int frozenFrom() {
+        if (firstLayer < 0) {
+            throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
+        }
+        return firstLayer;
+    }
+
     public static LayerSelection fromFraction(String fraction, int numLayers) {
         BigDecimal f;
         try {

@@ -35,11 +35,8 @@ public final class PaperFreezeDeployablePass implements RewritePass {
 
     @Override
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
-        int k = selection.firstLayer();
+        int k = selection.frozenFrom();
         int L = layout.numLayers();
-        if (k < 0) {
-            throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
-        }
         if (k >= L) {
             return report(selection, k, L, 0, 0, layout, List.of());
         }

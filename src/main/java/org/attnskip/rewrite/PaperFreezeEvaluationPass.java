@@ -29,10 +29,7 @@ import java.util.Set;
 public final class PaperFreezeEvaluationPass implements RewritePass {
     @Override
     public ChangeReport apply(Graph g, DecoderLayout layout, LayerSelection selection) {
-        int k = selection.firstLayer();
-        if (k < 0) {
-            throw new BadInputException("freeze takes a threshold or --from-layer, not a list of layers");
-        }
+        int k = selection.frozenFrom();
         int nodesBefore = g.nodes().size();
         int L = layout.numLayers();
         for (int i = k + 1; i < L; i++) {

@@ -7,20 +7,11 @@ public final class LogProbs {
 
     /** log softmax(logits), computed stably by subtracting the maximum. */
     public static double[] logSoftmax(float[] logits) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
-        }
-        double logZ = max + Math.log(sum);
-        double[] out = new double[logits.length];
+        double[] widened = new double[logits.length];
         for (int i = 0; i < logits.length; i++) {
-            out[i] = logits[i] - logZ;
+            widened[i] = logits[i];
         }
-        return out;
+        return logSoftmaxInPlace(widened);
     }
 
     /** The same for logits already in double precision, overwritten with their log-probabilities. */
