@@ -25,6 +25,13 @@ public record LlamaConfig(
         int bosId,
         int eosId) {
 
+    /** Refuses a shape no exporter can lay out: heads that do not divide dim, KV heads that do not divide heads, an odd head size. */
+    public void requireConsistentShape() {
+        if (dim % heads != 0 || heads % kvHeads != 0 || headDim() % 2 != 0) {
+            throw new IllegalArgumentException("inconsistent shape: dim " + dim + ", heads " + heads + ", kv heads " + kvHeads);
+        }
+    }
+
     public int headDim() {
         return dim / heads;
     }

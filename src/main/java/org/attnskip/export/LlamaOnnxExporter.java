@@ -70,10 +70,7 @@ public final class LlamaOnnxExporter {
     }
 
     private ModelProto build() {
-        if (cfg.dim() % cfg.heads() != 0 || cfg.heads() % cfg.kvHeads() != 0 || cfg.headDim() % 2 != 0) {
-            throw new IllegalArgumentException("inconsistent shape: dim " + cfg.dim() + ", heads " + cfg.heads()
-                    + ", kv heads " + cfg.kvHeads());
-        }
+        cfg.requireConsistentShape();
         declareIo();
         String h = g.op("Gather", "/model/embed_tokens/Gather",
                 in(init.weight("model.embed_tokens.weight", new long[] {cfg.vocabSize(), cfg.dim()}, part(WeightPart.EMBEDDING)),
