@@ -347,15 +347,7 @@ class RewriteMatchesReferenceTest {
         LayerSelection s = LayerSelection.fromLayer(k, L);
         float[][] expected = ref.logitsAllPositions(tokens, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
                 : new Manipulation.SingleInputFreeze(k));
-        Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
-        if (k < L) {
-            compareLastPosition("mha " + flavour + " k=" + k, deployable, expected, tokens);
-        } else {
-            compare("mha " + flavour + " k=" + k, deployable, expected, tokens);
-        }
-        if (kv == FreezeKv.SINGLE_INPUT) {
-            compare("mha single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
-        }
+        compareBothFreezeForms("mha", base, kv, s, L, expected, tokens);
     }
 
     /** Freeze at 0 changes the fp16 model by more than the tolerance, so the comparisons above can fail. */
@@ -405,15 +397,7 @@ class RewriteMatchesReferenceTest {
         LayerSelection s = LayerSelection.fromLayer(k, L);
         float[][] expected = expected(model, 13, kv == FreezeKv.PAPER ? new Manipulation.Freeze(k)
                 : new Manipulation.SingleInputFreeze(k));
-        Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
-        if (k < L) {
-            compareLastPosition("static-" + flavour + " k=" + k, deployable, expected, tokens);
-        } else {
-            compare("static-" + flavour + " k=" + k, deployable, expected, tokens);
-        }
-        if (kv == FreezeKv.SINGLE_INPUT) {
-            compare("static-single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)), expected, tokens);
-        }
+        compareBothFreezeForms("static", base, kv, s, L, expected, tokens);
     }
 
     /** Freeze at 0 changes the model by more than the tolerance, so the static-cache comparisons can fail. */
@@ -636,5 +620,25 @@ class RewriteMatchesReferenceTest {
             o[i - from] = i;
         }
         return o;
+    }
+
+    /**
+     * The deployable form's last position (every position at k = L, where nothing is frozen) and, for
+     * single-input, the evaluation form's every position, against the reference's freeze logits.
+     */
+    private void compareBothFreezeForms(String graph, Path base, FreezeKv kv, LayerSelection s, int L, float[][] expected,
+                                        int[] tokens) {
+        int k = s.firstLayer();
+        String label = graph + " " + kv + " k=" + k;
+        Path deployable = rewrite(base, (g, l) -> kv.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        if (k < L) {
+            compareLastPosition(label, deployable, expected, tokens);
+        } else {
+            compare(label, deployable, expected, tokens);
+        }
+        if (kv == FreezeKv.SINGLE_INPUT) {
+            compare(graph + " single-input-all k=" + k, rewrite(base, (g, l) -> kv.pass(FreezeForm.EVALUATION).apply(g, l, s)),
+                    expected, tokens);
+        }
     }
 }
