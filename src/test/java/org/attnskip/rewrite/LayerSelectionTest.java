@@ -41,4 +41,13 @@ class LayerSelectionTest {
         assertThrows(BadInputException.class, () -> LayerSelection.fromFraction("half", 4));
         assertThrows(BadInputException.class, () -> LayerSelection.fromLayer(5, 4));
     }
+
+    /** Freeze always takes the top block k..L-1, whatever the dialect, so a list of layers is refused before any pass. */
+    @Test
+    void freezeTakesTheFirstLayerOfATopBlockAndRefusesAList() {
+        assertEquals(2, LayerSelection.fromLayer(2, 4).frozenFrom());
+        assertEquals(2, LayerSelection.fromFraction("0.5", 4).frozenFrom());
+        assertTrue(assertThrows(BadInputException.class, () -> LayerSelection.fromList("1,3", 4).frozenFrom())
+                .getMessage().contains("not a list of layers"));
+    }
 }
