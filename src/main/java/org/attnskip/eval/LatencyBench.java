@@ -2,6 +2,7 @@ package org.attnskip.eval;
 
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.KvCache;
+import org.attnskip.runtime.LogitRows;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -11,7 +12,8 @@ import java.util.SplittableRandom;
  * Measures prefill and decode latency of a baseline and a variant in one run. Every repetition
  * measures both models at every point, alternating which goes first so that neither always runs on
  * a warmer cache; warm-up repetitions are run the same way and thrown away. A prefill time is one
- * run of the prompt on an empty cache; a decode time is one single-token step after a (not timed)
+ * run of the prompt on an empty cache asking, as generation does, for the last position's logits only
+ * ({@link LogitRows#LAST}: a graph with {@code logits_to_keep} skips the other positions' LM head); a decode time is one single-token step after a (not timed)
  * prefill of the context. The timed span is the whole {@link DecoderSession#run} call, logits copy
  * included. All models get the same random token ids.
  */
@@ -107,7 +109,7 @@ public final class LatencyBench {
         int[] prompt = java.util.Arrays.copyOf(ids, length);
         KvCache empty = model.session().emptyCache(1);
         long start = System.nanoTime();
-        DecoderSession.Output out = model.append(prompt, empty);
+        DecoderSession.Output out = model.append(prompt, empty, LogitRows.LAST);
         long elapsed = System.nanoTime() - start;
         out.cache().close();
         return elapsed;
@@ -115,12 +117,12 @@ public final class LatencyBench {
 
     private static List<Long> timeDecode(ScoringModel model, int[] ids, int context, int steps) {
         DecoderSession session = model.session();
-        KvCache cache = model.append(java.util.Arrays.copyOf(ids, context), session.emptyCache(1)).cache();
+        KvCache cache = model.append(java.util.Arrays.copyOf(ids, context), session.emptyCache(1), LogitRows.LAST).cache();
         List<Long> times = new ArrayList<>();
         for (int s = 0; s < steps; s++) {
             int[] step = {ids[context + s]};
             long start = System.nanoTime();
-            DecoderSession.Output out = model.append(step, cache);
+            DecoderSession.Output out = model.append(step, cache, LogitRows.LAST);
             times.add(System.nanoTime() - start);
             cache = out.cache();
         }

@@ -11,6 +11,7 @@ import org.attnskip.reference.NoiseDraw;
 import org.attnskip.rewrite.RandomNoisePass;
 import org.attnskip.rewrite.RewriteMetadata;
 import org.attnskip.runtime.DecoderSession;
+import org.attnskip.runtime.LogitRows;
 import org.attnskip.runtime.Logits;
 import org.attnskip.runtime.OrtSessionFactory;
 
@@ -116,11 +117,16 @@ public final class ScoringModel {
      * needs (the positions of this run); the cache is consumed as by {@link DecoderSession#append}.
      */
     public DecoderSession.Output append(int[] next, org.attnskip.runtime.KvCache cache) {
+        return append(next, cache, LogitRows.ALL);
+    }
+
+    /** As above, with the logits of the positions {@code rows} says the caller reads. */
+    public DecoderSession.Output append(int[] next, org.attnskip.runtime.KvCache cache, LogitRows rows) {
         if (noiseInput == null) {
-            return session.append(next, cache);
+            return session.append(next, cache, rows);
         }
         try (OnnxTensor noiseTensor = noiseTensor(next.length)) {
-            return session.append(next, cache, Map.of(noiseInput, noiseTensor));
+            return session.append(next, cache, Map.of(noiseInput, noiseTensor), rows);
         } catch (OrtException e) {
             cache.close();
             throw new IllegalStateException("cannot make the noise tensor: " + e.getMessage(), e);

@@ -107,6 +107,8 @@ public final class FusedLlamaExporter {
             residual = next[1];
             normed = next[0];
         }
+        // The final norm fuses the last residual add: cut after it (a norm per position is cheap; the head is not).
+        normed = LogitsToKeep.slice(g, normed);
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             String classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
@@ -137,11 +139,12 @@ public final class FusedLlamaExporter {
         if (!rotaryInside) {
             g.input("position_ids", INT64, "batch_size", "sequence_length");
         }
+        LogitsToKeep.declare(g);
         for (int i = 0; i < cfg.layers(); i++) {
             g.input(pastKey(i), t, "batch_size", kv, "past_sequence_length", hd);
             g.input(pastValue(i), t, "batch_size", kv, "past_sequence_length", hd);
         }
-        g.output("logits", t, "batch_size", "sequence_length", Integer.toString(cfg.vocabSize()));
+        g.output("logits", t, "batch_size", LogitsToKeep.LOGITS_LENGTH, Integer.toString(cfg.vocabSize()));
         for (int i = 0; i < cfg.layers(); i++) {
             g.output(presentKey(i), t, "batch_size", kv, "present_sequence_length", hd);
             g.output(presentValue(i), t, "batch_size", kv, "present_sequence_length", hd);

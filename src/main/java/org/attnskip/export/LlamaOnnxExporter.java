@@ -80,7 +80,7 @@ public final class LlamaOnnxExporter {
         for (int i = 0; i < cfg.layers(); i++) {
             h = layer(i, h);
         }
-        String normed = rmsNorm("/model/norm", h, part(WeightPart.FINAL_NORM), "model.norm.weight");
+        String normed = rmsNorm("/model/norm", LogitsToKeep.slice(g, h), part(WeightPart.FINAL_NORM), "model.norm.weight");
         if (weights.classifierIsEmbedding()) {
             // A shared classifier is stored once; ORT folds this Transpose into a constant at load time.
             String classifier = g.op("Transpose", "/lm_head/Transpose", in("model.embed_tokens.weight"), intsAttr("perm", 1, 0));
@@ -111,11 +111,12 @@ public final class LlamaOnnxExporter {
         g.input("input_ids", INT64, "batch_size", "sequence_length");
         g.input("attention_mask", INT64, "batch_size", "total_sequence_length");
         g.input("position_ids", INT64, "batch_size", "sequence_length");
+        LogitsToKeep.declare(g);
         for (int i = 0; i < cfg.layers(); i++) {
             g.input(pastKey(i), t, "batch_size", kv, "past_sequence_length", hd);
             g.input(pastValue(i), t, "batch_size", kv, "past_sequence_length", hd);
         }
-        g.output("logits", t, "batch_size", "sequence_length", Integer.toString(cfg.vocabSize()));
+        g.output("logits", t, "batch_size", LogitsToKeep.LOGITS_LENGTH, Integer.toString(cfg.vocabSize()));
         for (int i = 0; i < cfg.layers(); i++) {
             g.output(presentKey(i), t, "batch_size", kv, "total_sequence_length", hd);
             g.output(presentValue(i), t, "batch_size", kv, "total_sequence_length", hd);

@@ -90,7 +90,7 @@ public final class StaticCacheLlamaExporter {
         for (int i = 0; i < cfg.layers(); i++) {
             h = layer(i, h);
         }
-        String normed = rmsNorm("/model/norm", h, "model.norm.weight", part(WeightPart.FINAL_NORM, 0));
+        String normed = rmsNorm("/model/norm", LogitsToKeep.slice(g, h), "model.norm.weight", part(WeightPart.FINAL_NORM, 0));
         String classifier = weights.classifierIsEmbedding() ? "model.embed_tokens.weight"
                 : init.weight("lm_head.weight", new long[] {cfg.vocabSize(), cfg.dim()}, part(WeightPart.CLASSIFIER, 0));
         g.node("MatMul", "/lm_head/MatMul", in(normed, transposed("/lm_head", classifier)), in("logits"));
@@ -111,13 +111,14 @@ public final class StaticCacheLlamaExporter {
         String kvHidden = Integer.toString(cfg.kvDim());
         g.input("input_ids", INT64, "batch_size", "sequence_length");
         g.input("position_ids", INT64, "batch_size", "sequence_length");
+        LogitsToKeep.declare(g);
         g.input(WRITE_INDICES, INT64, "batch_size");
         g.input(NONPAD_KV_SEQLEN, INT64, "batch_size");
         for (int i = 0; i < cfg.layers(); i++) {
             g.input(keyCache(i), t, "batch_size", "max_sequence_length", kvHidden);
             g.input(valueCache(i), t, "batch_size", "max_sequence_length", kvHidden);
         }
-        g.output("logits", t, "batch_size", "sequence_length", Integer.toString(cfg.vocabSize()));
+        g.output("logits", t, "batch_size", LogitsToKeep.LOGITS_LENGTH, Integer.toString(cfg.vocabSize()));
         for (int i = 0; i < cfg.layers(); i++) {
             g.output(presentKeyCache(i), t, "batch_size", "max_sequence_length", kvHidden);
             g.output(presentValueCache(i), t, "batch_size", "max_sequence_length", kvHidden);

@@ -10,6 +10,8 @@ import java.util.List;
  * @param dialect      a short label of the exporter family, derived from the operators found
  * @param hiddenSize   0 where it cannot be determined (so for the other sizes)
  * @param logits       the logits output, or the last hidden state when {@code hasLmHead} is false
+ * @param logitsToKeep the int64 input that asks for the last n positions' logits (0: all), or null
+ *                     when the graph has none (see {@link LogitsToKeepInput})
  */
 public record DecoderLayout(
         String dialect,
@@ -24,7 +26,8 @@ public record DecoderLayout(
         String logits,
         boolean hasLmHead,
         List<LayerLayout> layers,
-        long params) {
+        long params,
+        String logitsToKeep) {
 
     public int numLayers() {
         return layers.size();

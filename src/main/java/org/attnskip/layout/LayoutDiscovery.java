@@ -53,7 +53,8 @@ public final class LayoutDiscovery {
         if (cores.isEmpty() && attentionOptional) {
             ModelInputs io = ModelInputs.find(g, flow, null);
             return new DecoderLayout("no-attention", io.hiddenSize(), 0, 0, 0, io.vocabSize(), io.inputIds(),
-                    io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.of(), parameterCount());
+                    io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.of(), parameterCount(),
+                    LogitsToKeepInput.find(g, flow, io));
         }
         if (cores.isEmpty()) {
             throw new BadInputException("not a decoder LLM: no attention found (looked for Attention, MultiHeadAttention,"
@@ -109,7 +110,7 @@ public final class LayoutDiscovery {
         }
         return new DecoderLayout(dialect(cores.get(0).kind()), hidden, numHeads, kvHeads, headDim, io.vocabSize(),
                 io.inputIds(), io.attentionMask(), io.positionIds(), io.logits(), io.hasLmHead(), List.copyOf(layers),
-                parameterCount());
+                parameterCount(), LogitsToKeepInput.find(g, flow, io));
     }
 
     private long parameterCount() {

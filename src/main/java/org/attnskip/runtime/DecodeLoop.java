@@ -25,7 +25,7 @@ public final class DecodeLoop {
         int runs = 0;
         try {
             for (int token = first; token >= 0; runs++) {
-                DecoderSession.Output out = session.append(new int[] {token}, cache);
+                DecoderSession.Output out = session.append(new int[] {token}, cache, LogitRows.LAST);
                 cache = out.cache();
                 token = next.after(out.logits().last(0));
             }

@@ -26,9 +26,10 @@ import java.util.TreeSet;
  * @param caches        one entry per cache input, layer by layer, key before value
  * @param staticCache   where the caches are fixed buffers written at an index (opset 24), the inputs
  *                      that say where to write and how much to read; else null
+ * @param logitsToKeep  the input that asks for the last positions' logits only (0: all), or null
  */
 public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
-                        List<CachePair> caches, StaticCache staticCache) {
+                        List<CachePair> caches, StaticCache staticCache, String logitsToKeep) {
     /**
      * A cache input and the output that holds its next value; {@code stacked} when one tensor
      * holds key and value along a leading axis of 2; {@code inPlace} when the attention op can write
@@ -83,6 +84,6 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),
-                List.copyOf(caches), StaticCache.of(layout).orElse(null));
+                List.copyOf(caches), StaticCache.of(layout).orElse(null), layout.logitsToKeep());
     }
 }

@@ -59,6 +59,7 @@ public final class DecoderSession implements AutoCloseable {
     private final DecoderIo io;
     private final List<CacheSlot> slots;
     private final TokenFeed tokens;
+    private final LogitsToKeepFeed keep;
     private final boolean batchable;
     private final KvBatch.Padding padding;
     private final boolean inPlace;
@@ -78,6 +79,7 @@ public final class DecoderSession implements AutoCloseable {
                         + "' or logits output '" + io.logits() + "'");
             }
             tokens = new TokenFeed(env, io, inputs);
+            keep = new LogitsToKeepFeed(env, io.logitsToKeep(), inputs);
             slots = cacheSlots(io, inputs, outputs);
             staticFeeds = StaticCacheFeeds.of(env, io.staticCache(), inputs);
             inPlace = !slots.isEmpty() && slots.stream().allMatch(CacheSlot::inPlace);
@@ -265,12 +267,22 @@ public final class DecoderSession implements AutoCloseable {
         return run(inputIds, attentionMask, positionIds, cache, Map.of());
     }
 
+    /** As above, with the logits of the positions {@code rows} says the caller reads. */
+    public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache, LogitRows rows) {
+        return run(inputIds, attentionMask, positionIds, cache, Map.of(), rows);
+    }
+
     /**
      * As above, also feeding inputs a rewrite added (such as the random pass's noise). The caller
      * keeps ownership of those tensors.
      */
     public Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache,
                       Map<String, OnnxTensor> extraInputs) {
+        return run(inputIds, attentionMask, positionIds, cache, extraInputs, LogitRows.ALL);
+    }
+
+    private Output run(long[][] inputIds, long[][] attentionMask, long[][] positionIds, KvCache cache,
+                       Map<String, OnnxTensor> extraInputs, LogitRows rows) {
         int seq = inputIds[0].length;
         if (attentionMask[0].length != cache.length() + seq) {
             throw new IllegalArgumentException("attention_mask length " + attentionMask[0].length
@@ -279,7 +291,7 @@ public final class DecoderSession implements AutoCloseable {
         long[] cached = staticFeeds == null ? null : StaticCacheFeeds.cachedPerRow(attentionMask, seq);
         logits.checkIds(inputIds);
         return run(inputIds.length, seq, cache, extraInputs,
-                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), cached);
+                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), cached, rows);
     }
 
     /**
@@ -293,10 +305,28 @@ public final class DecoderSession implements AutoCloseable {
 
     /** As above, also feeding inputs a rewrite added, which the caller keeps. */
     public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs) {
+        return append(next, cache, extraInputs, LogitRows.ALL);
+    }
+
+    /**
+     * As above, with the logits of the positions {@code rows} says the caller reads: {@link LogitRows#LAST}
+     * lets a graph with a {@code logits_to_keep} input skip the LM head of the other prompt positions.
+     */
+    public Output append(int[] next, KvCache cache, LogitRows rows) {
+        return append(next, cache, Map.of(), rows);
+    }
+
+    /** As above, also feeding inputs a rewrite added, which the caller keeps. */
+    public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs, LogitRows rows) {
         logits.checkIds(next);
         long past = cache.length();
         return run(1, next.length, cache, extraInputs, (feed, scratch) -> tokens.putAppended(feed, next, past, scratch),
-                new long[] {past});
+                new long[] {past}, rows);
+    }
+
+    /** Whether the graph computes the LM head only for the positions a run asks for ({@link LogitRows}). */
+    public boolean keepsAskedLogitsOnly() {
+        return keep.present();
     }
 
     /** Puts a run's token-side inputs into the feed and returns the tensors it made. */
@@ -306,7 +336,7 @@ public final class DecoderSession implements AutoCloseable {
 
     /** @param cached each row's positions already in a static cache (where the run writes), else unused */
     private Output run(int batch, int seq, KvCache cache, Map<String, OnnxTensor> extraInputs, Feeding feeding,
-                       long[] cached) {
+                       long[] cached, LogitRows rows) {
         if (cache.batch() != batch) {
             throw new IllegalArgumentException("cache batch " + cache.batch() + " != input batch " + batch);
         }
@@ -330,6 +360,7 @@ public final class DecoderSession implements AutoCloseable {
             Map<String, OnnxTensor> feed = stepMaps ? scratch.stepFeed(cache.tensors()) : new HashMap<>(cache.tensors());
             feed.putAll(extraInputs);
             made = new ArrayList<>(feeding.put(feed, scratch));
+            keep.put(feed, rows);
             if (staticFeeds != null) {
                 made.addAll(staticFeeds.put(feed, cached, seq));
             }
@@ -377,6 +408,7 @@ public final class DecoderSession implements AutoCloseable {
         try (KvCache empty = growingCache(1)) {
             Map<String, OnnxTensor> feed = new HashMap<>(empty.tensors());
             List<OnnxTensor> made = tokens.putAppended(feed, ids, 0, null);
+            keep.put(feed, LogitRows.ALL);
             try (OrtSession.Result result = session.run(feed, wanted)) {
                 Map<String, float[][]> out = new LinkedHashMap<>();
                 for (String name : names) {
@@ -394,6 +426,7 @@ public final class DecoderSession implements AutoCloseable {
 
     @Override
     public void close() {
+        keep.close();
         if (owned != null) {
             owned.close();
         }

@@ -91,7 +91,7 @@ public final class Generator {
         long start = System.nanoTime();
         DecoderSession.Output out;
         try {
-            out = session.append(promptIds, cache);
+            out = session.append(promptIds, cache, LogitRows.LAST);
         } catch (RuntimeException | Error e) {
             cache.close();
             throw e;

@@ -115,7 +115,7 @@ public final class KvBatch implements AutoCloseable {
 
     private static DecoderSession.Output prefill(DecoderSession session, int[] prompt) {
         LeftPadding.Inputs in = LeftPadding.prefill(new int[][] {prompt}, 0);
-        return session.run(in.inputIds(), in.attentionMask(), in.positionIds(), session.growingCache(1));
+        return session.run(in.inputIds(), in.attentionMask(), in.positionIds(), session.growingCache(1), LogitRows.LAST);
     }
 
     /** The logits after each of {@code steps}, fed one at a time after the prompt, at batch 1. */
@@ -126,7 +126,7 @@ public final class KvBatch implements AutoCloseable {
         float[][] logits = new float[steps.length][];
         for (int t = 0; t < steps.length; t++) {
             LeftPadding.Inputs next = LeftPadding.step(new int[] {steps[t]}, mask);
-            out = session.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache);
+            out = session.run(next.inputIds(), next.attentionMask(), next.positionIds(), cache, LogitRows.LAST);
             cache = out.cache();
             mask = next.attentionMask();
             logits[t] = out.logits().last(0);
@@ -193,7 +193,7 @@ public final class KvBatch implements AutoCloseable {
         List<Row> inputRows = batchedRows;
         batched = null; // the run consumes it, even when it fails; a failed batch can only be closed
         batchedRows = List.of();
-        DecoderSession.Output out = session.run(ids, mask, positions, input);
+        DecoderSession.Output out = session.run(ids, mask, positions, input, LogitRows.LAST);
         batched = out.cache();
         batchedRows = inputRows;
         width++;

@@ -33,6 +33,7 @@ public final class StreamSegmentRunner implements AutoCloseable {
     private final OrtEnvironment env = OrtSessionFactory.environment();
     private final OpenedSession opened;
     private final TokenFeed tokens;
+    private final LogitsToKeepFeed keep;
     private final String streamInput;
     private final Map<String, long[]> emptyShapes = new LinkedHashMap<>();
     private final Map<String, OnnxJavaType> emptyTypes = new HashMap<>();
@@ -42,7 +43,9 @@ public final class StreamSegmentRunner implements AutoCloseable {
         this.streamInput = streamInput;
         Map<String, NodeInfo> inputs = opened.session().getInputInfo();
         this.tokens = new TokenFeed(env, io, inputs);
+        this.keep = new LogitsToKeepFeed(env, io.logitsToKeep(), inputs);
         Set<String> fedByTokens = new LinkedHashSet<>();
+        fedByTokens.add(io.logitsToKeep());
         fedByTokens.add(io.inputIds());
         fedByTokens.add(io.attentionMask());
         fedByTokens.add(io.positionIds());
@@ -101,6 +104,7 @@ public final class StreamSegmentRunner implements AutoCloseable {
         List<OnnxTensor> made = new ArrayList<>();
         try {
             made.addAll(tokens.putAppended(feed, ids, 0, null));
+            keep.put(feed, LogitRows.ALL);
             for (Map.Entry<String, long[]> e : emptyShapes.entrySet()) {
                 OnnxTensor t = OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(0), e.getValue(), emptyTypes.get(e.getKey()));
                 made.add(t);
@@ -135,6 +139,7 @@ public final class StreamSegmentRunner implements AutoCloseable {
 
     @Override
     public void close() {
+        keep.close();
         opened.close();
     }
 }

@@ -4,6 +4,7 @@ import org.attnskip.runtime.DecodeLoop;
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.KvCache;
 import org.attnskip.runtime.KvCacheCopy;
+import org.attnskip.runtime.LogitRows;
 import org.attnskip.runtime.TextPieces;
 import org.attnskip.runtime.Tokenizer;
 
@@ -95,11 +96,12 @@ final class CompletionEngine {
         KvCache fresh = batcher == null && group.size() == 1
                 ? session.emptyCache(1, (long) promptIds.length + request.maxTokens())
                 : session.growingCache(1);
-        DecoderSession.Output out = session.append(promptIds, fresh);
+        Choice first = group.get(0);
+        boolean promptLogprobs = first.echo() && first.logprobs() >= 0;
+        DecoderSession.Output out = session.append(promptIds, fresh, promptLogprobs ? LogitRows.ALL : LogitRows.LAST);
         KvCache prefilled = out.cache();
         try {
-            Choice first = group.get(0);
-            if (first.echo() && first.logprobs() >= 0) {
+            if (promptLogprobs) {
                 List<TokenLogprob> prompt = TokenLogprob.ofPrompt(out.logits(), promptIds, first.logprobs());
                 progresses.forEach(p -> p.promptLogprobs(prompt));
             }

@@ -91,7 +91,7 @@ class LlamaOnnxExporterTest {
         assertTrue(names.contains("/lm_head/MatMul"));
         assertTrue(m.getGraph().getNodeList().stream().allMatch(n -> n.getDomain().isEmpty()));
         Set<String> inputs = m.getGraph().getInputList().stream().map(v -> v.getName()).collect(Collectors.toSet());
-        assertEquals(Set.of("input_ids", "attention_mask", "position_ids", "past_key_values.0.key", "past_key_values.0.value",
+        assertEquals(Set.of("input_ids", "attention_mask", "position_ids", "logits_to_keep", "past_key_values.0.key", "past_key_values.0.value",
                 "past_key_values.1.key", "past_key_values.1.value"), inputs);
         assertEquals("logits", m.getGraph().getOutput(0).getName());
         assertEquals("present.1.value", m.getGraph().getOutput(4).getName());
