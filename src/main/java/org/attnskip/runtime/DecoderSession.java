@@ -324,6 +324,11 @@ public final class DecoderSession implements AutoCloseable {
                 new long[] {past}, rows);
     }
 
+    /** How many runs of this session asked for {@code rows}' logits. */
+    long runsAsking(LogitRows rows) {
+        return keep.runsAsking(rows);
+    }
+
     /** Whether the graph computes the LM head only for the positions a run asks for ({@link LogitRows}). */
     public boolean keepsAskedLogitsOnly() {
         return keep.present();

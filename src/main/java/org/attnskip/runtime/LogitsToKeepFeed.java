@@ -8,6 +8,7 @@ import ai.onnxruntime.OrtException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * Feeds a graph's {@code logits_to_keep} input ({@link DecoderIo#logitsToKeep}): 0 for
@@ -18,6 +19,8 @@ final class LogitsToKeepFeed implements AutoCloseable {
     private final String name;
     private final OnnxTensor all;
     private final OnnxTensor last;
+    /** Runs that asked for each {@link LogitRows}, by ordinal: what tests check a caller asked for. */
+    private final AtomicLongArray asked = new AtomicLongArray(LogitRows.values().length);
 
     LogitsToKeepFeed(OrtEnvironment env, String name, Map<String, NodeInfo> inputs) throws OrtException {
         this.name = name != null && inputs.containsKey(name) ? name : null;
@@ -37,9 +40,14 @@ final class LogitsToKeepFeed implements AutoCloseable {
     }
 
     void put(Map<String, OnnxTensor> feed, LogitRows rows) {
+        asked.incrementAndGet(rows.ordinal());
         if (name != null) {
             feed.put(name, rows == LogitRows.LAST ? last : all);
         }
+    }
+
+    long runsAsking(LogitRows rows) {
+        return asked.get(rows.ordinal());
     }
 
     @Override
