@@ -1,6 +1,7 @@
 import org.attnskip.runtime.DecoderSession;
 import org.attnskip.runtime.Device;
 import org.attnskip.runtime.KvCache;
+import org.attnskip.runtime.LogitRows;
 import org.attnskip.runtime.OrtSessionFactory;
 
 import java.lang.management.ManagementFactory;
@@ -20,7 +21,8 @@ import java.util.SplittableRandom;
  * ratios; naming it twice gives the noise floor. The first WARMUP rounds are not counted.
  *
  * With PREFILL_RUNS=N, the prefill of those CONTEXT tokens is timed the same way first: N rounds
- * (after one warm-up round), each graph prefilling on a fresh cache in turn.
+ * (after one warm-up round), each graph prefilling on a fresh cache in turn, asking for the last
+ * position's logits only as generation does (a graph with logits_to_keep skips the others' LM head).
  *
  * Usage: java -cp target/attnskip.jar bench/DecodeStepCpu.java CONTEXT STEPS MODEL.onnx...
  * Environment: WARMUP (default 10), MAX_TOKEN (largest random token id, default 500), PREFILL_RUNS (default 0).
@@ -40,7 +42,7 @@ public final class DecodeStepCpu {
         for (String model : models) {
             DecoderSession s = DecoderSession.open(Path.of(model), OrtSessionFactory.Settings.of(Device.CPU).withThreads(1));
             sessions.add(s);
-            caches.add(s.append(prompt, s.growingCache(1)).cache());
+            caches.add(s.append(prompt, s.growingCache(1), LogitRows.LAST).cache());
         }
         int prefillRuns = Integer.parseInt(System.getenv().getOrDefault("PREFILL_RUNS", "0"));
         if (prefillRuns > 0) {
@@ -50,7 +52,7 @@ public final class DecodeStepCpu {
                 for (int m = 0; m < models.size(); m++) {
                     long c0 = threads.getCurrentThreadCpuTime();
                     long w0 = System.nanoTime();
-                    KvCache filled = sessions.get(m).append(prompt, sessions.get(m).growingCache(1)).cache();
+                    KvCache filled = sessions.get(m).append(prompt, sessions.get(m).growingCache(1), LogitRows.LAST).cache();
                     long c1 = threads.getCurrentThreadCpuTime();
                     long w1 = System.nanoTime();
                     filled.close();
@@ -70,7 +72,7 @@ public final class DecodeStepCpu {
             for (int m = 0; m < models.size(); m++) {
                 long c0 = threads.getCurrentThreadCpuTime();
                 long w0 = System.nanoTime();
-                DecoderSession.Output out = sessions.get(m).append(token, caches.get(m));
+                DecoderSession.Output out = sessions.get(m).append(token, caches.get(m), LogitRows.LAST);
                 long c1 = threads.getCurrentThreadCpuTime();
                 long w1 = System.nanoTime();
                 caches.set(m, out.cache());

@@ -64,6 +64,9 @@ public final class InspectCommand implements Callable<Integer> {
         roles.put("attention_mask", layout.attentionMask());
         roles.put("position_ids", layout.positionIds());
         roles.put(layout.hasLmHead() ? "logits" : "last_hidden_state", layout.logits());
+        if (layout.logitsToKeep() != null) {
+            roles.put("logits_to_keep", layout.logitsToKeep());
+        }
         m.put("roles", roles);
         List<Map<String, Object>> kv = new ArrayList<>();
         List<Map<String, Object>> attention = new ArrayList<>();
@@ -114,7 +117,8 @@ public final class InspectCommand implements Callable<Integer> {
         System.out.printf("hidden      %d   heads %d   kv heads %d   head dim %d   vocab %d%n",
                 layout.hiddenSize(), layout.numHeads(), layout.numKvHeads(), layout.headDim(), layout.vocabSize());
         System.out.printf("inputs      ids=%s mask=%s positions=%s%n", layout.inputIds(), layout.attentionMask(), layout.positionIds());
-        System.out.printf("%-11s %s%n", layout.hasLmHead() ? "logits" : "last state", layout.logits());
+        System.out.printf("%-11s %s%s%n", layout.hasLmHead() ? "logits" : "last state", layout.logits(),
+                layout.logitsToKeep() == null ? "" : " (of the last n positions, n = input " + layout.logitsToKeep() + "; 0: all)");
         System.out.printf("params      %,d%n", layout.params());
         if (!loaded.inlinedFunctions().isEmpty()) {
             System.out.printf("functions   inlined %s (ONNX local functions: discovery reads the flat graph)%n",

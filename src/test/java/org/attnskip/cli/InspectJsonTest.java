@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -66,10 +67,22 @@ class InspectJsonTest {
             assertTrue(graphInputs.containsAll(inputs), "KV inputs of layer " + i + " are graph inputs: " + graphInputs);
         }
         assertEquals(e.kvBytes(), json.get("kv_bytes_per_token").asLong());
+        assertFalse(json.get("roles").has("logits_to_keep"), "third-party graphs have no logits_to_keep");
         for (String key : new String[] {"hidden_size", "num_heads", "num_kv_heads", "head_dim", "vocab_size",
                 "outputs", "params"}) {
             assertTrue(json.has(key), key);
         }
+    }
+
+    /** attnskip's exports (and what optimize writes from them) name the input that keeps the last n positions' logits. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"graphs/tiny-llama", "graphs/tiny-llama-drop0.5", "graphs/tiny-llama-freeze0.5"})
+    void exportsNameTheirLogitsToKeepInput(String dir) throws IOException {
+        CliRun r = CliRun.of("inspect", "--json", dir);
+        assertEquals(0, r.code(), r.err());
+        JsonNode roles = new ObjectMapper().readTree(r.out()).get("roles");
+        assertEquals("logits", roles.get("logits").asText());
+        assertEquals("logits_to_keep", roles.get("logits_to_keep").asText());
     }
 
     private static List<String> names(List<String> formats, int layer) {

@@ -112,6 +112,8 @@ class OddOutputsTest {
                 for (String in : session.getInputNames()) {
                     if (in.startsWith("past_key_values")) {
                         feeds.put(in, OnnxTensor.createTensor(env, FloatBuffer.allocate(0), new long[] {1, 2, 0, 8}));
+                    } else if (in.equals("logits_to_keep")) {
+                        feeds.put(in, OnnxTensor.createTensor(env, new long[] {0})); // every position
                     }
                 }
                 try (OrtSession.Result r = session.run(feeds)) {

@@ -36,6 +36,7 @@ class ExportTritonTest {
         assertTrue(config.contains(tensor("attention_mask", "TYPE_INT64", "-1, -1")), config);
         assertTrue(config.contains(tensor("position_ids", "TYPE_INT64", "-1, -1")), config);
         assertTrue(config.contains(tensor("logits", "TYPE_FP32", "-1, -1, 512")), config);
+        assertTrue(config.contains(tensor("logits_to_keep", "TYPE_INT64", "1")), config);
         for (int layer = 0; layer < 5; layer++) {
             for (String kind : new String[] {"key", "value"}) {
                 String past = tensor("past_key_values." + layer + "." + kind, "TYPE_FP32", "-1, 4, -1, 8");
@@ -45,8 +46,8 @@ class ExportTritonTest {
             }
         }
         assertFalse(config.contains("past_key_values.3"));
-        // 4 inputs: ids, mask, positions and 6 caches; outputs: logits and 6 caches.
-        assertEquals(9 + 7, config.split("name: \"", -1).length - 2);
+        // 10 inputs: ids, mask, positions, logits_to_keep and 6 caches; outputs: logits and 6 caches.
+        assertEquals(10 + 7, config.split("name: \"", -1).length - 2);
 
         assertEquals(2, CliRun.of("export-triton", drop.toString(), "-o", repo.toString()).code(), "refuses to overwrite");
     }
