@@ -121,7 +121,9 @@ public final class BenchCommand implements Callable<Integer> {
         System.out.println("Throughput: variant / baseline tokens per second from the same interleaved run, "
                 + "and in brackets the ratio of median times (variant / baseline; below 1 is faster). "
                 + String.format(Locale.ROOT, "Median of %d repetitions after %d warm-up; decode: %d steps each.",
-                repeats, warmup, steps));
+                repeats, warmup, steps)
+                + " A prefill asks for the last position's logits only, as generation does (a graph with"
+                + " logits_to_keep computes the LM head for that position alone).");
         System.out.println();
         System.out.print(BenchReport.throughput(prefillLengths, decodeContexts, pairs));
         System.out.println();

@@ -139,7 +139,8 @@ public final class ReportTables {
         List<String> header = List.of("tokens", "baseline median / p90 / p99 ms", "variant median / p90 / p99 ms",
                 "ratio (median)", "baseline tok/s", "variant tok/s");
         String note = l.warmup() + " warm-up and " + l.repeats() + " measured repetitions, baseline and variant interleaved";
-        tables.add(new Table("Prefill latency", note, header, latencyRows(l.prefill())));
+        tables.add(new Table("Prefill latency", note + "; the last position's logits only, as generation asks for them",
+                header, latencyRows(l.prefill())));
         tables.add(new Table("Decode latency per token", note + "; " + l.decodeStepsPerRun()
                 + " timed steps per repetition after an untimed prefill of the context", header, latencyRows(l.decode())));
         tables.add(new Table("Memory", null, List.of("", "baseline", "variant"), List.of(
