@@ -9,6 +9,7 @@ import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.layout.DecoderLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.OnnxModelIO;
+import org.attnskip.reference.AffineMap;
 import org.attnskip.reference.Noise;
 import org.attnskip.reference.ReferenceLlama;
 import org.attnskip.rewrite.FreezeForm;
@@ -62,6 +63,7 @@ class LogitsToKeepTest {
         Map<String, Path> graphs = new LinkedHashMap<>();
         graphs.put("export", base);
         graphs.put("drop 2", rewrite(base, RewriteRequest.drop(64), 2));
+        graphs.put("compensated drop 2", rewrite(base, RewriteRequest.compensatedDrop(maps(w.config.dim(), 2, L), Map.of(), 64), 2));
         graphs.put("freeze deployable", rewrite(base, RewriteRequest.freeze(FreezeKv.PAPER, FreezeForm.DEPLOYABLE), 2));
         graphs.put("freeze single-input all", rewrite(base, RewriteRequest.freeze(FreezeKv.SINGLE_INPUT, FreezeForm.EVALUATION), 2));
         float[][] reference = new ReferenceLlama(w).logitsAllPositions(PROMPT);
@@ -143,6 +145,21 @@ class LogitsToKeepTest {
             assertEquals(3, out.logits().seq());
             out.cache().close();
         }
+    }
+
+    /** A full-rank map per dropped layer: 0.5 x plus a small bias, enough to put MatMul/Add nodes in the stream. */
+    private static Map<Integer, AffineMap> maps(int dim, int from, int layers) {
+        Map<Integer, AffineMap> maps = new LinkedHashMap<>();
+        for (int layer = from; layer < layers; layer++) {
+            float[] first = new float[dim * dim];
+            float[] bias = new float[dim];
+            for (int i = 0; i < dim; i++) {
+                first[i * dim + i] = 0.5f;
+                bias[i] = 0.01f * (i % 7);
+            }
+            maps.put(layer, new AffineMap(dim, first, null, bias));
+        }
+        return maps;
     }
 
     private Path export(LlamaWeights w, GraphFlavour flavour) {
