@@ -100,13 +100,14 @@ public final class ScoringModel {
     public double[][] logProbs(int[] tokens, int from) {
         double[][] rows = new double[tokens.length - from][];
         if (!lastPositionOnly) {
-            Logits logits = pass(tokens, tokens.length);
+            Logits logits = pass(tokens, tokens.length, LogitRows.ALL);
             for (int p = from; p < tokens.length; p++) {
                 rows[p - from] = LogProbs.logSoftmax(logits.at(0, p));
             }
         } else {
             for (int p = from; p < tokens.length; p++) {
-                rows[p - from] = LogProbs.logSoftmax(pass(tokens, p + 1).last(0));
+                // one pass per prefix, of which only the last position is read
+                rows[p - from] = LogProbs.logSoftmax(pass(tokens, p + 1, LogitRows.LAST).last(0));
             }
         }
         return rows;
@@ -133,8 +134,8 @@ public final class ScoringModel {
         }
     }
 
-    private Logits pass(int[] tokens, int length) {
-        DecoderSession.Output out = append(java.util.Arrays.copyOf(tokens, length), session.emptyCache(1));
+    private Logits pass(int[] tokens, int length, LogitRows rows) {
+        DecoderSession.Output out = append(java.util.Arrays.copyOf(tokens, length), session.emptyCache(1), rows);
         out.cache().close();
         return out.logits();
     }

@@ -113,6 +113,17 @@ class LogitsToKeepTest {
             assertTrue(d <= SAME_ROW, "random: max |delta| " + d);
             all.cache().close();
             last.cache().close();
+            // Scoring a random graph runs one pass per prefix and reads its last position only.
+            long allBefore = s.runsAsking(LogitRows.ALL);
+            double[][] rows = model.logProbs(PROMPT, 1);
+            assertEquals(allBefore, s.runsAsking(LogitRows.ALL));
+            assertEquals(1 + (PROMPT.length - 1), s.runsAsking(LogitRows.LAST));
+            double[] whole = LogProbs.logSoftmax(all.logits().last(0));
+            double worst = 0;
+            for (int v = 0; v < whole.length; v++) {
+                worst = Math.max(worst, Math.abs(whole[v] - rows[PROMPT.length - 2][v]));
+            }
+            assertTrue(worst <= SAME_ROW, "random: log-probs of the whole prompt's pass, max |delta| " + worst);
         }
     }
 
