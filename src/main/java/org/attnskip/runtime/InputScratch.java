@@ -10,8 +10,9 @@ import java.util.Map;
 /**
  * What one sequence's runs reuse, so that a decode step allocates little: direct buffers for its
  * small integer inputs (ids, mask, positions) and its pinned logits output, the tensor over the
- * latter, and the maps of a decode step's feed and pinned outputs. A tensor made over such a buffer
- * reads it in place: the buffer is written again only after that run's tensors are closed.
+ * latter, a decode step's own input tensors ({@link StepInputs}), and the maps of a decode step's
+ * feed and pinned outputs. A tensor made over such a buffer reads it in place: the buffer is written
+ * again only between runs.
  * <p>
  * Until the JIT compiles the decode loop (a 256-token generation is mostly over by then), each
  * object and map entry a step builds costs microseconds: measured with the interpreter alone, the
@@ -20,6 +21,7 @@ import java.util.Map;
 final class InputScratch implements AutoCloseable {
     private ByteBuffer[] buffers;
     private LogitsOutput.Pinned pinned;
+    private StepInputs stepInputs;
     private Map<String, OnnxTensor> feed;
     private Map<String, OnnxTensor> feedSource;
     private Map<String, OnnxTensor> outputs;
@@ -54,6 +56,19 @@ final class InputScratch implements AutoCloseable {
             pinned.tensor().close();
         }
         pinned = p;
+    }
+
+    /** The decode steps' token-side inputs kept from an earlier step, or null. */
+    StepInputs stepInputs() {
+        return stepInputs;
+    }
+
+    /** Keeps {@code s} for the next steps, closing the one it replaces. */
+    void keepStepInputs(StepInputs s) {
+        if (stepInputs != null) {
+            stepInputs.close();
+        }
+        stepInputs = s;
     }
 
     /**
@@ -93,10 +108,11 @@ final class InputScratch implements AutoCloseable {
         return outputs;
     }
 
-    /** Frees the logits tensor; the next step that needs one makes it again. */
+    /** Frees the logits tensor and the step inputs; the next step that needs them makes them again. */
     @Override
     public void close() {
         keepPinned(null);
+        keepStepInputs(null);
         feed = null;
         feedSource = null;
         outputs = null;

@@ -79,6 +79,9 @@ final class TokenFeed {
     List<OnnxTensor> putAppended(Map<String, OnnxTensor> feed, int[] tokens, long past, InputScratch scratch)
             throws OrtException {
         int total = Math.toIntExact(past + tokens.length);
+        if (scratch != null && tokens.length == 1) {
+            return putStep(feed, tokens[0], past, total, scratch);
+        }
         return put(feed, scratch, 1, tokens.length, total, () -> {
             long[] ids = new long[tokens.length];
             for (int i = 0; i < ids.length; i++) {
@@ -92,6 +95,27 @@ final class TokenFeed {
             }
             return positions;
         });
+    }
+
+    /**
+     * A decode step of one sequence: its [1, 1] ids and positions tensors are the sequence's, made at
+     * its first step and rewritten in place; its mask is a view of the sequence's ones. Until the JIT
+     * has compiled the decode loop (most of a 256-token generation in a fresh process), each tensor
+     * and buffer object a step makes costs microseconds of interpreted code. Returns the mask tensor,
+     * the one tensor the caller closes after the run.
+     */
+    private List<OnnxTensor> putStep(Map<String, OnnxTensor> feed, int token, long past, int total, InputScratch scratch)
+            throws OrtException {
+        StepInputs step = scratch.stepInputs();
+        if (step == null) {
+            step = new StepInputs(env, idType, positions != null ? positionType : null, maskType);
+            scratch.keepStepInputs(step);
+        }
+        feed.put(ids, step.ids(token));
+        if (positions != null) {
+            feed.put(positions, step.positions(past));
+        }
+        return mask == null ? List.of() : List.of(put(feed, mask, step.mask(total)));
     }
 
     /**
