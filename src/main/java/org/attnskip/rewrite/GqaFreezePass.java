@@ -6,6 +6,7 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.AttentionKind;
 import org.attnskip.layout.DecoderLayout;
+import org.attnskip.layout.HelperAttention;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Attributes;
@@ -49,6 +50,7 @@ final class GqaFreezePass {
     private static final int PAST_KEY = 3;
     private static final int PAST_VALUE = 4;
     private static final int SEQLENS_K = 5;
+    private static final int TOTAL_SEQUENCE_LENGTH = 6;
     private static final int COS_CACHE = 7;
     private static final int SIN_CACHE = 8;
 
@@ -133,6 +135,7 @@ final class GqaFreezePass {
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix);
         List<String[]> presents = new ArrayList<>();
+        FirstPrompt first = null;
         for (int i = k; i < layout.numLayers(); i++) {
             NodeProto core = layout.layer(i).attention().core();
             String out = last.get(core.getOutput(0));
@@ -140,8 +143,17 @@ final class GqaFreezePass {
             // zero query rows for the earlier positions: the op then takes all their K/V in one call
             String padded = padQuery(g, e, copy.getInput(0), hK, layout.logits());
             List<NodeProto> readers = new ArrayList<>(g.consumers(out));
-            g.replace(copy, copy.toBuilder().setInput(0, padded).build());
-            String lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
+            String lastRow;
+            if (hasOnlyCoreInputs(copy)) {
+                if (first == null) {
+                    first = FirstPrompt.of(e, hK, copy.getInput(SEQLENS_K), copy.getInput(TOTAL_SEQUENCE_LENGTH));
+                }
+                g.replace(copy, copy.toBuilder().setInput(0, padded).setInput(SEQLENS_K, first.writerSeqlens()).build());
+                lastRow = lastRowAttention(g, e, g.producer(out), copy.getInput(0), first);
+            } else {
+                g.replace(copy, copy.toBuilder().setInput(0, padded).build());
+                lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
+            }
             for (NodeProto r : readers) {
                 g.renameInput(r, out, lastRow);
             }
@@ -149,6 +161,71 @@ final class GqaFreezePass {
             presents.add(new String[] {core.getOutput(2), last.get(core.getOutput(2))});
         }
         PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
+    }
+
+    /**
+     * The last position's attention. In a first prompt of several positions the cache-writing call
+     * (given seqlens_k 0, so that each of its rows scores one key: its output is not used) only
+     * writes the rotated K/V, and a one-row call of the same op (same attributes) reads them back as
+     * its past: one query row against every key, as the layer's own op would compute it. Elsewhere
+     * (a decode step, a later prompt) the cache-writing call is the layer's own and the one-row call
+     * gets an empty past: a few small ops on one position.
+     */
+    private static String lastRowAttention(Graph g, NodeEmitter e, NodeProto writer, String query, FirstPrompt first) {
+        String keys = writer.getInput(1);
+        String values = writer.getInput(2);
+        String[] past = new String[2];
+        for (int s = 0; s < 2; s++) {
+            past[s] = e.op("Slice", writer.getOutput(1 + s), e.int64s("starts", 0), first.pastEnd(), e.int64s("axes", 2));
+        }
+        String name = g.freshName(HelperAttention.NAME_PREFIX);
+        NodeProto.Builder step = writer.toBuilder().setName(name).clearInput().clearOutput()
+                .addInput(query)
+                .addInput(PaperFreezeDeployablePass.lastPosition(e, keys))
+                .addInput(PaperFreezeDeployablePass.lastPosition(e, values))
+                .addInput(past[0]).addInput(past[1]).addInput(first.stepSeqlens()).addInput(first.stepTotal());
+        for (int in = TOTAL_SEQUENCE_LENGTH + 1; in < writer.getInputCount(); in++) {
+            step.addInput(writer.getInput(in));
+        }
+        String out = g.freshName(name + "_output_0");
+        step.addOutput(out).addOutput(g.freshName(name + "_present_key")).addOutput(g.freshName(name + "_present_value"));
+        g.add(step.build());
+        return e.op("Where", first.condition(), out, PaperFreezeDeployablePass.lastPosition(e, writer.getOutput(0)));
+    }
+
+    /** Whether the op takes nothing past the cos/sin caches (no position ids, bias or sinks to slice for one row). */
+    private static boolean hasOnlyCoreInputs(NodeProto core) {
+        for (int in = SIN_CACHE + 1; in < core.getInputCount(); in++) {
+            if (!core.getInput(in).isEmpty()) {
+                return false;
+            }
+        }
+        return core.getInputCount() > TOTAL_SEQUENCE_LENGTH && !core.getInput(TOTAL_SEQUENCE_LENGTH).isEmpty();
+    }
+
+    /**
+     * Whether this run is a first prompt of more than one position (the op's own test: seq equals
+     * total_sequence_length), and the int32 inputs of the two calls that follow from it.
+     */
+    private record FirstPrompt(String condition, String writerSeqlens, String stepSeqlens, String stepTotal,
+                               String pastEnd) {
+        static FirstPrompt of(NodeEmitter e, String stream, String seqlensK, String total) {
+            String seq = e.dim(stream, 1);
+            AttributeProto toLong = Attributes.intAttr("to", TensorProto.DataType.INT64_VALUE);
+            String total64 = e.op("Cast", new AttributeProto[] {toLong}, total);
+            String condition = e.op("And", e.op("Greater", seq, e.int64Scalar("one", 1)), e.op("Equal", seq, total64));
+            String zero = int32Scalar(e, "zero", 0);
+            String pastEnd = e.op("Reshape", e.op("Where", condition, e.op("Sub", seq, e.int64Scalar("one", 1)),
+                    e.int64Scalar("zero", 0)), e.int64s("shape", 1));
+            return new FirstPrompt(condition, e.op("Where", condition, zero, seqlensK), e.op("Where", condition, seqlensK, zero),
+                    e.op("Where", condition, total, int32Scalar(e, "one", 1)), pastEnd);
+        }
+
+        private static String int32Scalar(NodeEmitter e, String hint, int value) {
+            return e.op("Constant", new AttributeProto[] {Attributes.tensorAttr("value",
+                    TensorProto.newBuilder().setName("value").setDataType(TensorProto.DataType.INT32_VALUE)
+                            .addInt32Data(value).build())});
+        }
     }
 
     /**
