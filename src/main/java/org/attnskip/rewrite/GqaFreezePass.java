@@ -31,10 +31,16 @@ import java.util.Set;
  * <li><b>single-input</b>: every position's K/V come from h_k ({@link BatchedKvProjection}). The
  * deployable form runs layers k..L-1 for the last position only, and each of their attentions
  * takes the K/V of all current positions with a query padded by zero rows in front of the last
- * position's: one op call writes every new cache entry (in place where the buffer is shared) and
- * its last row is the last position's attention. A decode step is the original graph's, with the K/V
- * projections batched; a prefill skips the layers' projections and MLP for all but the last
- * position, not their attention (the padded rows still meet every key).</li>
+ * position's: one op call writes every new cache entry (in place where the buffer is shared). In a
+ * first prompt of several positions that call is given seqlens_k 0, so that each of its rows scores
+ * one key instead of all of them (the op's cost is rows x keys whatever the query holds, and
+ * {@code local_window_size} only masks after the full product), and the last position's attention
+ * is a second, one-row call of the same op (named as a {@link HelperAttention}) whose past is the
+ * cache just written. Elsewhere (decode steps, later prompts) the first call is the layer's own and
+ * its last row is the attention; the one-row call then runs on an empty past and its output is not
+ * selected. A decode step is the original graph's with the K/V projections batched, plus a few
+ * one-position ops per layer; a first prompt skips the layers' projections, MLP and attention for
+ * all but the last position, except the K/V projections and the cache write.</li>
  * <li><b>paper</b>: the cache entries are the K/V of layer i recomputed from h_k (rotated here, at
  * the op's positions, when the op rotates its own K), appended to the past by Concat; the last
  * position attends to the past, the frozen earlier entries and its own normal K/V in a one-row op
@@ -98,8 +104,9 @@ final class GqaFreezePass {
         }
         if (!allPositions) {
             notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only"
-                    + (flavour == FreezeKv.PAPER ? "" : " (their attention op still takes every new position, with zero"
-                    + " query rows)") + "; logits are [batch, 1, vocab]");
+                    + (flavour == FreezeKv.PAPER ? "" : " (their attention op still writes every new position's K/V,"
+                    + " scoring each against one key in a first prompt and against all in a later one)")
+                    + "; logits are [batch, 1, vocab]");
         }
         int afterAdd = g.nodes().size();
         g.cleanup();
