@@ -24,7 +24,7 @@ final class AttentionCores {
         List<Core> cores = new ArrayList<>();
         for (NodeProto n : g.nodes()) {
             AttentionKind kind = fusedKind(n);
-            if (kind != null && !HelperAttention.is(n)) {
+            if (kind != null) {
                 cores.add(new Core(n, kind, n.getOutput(0)));
             } else if (n.getOpType().equals("Softmax") && isDefaultDomain(n)) {
                 String pv = probsTimesValues(g, n);

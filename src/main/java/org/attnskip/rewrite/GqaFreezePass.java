@@ -6,7 +6,6 @@ import ai.onnx.proto.OnnxMl.TensorProto;
 import org.attnskip.layout.AttentionBlock;
 import org.attnskip.layout.AttentionKind;
 import org.attnskip.layout.DecoderLayout;
-import org.attnskip.layout.HelperAttention;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.onnx.Attributes;
@@ -32,15 +31,12 @@ import java.util.Set;
  * deployable form runs layers k..L-1 for the last position only, and each of their attentions
  * takes the K/V of all current positions with a query padded by zero rows in front of the last
  * position's: one op call writes every new cache entry (in place where the buffer is shared). In a
- * first prompt of several positions that call is given seqlens_k 0, so that each of its rows scores
- * one key instead of all of them (the op's cost is rows x keys whatever the query holds, and
- * {@code local_window_size} only masks after the full product), and the last position's attention
- * is a second, one-row call of the same op (named as a {@link HelperAttention}) whose past is the
- * cache just written. Elsewhere (decode steps, later prompts) the first call is the layer's own and
- * its last row is the attention; the one-row call then runs on an empty past and its output is not
- * selected. A decode step is the original graph's with the K/V projections batched, plus a few
- * one-position ops per layer; a first prompt skips the layers' projections, MLP and attention for
- * all but the last position, except the K/V projections and the cache write.</li>
+ * first prompt of several positions that call scores each row against one key only and the last
+ * position's attention is a one-row call over the cache it wrote ({@link FirstPromptLastRow});
+ * elsewhere (decode steps, later prompts) the writing call's last row is the attention. A decode
+ * step is the original graph's with the K/V projections batched, plus one {@code If} per layer; a
+ * first prompt skips the layers' projections, MLP and attention for all but the last position,
+ * except the K/V projections and the cache write.</li>
  * <li><b>paper</b>: the cache entries are the K/V of layer i recomputed from h_k (rotated here, at
  * the op's positions, when the op rotates its own K), appended to the past by Concat; the last
  * position attends to the past, the frozen earlier entries and its own normal K/V in a one-row op
@@ -56,7 +52,6 @@ final class GqaFreezePass {
     private static final int PAST_KEY = 3;
     private static final int PAST_VALUE = 4;
     private static final int SEQLENS_K = 5;
-    private static final int TOTAL_SEQUENCE_LENGTH = 6;
     private static final int COS_CACHE = 7;
     private static final int SIN_CACHE = 8;
 
@@ -142,21 +137,26 @@ final class GqaFreezePass {
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix);
         List<String[]> presents = new ArrayList<>();
-        FirstPrompt first = null;
+        FirstPromptLastRow firstPrompt = null;
+        String zeroRows = null;
         for (int i = k; i < layout.numLayers(); i++) {
             NodeProto core = layout.layer(i).attention().core();
             String out = last.get(core.getOutput(0));
             NodeProto copy = g.producer(out);
             // zero query rows for the earlier positions: the op then takes all their K/V in one call
-            String padded = padQuery(g, e, copy.getInput(0), hK, layout.logits());
+            if (zeroRows == null) {
+                zeroRows = zeroRows(g, e, copy.getInput(0), hK, layout.logits());
+            }
+            String padded = e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 1)}, zeroRows, copy.getInput(0));
             List<NodeProto> readers = new ArrayList<>(g.consumers(out));
             String lastRow;
-            if (hasOnlyCoreInputs(copy)) {
-                if (first == null) {
-                    first = FirstPrompt.of(e, hK, copy.getInput(SEQLENS_K), copy.getInput(TOTAL_SEQUENCE_LENGTH));
+            if (FirstPromptLastRow.applies(copy)) {
+                if (firstPrompt == null) {
+                    firstPrompt = new FirstPromptLastRow(g, e, hK, copy);
                 }
-                g.replace(copy, copy.toBuilder().setInput(0, padded).setInput(SEQLENS_K, first.writerSeqlens()).build());
-                lastRow = lastRowAttention(g, e, g.producer(out), copy.getInput(0), first);
+                NodeProto writer = copy.toBuilder().setInput(0, padded).setInput(SEQLENS_K, firstPrompt.writerSeqlens()).build();
+                g.replace(copy, writer);
+                lastRow = firstPrompt.lastRow(writer, copy.getInput(0), core.getOutput(1), core.getOutput(2));
             } else {
                 g.replace(copy, copy.toBuilder().setInput(0, padded).build());
                 lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
@@ -167,79 +167,18 @@ final class GqaFreezePass {
             presents.add(new String[] {core.getOutput(1), last.get(core.getOutput(1))});
             presents.add(new String[] {core.getOutput(2), last.get(core.getOutput(2))});
         }
+        int type = floatType(g, layout.logits());
         PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
-    }
-
-    /**
-     * The last position's attention. In a first prompt of several positions the cache-writing call
-     * (given seqlens_k 0, so that each of its rows scores one key: its output is not used) only
-     * writes the rotated K/V, and a one-row call of the same op (same attributes) reads them back as
-     * its past: one query row against every key, as the layer's own op would compute it. Elsewhere
-     * (a decode step, a later prompt) the cache-writing call is the layer's own and the one-row call
-     * gets an empty past: a few small ops on one position.
-     */
-    private static String lastRowAttention(Graph g, NodeEmitter e, NodeProto writer, String query, FirstPrompt first) {
-        String keys = writer.getInput(1);
-        String values = writer.getInput(2);
-        String[] past = new String[2];
-        for (int s = 0; s < 2; s++) {
-            past[s] = e.op("Slice", writer.getOutput(1 + s), e.int64s("starts", 0), first.pastEnd(), e.int64s("axes", 2));
-        }
-        String name = g.freshName(HelperAttention.NAME_PREFIX);
-        NodeProto.Builder step = writer.toBuilder().setName(name).clearInput().clearOutput()
-                .addInput(query)
-                .addInput(PaperFreezeDeployablePass.lastPosition(e, keys))
-                .addInput(PaperFreezeDeployablePass.lastPosition(e, values))
-                .addInput(past[0]).addInput(past[1]).addInput(first.stepSeqlens()).addInput(first.stepTotal());
-        for (int in = TOTAL_SEQUENCE_LENGTH + 1; in < writer.getInputCount(); in++) {
-            step.addInput(writer.getInput(in));
-        }
-        String out = g.freshName(name + "_output_0");
-        step.addOutput(out).addOutput(g.freshName(name + "_present_key")).addOutput(g.freshName(name + "_present_value"));
-        g.add(step.build());
-        return e.op("Where", first.condition(), out, PaperFreezeDeployablePass.lastPosition(e, writer.getOutput(0)));
-    }
-
-    /** Whether the op takes nothing past the cos/sin caches (no position ids, bias or sinks to slice for one row). */
-    private static boolean hasOnlyCoreInputs(NodeProto core) {
-        for (int in = SIN_CACHE + 1; in < core.getInputCount(); in++) {
-            if (!core.getInput(in).isEmpty()) {
-                return false;
-            }
-        }
-        return core.getInputCount() > TOTAL_SEQUENCE_LENGTH && !core.getInput(TOTAL_SEQUENCE_LENGTH).isEmpty();
-    }
-
-    /**
-     * Whether this run is a first prompt of more than one position (the op's own test: seq equals
-     * total_sequence_length), and the int32 inputs of the two calls that follow from it.
-     */
-    private record FirstPrompt(String condition, String writerSeqlens, String stepSeqlens, String stepTotal,
-                               String pastEnd) {
-        static FirstPrompt of(NodeEmitter e, String stream, String seqlensK, String total) {
-            String seq = e.dim(stream, 1);
-            AttributeProto toLong = Attributes.intAttr("to", TensorProto.DataType.INT64_VALUE);
-            String total64 = e.op("Cast", new AttributeProto[] {toLong}, total);
-            String condition = e.op("And", e.op("Greater", seq, e.int64Scalar("one", 1)), e.op("Equal", seq, total64));
-            String zero = int32Scalar(e, "zero", 0);
-            String pastEnd = e.op("Reshape", e.op("Where", condition, e.op("Sub", seq, e.int64Scalar("one", 1)),
-                    e.int64Scalar("zero", 0)), e.int64s("shape", 1));
-            return new FirstPrompt(condition, e.op("Where", condition, zero, seqlensK), e.op("Where", condition, seqlensK, zero),
-                    e.op("Where", condition, total, int32Scalar(e, "one", 1)), pastEnd);
-        }
-
-        private static String int32Scalar(NodeEmitter e, String hint, int value) {
-            return e.op("Constant", new AttributeProto[] {Attributes.tensorAttr("value",
-                    TensorProto.newBuilder().setName("value").setDataType(TensorProto.DataType.INT32_VALUE)
-                            .addInt32Data(value).build())});
+        if (firstPrompt != null) {
+            firstPrompt.finish(type);
         }
     }
 
     /**
-     * seq - 1 zero rows, then the one-row query: Concat(ConstantOfShape, q), which layout discovery
-     * walks through to the Q projection as it does through any Concat with a constant.
+     * seq - 1 zero rows of a one-row query's shape, which every layer's query is: Concat(these, q)
+     * is what layout discovery walks through to the Q projection, as through any Concat with a constant.
      */
-    private static String padQuery(Graph g, NodeEmitter e, String query, String stream, String logits) {
+    private static String zeroRows(Graph g, NodeEmitter e, String query, String stream, String logits) {
         String earlier = e.op("Sub", e.dim(stream, 1), e.int64Scalar("one", 1));
         String shape = e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 0)},
                 e.op("Slice", e.op("Shape", query), e.int64s("starts", 0), e.int64s("ends", 1)), e.unsqueeze(earlier, 0),
@@ -248,8 +187,7 @@ final class GqaFreezePass {
         TensorProto zero = type == TensorProto.DataType.FLOAT16_VALUE
                 ? org.attnskip.onnx.Tensors.float16Tensor("value", new long[] {1}, new float[] {0f})
                 : org.attnskip.onnx.Tensors.floatTensor("value", new long[] {1}, new float[] {0f});
-        String zeros = e.op("ConstantOfShape", new AttributeProto[] {Attributes.tensorAttr("value", zero)}, shape);
-        return e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 1)}, zeros, query);
+        return e.op("ConstantOfShape", new AttributeProto[] {Attributes.tensorAttr("value", zero)}, shape);
     }
 
     /** The graph's float type: that of its logits. */
