@@ -30,10 +30,13 @@ import java.util.Set;
  * <li><b>single-input</b>: every position's K/V come from h_k ({@link BatchedKvProjection}). The
  * deployable form runs layers k..L-1 for the last position only, and each of their attentions
  * takes the K/V of all current positions with a query padded by zero rows in front of the last
- * position's: one op call writes every new cache entry (in place where the buffer is shared) and
- * its last row is the last position's attention. A decode step is the original graph's, with the K/V
- * projections batched; a prefill skips the layers' projections and MLP for all but the last
- * position, not their attention (the padded rows still meet every key).</li>
+ * position's: one op call writes every new cache entry (in place where the buffer is shared). In a
+ * first prompt of several positions that call scores each row against one key only and the last
+ * position's attention is a one-row call over the cache it wrote ({@link FirstPromptLastRow});
+ * elsewhere (decode steps, later prompts) the writing call's last row is the attention. A decode
+ * step is the original graph's with the K/V projections batched, plus one {@code If} per layer; a
+ * first prompt skips the layers' projections, MLP and attention for all but the last position,
+ * except the K/V projections and the cache write.</li>
  * <li><b>paper</b>: the cache entries are the K/V of layer i recomputed from h_k (rotated here, at
  * the op's positions, when the op rotates its own K), appended to the past by Concat; the last
  * position attends to the past, the frozen earlier entries and its own normal K/V in a one-row op
@@ -96,8 +99,9 @@ final class GqaFreezePass {
         }
         if (!allPositions) {
             notes.add("prefill runs layers " + k + ".." + (L - 1) + " for the last position only"
-                    + (flavour == FreezeKv.PAPER ? "" : " (their attention op still takes every new position, with zero"
-                    + " query rows)") + "; logits are [batch, 1, vocab]");
+                    + (flavour == FreezeKv.PAPER ? "" : " (their attention op still writes every new position's K/V,"
+                    + " scoring each against one key in a first prompt and against all in a later one)")
+                    + "; logits are [batch, 1, vocab]");
         }
         int afterAdd = g.nodes().size();
         g.cleanup();
@@ -133,29 +137,48 @@ final class GqaFreezePass {
         g.toposort();
         Map<String, String> last = SubgraphClone.copy(g, inputs, List.of(layout.logits()), true, Set.of(), prefix);
         List<String[]> presents = new ArrayList<>();
+        FirstPromptLastRow firstPrompt = null;
+        String zeroRows = null;
         for (int i = k; i < layout.numLayers(); i++) {
             NodeProto core = layout.layer(i).attention().core();
             String out = last.get(core.getOutput(0));
             NodeProto copy = g.producer(out);
             // zero query rows for the earlier positions: the op then takes all their K/V in one call
-            String padded = padQuery(g, e, copy.getInput(0), hK, layout.logits());
+            if (zeroRows == null) {
+                zeroRows = zeroRows(g, e, copy.getInput(0), hK, layout.logits());
+            }
+            String padded = e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 1)}, zeroRows, copy.getInput(0));
             List<NodeProto> readers = new ArrayList<>(g.consumers(out));
-            g.replace(copy, copy.toBuilder().setInput(0, padded).build());
-            String lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
+            String lastRow;
+            if (FirstPromptLastRow.applies(copy)) {
+                if (firstPrompt == null) {
+                    firstPrompt = new FirstPromptLastRow(g, e, hK, copy);
+                }
+                NodeProto writer = copy.toBuilder().setInput(0, padded).setInput(SEQLENS_K, firstPrompt.writerSeqlens()).build();
+                g.replace(copy, writer);
+                lastRow = firstPrompt.lastRow(writer, copy.getInput(0), core.getOutput(1), core.getOutput(2));
+            } else {
+                g.replace(copy, copy.toBuilder().setInput(0, padded).build());
+                lastRow = PaperFreezeDeployablePass.lastPosition(e, out);
+            }
             for (NodeProto r : readers) {
                 g.renameInput(r, out, lastRow);
             }
             presents.add(new String[] {core.getOutput(1), last.get(core.getOutput(1))});
             presents.add(new String[] {core.getOutput(2), last.get(core.getOutput(2))});
         }
+        int type = floatType(g, layout.logits());
         PaperFreezeDeployablePass.publish(g, layout.logits(), last.get(layout.logits()), presents);
+        if (firstPrompt != null) {
+            firstPrompt.finish(type);
+        }
     }
 
     /**
-     * seq - 1 zero rows, then the one-row query: Concat(ConstantOfShape, q), which layout discovery
-     * walks through to the Q projection as it does through any Concat with a constant.
+     * seq - 1 zero rows of a one-row query's shape, which every layer's query is: Concat(these, q)
+     * is what layout discovery walks through to the Q projection, as through any Concat with a constant.
      */
-    private static String padQuery(Graph g, NodeEmitter e, String query, String stream, String logits) {
+    private static String zeroRows(Graph g, NodeEmitter e, String query, String stream, String logits) {
         String earlier = e.op("Sub", e.dim(stream, 1), e.int64Scalar("one", 1));
         String shape = e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 0)},
                 e.op("Slice", e.op("Shape", query), e.int64s("starts", 0), e.int64s("ends", 1)), e.unsqueeze(earlier, 0),
@@ -164,8 +187,7 @@ final class GqaFreezePass {
         TensorProto zero = type == TensorProto.DataType.FLOAT16_VALUE
                 ? org.attnskip.onnx.Tensors.float16Tensor("value", new long[] {1}, new float[] {0f})
                 : org.attnskip.onnx.Tensors.floatTensor("value", new long[] {1}, new float[] {0f});
-        String zeros = e.op("ConstantOfShape", new AttributeProto[] {Attributes.tensorAttr("value", zero)}, shape);
-        return e.op("Concat", new AttributeProto[] {Attributes.intAttr("axis", 1)}, zeros, query);
+        return e.op("ConstantOfShape", new AttributeProto[] {Attributes.tensorAttr("value", zero)}, shape);
     }
 
     /** The graph's float type: that of its logits. */

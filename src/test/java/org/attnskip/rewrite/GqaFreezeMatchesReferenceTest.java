@@ -192,7 +192,8 @@ class GqaFreezeMatchesReferenceTest {
 
     /**
      * A graph with last-position logits: prefills of several lengths from an empty cache; a prefill of
-     * half the sequence, then token by token (in a buffer that must grow on the way when in place).
+     * half the sequence, a prompt of three more positions onto it, then token by token (in a buffer
+     * that must grow on the way when in place).
      */
     private void compareLastPosition(String what, Path graph, float[][] expected, int[] tokens, boolean inPlace) {
         try (DecoderSession s = DecoderSession.open(graph, Device.CPU)) {
@@ -208,7 +209,16 @@ class GqaFreezeMatchesReferenceTest {
             KvCache cache = s.emptyCache(1, half + 2);
             var out = s.run(new long[][] {longs(tokens, half)}, new long[][] {ones(half)}, new long[][] {range(half)}, cache);
             assertClose(what + " prefill of " + half, expected[half - 1], out.logits().at(0, 0));
-            decode(what + " decode", s, out.cache(), half, expected, tokens);
+            // a later prompt of several positions onto that cache (not a first prompt), then token by token
+            int chunk = 3;
+            long[] positions = new long[chunk];
+            for (int j = 0; j < chunk; j++) {
+                positions[j] = half + j;
+            }
+            out = s.run(new long[][] {java.util.Arrays.copyOfRange(longs(tokens, half + chunk), half, half + chunk)},
+                    new long[][] {ones(half + chunk)}, new long[][] {positions}, out.cache());
+            assertClose(what + " prompt of " + chunk + " after " + half, expected[half + chunk - 1], out.logits().at(0, 0));
+            decode(what + " decode", s, out.cache(), half + chunk, expected, tokens);
         }
     }
 
