@@ -99,10 +99,10 @@ final class TokenFeed {
 
     /**
      * A decode step of one sequence: its [1, 1] ids and positions tensors are the sequence's, made at
-     * its first step and rewritten in place; its mask is a view of the sequence's ones. Until the JIT
-     * has compiled the decode loop (most of a 256-token generation in a fresh process), each tensor
-     * and buffer object a step makes costs microseconds of interpreted code. Returns the mask tensor,
-     * the one tensor the caller closes after the run.
+     * its first step and rewritten in place; its mask is a view of the sequence's ones. The methods a
+     * step calls once stay interpreted for the whole of a 256-token generation in a fresh JVM (README,
+     * "Where a decode step's time goes"), where each tensor and buffer object a step makes costs
+     * microseconds. Returns the mask tensor, the one tensor the caller closes after the run.
      */
     private List<OnnxTensor> putStep(Map<String, OnnxTensor> feed, int token, long past, int total, InputScratch scratch)
             throws OrtException {
