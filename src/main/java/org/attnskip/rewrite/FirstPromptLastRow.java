@@ -26,6 +26,7 @@ import java.util.List;
 final class FirstPromptLastRow {
     private static final int SEQLENS_K = 5;
     private static final int TOTAL_SEQUENCE_LENGTH = 6;
+    private static final int COS_CACHE = 7;
     private static final int SIN_CACHE = 8;
 
     /** One layer's one-row call, built once the graph's public names are final. */
@@ -88,9 +89,14 @@ final class FirstPromptLastRow {
         return attention;
     }
 
-    /** Adds the If nodes; call after the presents took their public names. */
-    void finish(int floatType) {
+    /**
+     * Adds the If nodes; call after the presents took their public names.
+     *
+     * @param fallbackType the float type of the attention output where the op's cos cache does not tell it
+     */
+    void finish(int fallbackType) {
         for (Pending p : pending) {
+            int floatType = attentionType(p.writer(), fallbackType);
             String then = g.freshName(p.attention() + "/first_prompt");
             List<NodeProto> nodes = new ArrayList<>();
             String pastKey = slice(nodes, then, p.presentKey(), e.int64s("starts", 0), pastEnd, e.int64s("axes", 2));
@@ -119,6 +125,17 @@ final class FirstPromptLastRow {
                     .addAttribute(branch("else_branch", elsewhere, List.of(identity), copied, floatType))
                     .build());
         }
+    }
+
+    /** The op's output type is its inputs' float type: that of the cos cache, where it is stored. */
+    private int attentionType(NodeProto writer, int fallback) {
+        if (writer.getInputCount() > COS_CACHE && !writer.getInput(COS_CACHE).isEmpty()) {
+            var cos = g.initializer(writer.getInput(COS_CACHE));
+            if (cos.isPresent()) {
+                return cos.get().getDataType();
+            }
+        }
+        return g.valueInfo(writer.getInput(1)).map(v -> v.getType().getTensorType().getElemType()).orElse(fallback);
     }
 
     private String slice(List<NodeProto> nodes, String scope, String x, String starts, String ends, String axes) {
