@@ -26,6 +26,11 @@ public final class TestTokens {
         return o;
     }
 
+    /** Token ids widened to the int64 a graph's input_ids take. */
+    public static long[] longs(int[] ids) {
+        return Arrays.stream(ids).asLongStream().toArray();
+    }
+
     /** Positions 0 .. n-1. */
     public static long[] range(int n) {
         long[] o = new long[n];

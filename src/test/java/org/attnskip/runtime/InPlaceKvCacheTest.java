@@ -1,5 +1,8 @@
 package org.attnskip.runtime;
 
+import static org.attnskip.TestTokens.longs;
+import static org.attnskip.TestTokens.ones;
+import static org.attnskip.TestTokens.range;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.LlamaOnnxExporter;
@@ -67,9 +70,9 @@ class InPlaceKvCacheTest {
             assertTrue(s.updatesCacheInPlace());
             int n = PROMPT.length;
             DecoderSession.Output grown = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
-                    new long[][] {range(0, n)}, s.growingCache(1));
+                    new long[][] {range(n)}, s.growingCache(1));
             DecoderSession.Output inPlace = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
-                    new long[][] {range(0, n)}, s.emptyCache(1, CAPACITY));
+                    new long[][] {range(n)}, s.emptyCache(1, CAPACITY));
             List<ByteBuffer> buffers = inPlace.cache().buffers();
             assertEquals(s.slots().size(), buffers.size());
             assertSameCache(s, grown.cache(), inPlace.cache(), n);
@@ -124,17 +127,5 @@ class InPlaceKvCacheTest {
         Path file = tmp.resolve(name + ".onnx");
         OnnxModelIO.save(m, null, file, false);
         return file;
-    }
-
-    private static long[] longs(int[] a) {
-        return java.util.Arrays.stream(a).asLongStream().toArray();
-    }
-
-    private static long[] ones(int n) {
-        return java.util.stream.LongStream.generate(() -> 1).limit(n).toArray();
-    }
-
-    private static long[] range(int from, int to) {
-        return java.util.stream.LongStream.range(from, to).toArray();
     }
 }

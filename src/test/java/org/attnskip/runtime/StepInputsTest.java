@@ -1,5 +1,8 @@
 package org.attnskip.runtime;
 
+import static org.attnskip.TestTokens.longs;
+import static org.attnskip.TestTokens.ones;
+import static org.attnskip.TestTokens.range;
 import org.attnskip.export.ExportDtype;
 import org.attnskip.export.FusedLlamaExporter;
 import org.attnskip.export.TestLlamaWeights;
@@ -53,7 +56,7 @@ class StepInputsTest {
             // capacity n + 2: the third step reallocates the cache, and again later
             DecoderSession.Output appended = s.append(PROMPT, s.emptyCache(1, n + 2));
             DecoderSession.Output explicit = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
-                    new long[][] {range(0, n)}, s.emptyCache(1, n + 2));
+                    new long[][] {range(n)}, s.emptyCache(1, n + 2));
             assertArrayEquals(explicit.logits().last(0), appended.logits().last(0));
             boolean moved = false;
             for (int i = 0; i < NEXT.length; i++) {
@@ -70,17 +73,5 @@ class StepInputsTest {
             appended.cache().close();
             explicit.cache().close();
         }
-    }
-
-    private static long[] longs(int[] a) {
-        return java.util.Arrays.stream(a).asLongStream().toArray();
-    }
-
-    private static long[] ones(int n) {
-        return java.util.stream.LongStream.generate(() -> 1).limit(n).toArray();
-    }
-
-    private static long[] range(int from, int to) {
-        return java.util.stream.LongStream.range(from, to).toArray();
     }
 }
