@@ -20,8 +20,9 @@ import java.util.List;
  * one key, and the call only writes the rotated K/V. The attention itself is then a one-row call
  * of the same op (same attributes) whose past is the cache just written, inside an {@code If} on
  * "first prompt of several positions", so that a decode step or a later prompt (where the writing
- * call is the layer's own and its last row is the attention) runs one {@code If} node per layer
- * and nothing else.
+ * call is the layer's own and its last row is the attention) runs only one {@code If} node per
+ * layer, whose other branch passes that last row on. (Outside the If, the one-row call's ops ran
+ * in every decode step: measured, a few percent of a step on the 12-layer benchmark model.)
  */
 final class FirstPromptLastRow {
     private static final int SEQLENS_K = 5;
