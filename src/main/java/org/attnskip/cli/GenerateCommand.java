@@ -95,7 +95,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (threads < 0) {
             throw new BadInputException("--threads must be 0 (by model size) or more, got " + threads);
         }
-        OrtSessionFactory.Settings settings = OrtSessionFactory.Settings.of(dev).withThreads(threads).withProfile(ortProfile);
+        OrtSessionFactory.Settings settings = OrtSessionFactory.Settings.of(dev).withThreads(threads).withProfile(ortProfile).forShortRun();
         try (DecoderSession session = DecoderSession.open(modelFile, settings)) {
             if (session.opened().fallbackNote() != null) {
                 System.err.println("attnskip: " + session.opened().fallbackNote());

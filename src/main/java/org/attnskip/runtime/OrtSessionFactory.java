@@ -40,11 +40,14 @@ public final class OrtSessionFactory {
      * @param prepacking     whether ONNX Runtime repacks constant MatMul weights into its GEMM kernels'
      *                       layout when the session opens (its default: on; off is
      *                       {@code session.disable_prepacking}, for measuring the single-row products of decode)
+     * @param shortRun       the process makes one short run and ends (generate): its JIT compiler is still
+     *                       compiling while the run decodes, so see {@link #automatic} for small models
      */
     public record Settings(Device device, int intraOpThreads, OptLevel optimization, boolean spinning,
-                           boolean memoryPattern, boolean cpuArena, String profilePrefix, boolean prepacking) {
+                           boolean memoryPattern, boolean cpuArena, String profilePrefix, boolean prepacking,
+                           boolean shortRun) {
         public Settings(Device device, int intraOpThreads, OptLevel optimization) {
-            this(device, intraOpThreads, optimization, false, true, true, null, true);
+            this(device, intraOpThreads, optimization, false, true, true, null, true, false);
         }
 
         public static Settings of(Device device) {
@@ -52,31 +55,36 @@ public final class OrtSessionFactory {
         }
 
         public Settings withThreads(int threads) {
-            return new Settings(device, threads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, prepacking);
+            return new Settings(device, threads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, prepacking, shortRun);
         }
 
         public Settings withOptimization(OptLevel level) {
-            return new Settings(device, intraOpThreads, level, spinning, memoryPattern, cpuArena, profilePrefix, prepacking);
+            return new Settings(device, intraOpThreads, level, spinning, memoryPattern, cpuArena, profilePrefix, prepacking, shortRun);
         }
 
         public Settings withSpinning(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, on, memoryPattern, cpuArena, profilePrefix, prepacking);
+            return new Settings(device, intraOpThreads, optimization, on, memoryPattern, cpuArena, profilePrefix, prepacking, shortRun);
         }
 
         public Settings withMemoryPattern(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, spinning, on, cpuArena, profilePrefix, prepacking);
+            return new Settings(device, intraOpThreads, optimization, spinning, on, cpuArena, profilePrefix, prepacking, shortRun);
         }
 
         public Settings withCpuArena(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, on, profilePrefix, prepacking);
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, on, profilePrefix, prepacking, shortRun);
         }
 
         public Settings withProfile(String prefix) {
-            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, prefix, prepacking);
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, prefix, prepacking, shortRun);
+        }
+
+        /** For a process that decodes once and ends ({@code generate}): see {@link #automatic}. */
+        public Settings forShortRun() {
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, prepacking, true);
         }
 
         public Settings withPrepacking(boolean on) {
-            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, on);
+            return new Settings(device, intraOpThreads, optimization, spinning, memoryPattern, cpuArena, profilePrefix, on, shortRun);
         }
     }
 
@@ -107,6 +115,21 @@ public final class OrtSessionFactory {
      * @param loadAverage the system's 1-minute load average; negative where the system does not tell
      */
     public static Threading automatic(Path modelFile, double loadAverage, int cores) {
+        return automatic(modelFile, loadAverage, cores, false);
+    }
+
+    /**
+     * As {@link #automatic(Path, double, int)}, except that a short run (a fresh {@code generate}
+     * process) of a model below {@link #SMALL_MODEL_BYTES} takes one thread, not spinning, even on an
+     * idle machine: its JIT compiler thread needs the second core while the few hundred steps run.
+     * Measured as fresh processes taking turns on the idle 2-core machine (README, "Decode-loop
+     * settings"): one thread gave 1.13x the decode rate and 0.92x the process CPU on stories260K,
+     * 1.01x and 0.86x on stories-deep12.
+     */
+    public static Threading automatic(Path modelFile, double loadAverage, int cores, boolean shortRun) {
+        if (shortRun && modelBytes(modelFile) < SMALL_MODEL_BYTES) {
+            return new Threading(1, false);
+        }
         boolean idle = loadAverage >= 0 && loadAverage < cores && cores > 1;
         return idle ? new Threading(cores, true) : new Threading(threadsFor(modelFile), false);
     }
@@ -176,7 +199,7 @@ public final class OrtSessionFactory {
             Threading threading = settings.intraOpThreads() > 0
                     ? new Threading(settings.intraOpThreads(), settings.spinning())
                     : automatic(modelFile, ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage(),
-                            Runtime.getRuntime().availableProcessors());
+                            Runtime.getRuntime().availableProcessors(), settings.shortRun());
             options.setIntraOpNumThreads(threading.threads());
             options.addConfigEntry("session.intra_op.allow_spinning", threading.spinning() || settings.spinning() ? "1" : "0");
             options.setMemoryPatternOptimization(settings.memoryPattern());

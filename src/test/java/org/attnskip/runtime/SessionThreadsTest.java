@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SessionThreadsTest {
     @TempDir
@@ -48,6 +50,22 @@ class SessionThreadsTest {
         // no load average (-1) or one core: never spin
         assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, -1, 2));
         assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, 0.0, 1));
+    }
+
+    @Test
+    void aShortRunOfASmallModelLeavesTheSecondCoreToTheJit() throws IOException {
+        Path small = Files.createDirectories(tmp.resolve("short-small")).resolve("model.onnx");
+        sized(small, 1 << 20);
+        Path big = Files.createDirectories(tmp.resolve("short-big")).resolve("model.onnx");
+        sized(big, 2 * OrtSessionFactory.SMALL_MODEL_BYTES);
+        assertEquals(new OrtSessionFactory.Threading(1, false), OrtSessionFactory.automatic(small, 0.3, 2, true));
+        assertEquals(new OrtSessionFactory.Threading(2, true), OrtSessionFactory.automatic(small, 0.3, 2, false));
+        // a large model's run is long enough for the JIT: the idle machine's rule holds
+        assertEquals(new OrtSessionFactory.Threading(2, true), OrtSessionFactory.automatic(big, 0.3, 2, true));
+        assertEquals(new OrtSessionFactory.Threading(Runtime.getRuntime().availableProcessors(), false),
+                OrtSessionFactory.automatic(big, 5.0, 2, true));
+        assertTrue(OrtSessionFactory.Settings.of(Device.CPU).forShortRun().shortRun());
+        assertFalse(OrtSessionFactory.Settings.of(Device.CPU).withThreads(2).shortRun());
     }
 
     private static void sized(Path file, long bytes) throws IOException {
