@@ -12,6 +12,11 @@ import org.attnskip.onnx.Graph;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.attnskip.rewrite.GqaFreezePass.COS_CACHE;
+import static org.attnskip.rewrite.GqaFreezePass.SEQLENS_K;
+import static org.attnskip.rewrite.GqaFreezePass.SIN_CACHE;
+import static org.attnskip.rewrite.GqaFreezePass.TOTAL_SEQUENCE_LENGTH;
+
 /**
  * The last position's attention in a single-input freeze's layers >= k on GroupQueryAttention,
  * where one op call must write every new position's K/V into the in-place cache. That call costs
@@ -25,11 +30,6 @@ import java.util.List;
  * in every decode step: measured, a few percent of a step on the 12-layer benchmark model.)
  */
 final class FirstPromptLastRow {
-    private static final int SEQLENS_K = 5;
-    private static final int TOTAL_SEQUENCE_LENGTH = 6;
-    private static final int COS_CACHE = 7;
-    private static final int SIN_CACHE = 8;
-
     /** One layer's one-row call, built once the graph's public names are final. */
     private record Pending(NodeProto writer, String query, String presentKey, String presentValue, String lastRow,
                            String attention) {
@@ -100,12 +100,10 @@ final class FirstPromptLastRow {
             int floatType = attentionType(p.writer(), fallbackType);
             String then = g.freshName(p.attention() + "/first_prompt");
             List<NodeProto> nodes = new ArrayList<>();
-            String pastKey = slice(nodes, then, p.presentKey(), e.int64s("starts", 0), pastEnd, e.int64s("axes", 2));
-            String pastValue = slice(nodes, then, p.presentValue(), e.int64s("starts", 0), pastEnd, e.int64s("axes", 2));
-            String key = slice(nodes, then, p.writer().getInput(1), e.int64s("starts", -1), e.int64s("ends", Long.MAX_VALUE),
-                    e.int64s("axes", 1));
-            String value = slice(nodes, then, p.writer().getInput(2), e.int64s("starts", -1),
-                    e.int64s("ends", Long.MAX_VALUE), e.int64s("axes", 1));
+            String pastKey = pastPositions(nodes, then, p.presentKey());
+            String pastValue = pastPositions(nodes, then, p.presentValue());
+            String key = lastPosition(nodes, then, p.writer().getInput(1));
+            String value = lastPosition(nodes, then, p.writer().getInput(2));
             String name = g.freshName(then + "/GroupQueryAttention");
             String out = g.freshName(name + "_output_0");
             NodeProto.Builder step = p.writer().toBuilder().setName(name).clearInput().clearOutput()
@@ -137,6 +135,16 @@ final class FirstPromptLastRow {
             }
         }
         return g.valueInfo(writer.getInput(1)).map(v -> v.getType().getTensorType().getElemType()).orElse(fallback);
+    }
+
+    /** The cache's positions before the prompt's last: [batch, kv_heads, 0 .. seq-1, head_dim]. */
+    private String pastPositions(List<NodeProto> nodes, String scope, String cache) {
+        return slice(nodes, scope, cache, e.int64s("starts", 0), pastEnd, e.int64s("axes", 2));
+    }
+
+    /** The prompt's last position of a [batch, seq, hidden] value. */
+    private String lastPosition(List<NodeProto> nodes, String scope, String x) {
+        return slice(nodes, scope, x, e.int64s("starts", -1), e.int64s("ends", Long.MAX_VALUE), e.int64s("axes", 1));
     }
 
     private String slice(List<NodeProto> nodes, String scope, String x, String starts, String ends, String axes) {

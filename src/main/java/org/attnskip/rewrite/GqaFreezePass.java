@@ -49,11 +49,13 @@ final class GqaFreezePass {
     private GqaFreezePass() {
     }
 
+    /** The op's input slots (com.microsoft::GroupQueryAttention), shared with {@link FirstPromptLastRow}. */
     private static final int PAST_KEY = 3;
     private static final int PAST_VALUE = 4;
-    private static final int SEQLENS_K = 5;
-    private static final int COS_CACHE = 7;
-    private static final int SIN_CACHE = 8;
+    static final int SEQLENS_K = 5;
+    static final int TOTAL_SEQUENCE_LENGTH = 6;
+    static final int COS_CACHE = 7;
+    static final int SIN_CACHE = 8;
 
     static boolean handles(DecoderLayout layout, int k) {
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {
