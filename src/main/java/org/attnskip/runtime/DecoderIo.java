@@ -5,6 +5,7 @@ import org.attnskip.layout.KvCacheIo;
 import org.attnskip.layout.LayerLayout;
 import org.attnskip.layout.LayoutDiscovery;
 import org.attnskip.layout.StaticCache;
+import org.attnskip.layout.StepMaskWidth;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.LoadedModel;
 import org.attnskip.onnx.OnnxModelIO;
@@ -29,7 +30,7 @@ import java.util.TreeSet;
  * @param logitsToKeep  the input that asks for the last positions' logits only (0: all), or null
  */
 public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
-                        List<CachePair> caches, StaticCache staticCache, String logitsToKeep) {
+                        List<CachePair> caches, StaticCache staticCache, String logitsToKeep, long stepMaskWidthLimit) {
     /**
      * A cache input and the output that holds its next value; {@code stacked} when one tensor
      * holds key and value along a leading axis of 2; {@code inPlace} when the attention op can write
@@ -54,11 +55,14 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
                 dropped.add(Integer.parseInt(layer.trim()));
             }
         }
-        return of(LayoutDiscovery.discoverToRun(loaded.graph()), dropped);
+        return of(LayoutDiscovery.discoverToRun(loaded.graph()), dropped, StepMaskWidth.limit(loaded.graph()));
     }
 
-    /** @param dropped the model's layers whose attention is gone (discovery numbers only the others) */
-    public static DecoderIo of(DecoderLayout layout, Set<Integer> dropped) {
+    /**
+     * @param dropped            the model's layers whose attention is gone (discovery numbers only the others)
+     * @param stepMaskWidthLimit the widest mask a decode step may take on an in-place cache ({@link StepMaskWidth})
+     */
+    public static DecoderIo of(DecoderLayout layout, Set<Integer> dropped, long stepMaskWidthLimit) {
         if (!layout.hasLmHead()) {
             throw new BadInputException("the graph ends in a hidden state ('" + layout.logits() + "'), not in logits: "
                     + "without an LM head there is nothing to sample or score");
@@ -84,6 +88,6 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
             }
         }
         return new DecoderIo(layout.inputIds(), layout.attentionMask(), layout.positionIds(), layout.logits(),
-                List.copyOf(caches), StaticCache.of(layout).orElse(null), layout.logitsToKeep());
+                List.copyOf(caches), StaticCache.of(layout).orElse(null), layout.logitsToKeep(), stepMaskWidthLimit);
     }
 }

@@ -291,7 +291,7 @@ public final class DecoderSession implements AutoCloseable {
         long[] cached = staticFeeds == null ? null : StaticCacheFeeds.cachedPerRow(attentionMask, seq);
         logits.checkIds(inputIds);
         return run(inputIds.length, seq, cache, extraInputs,
-                (feed, scratch) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), cached, rows);
+                (feed, scratch, stepMaskWidth) -> tokens.put(feed, inputIds, attentionMask, positionIds, scratch), cached, rows);
     }
 
     /**
@@ -320,7 +320,8 @@ public final class DecoderSession implements AutoCloseable {
     public Output append(int[] next, KvCache cache, Map<String, OnnxTensor> extraInputs, LogitRows rows) {
         logits.checkIds(next);
         long past = cache.length();
-        return run(1, next.length, cache, extraInputs, (feed, scratch) -> tokens.putAppended(feed, next, past, scratch),
+        return run(1, next.length, cache, extraInputs,
+                (feed, scratch, stepMaskWidth) -> tokens.putAppended(feed, next, past, scratch, stepMaskWidth),
                 new long[] {past}, rows);
     }
 
@@ -334,9 +335,12 @@ public final class DecoderSession implements AutoCloseable {
         return keep.present();
     }
 
-    /** Puts a run's token-side inputs into the feed and returns the tensors it made. */
+    /**
+     * Puts a run's token-side inputs into the feed and returns the tensors it made. A one-sequence
+     * decode step may take a mask {@code stepMaskWidth} wide (0: as wide as its positions).
+     */
     private interface Feeding {
-        List<OnnxTensor> put(Map<String, OnnxTensor> feed, InputScratch scratch) throws OrtException;
+        List<OnnxTensor> put(Map<String, OnnxTensor> feed, InputScratch scratch, int stepMaskWidth) throws OrtException;
     }
 
     /** @param cached each row's positions already in a static cache (where the run writes), else unused */
@@ -364,7 +368,8 @@ public final class DecoderSession implements AutoCloseable {
             stepMaps = pinned != null;
             Map<String, OnnxTensor> feed = stepMaps ? scratch.stepFeed(cache.tensors()) : new HashMap<>(cache.tensors());
             feed.putAll(extraInputs);
-            made = new ArrayList<>(feeding.put(feed, scratch));
+            int stepMaskWidth = stepMaps && staticFeeds == null ? stepMaskWidth(cache.capacity(), needed) : 0;
+            made = new ArrayList<>(feeding.put(feed, scratch, stepMaskWidth));
             keep.put(feed, rows);
             if (staticFeeds != null) {
                 made.addAll(staticFeeds.put(feed, cached, seq));
@@ -400,6 +405,19 @@ public final class DecoderSession implements AutoCloseable {
             }
             cache.close();
         }
+    }
+
+    /**
+     * The mask width of a one-sequence decode step on an in-place cache, or 0 for a mask as wide as its
+     * positions. GroupQueryAttention graphs (the in-place kind) read the mask only as each row's length
+     * (its sum) and the longest (its width), and the width may be anything from the positions used to
+     * the cache's capacity, within the graph's rotary tables: one width for all the steps of a sequence
+     * keeps their input shapes the same, so ONNX Runtime plans a step's memory once instead of at every
+     * step (StepInputs#fixedWidthMask).
+     */
+    private int stepMaskWidth(long capacity, long positions) {
+        long width = Math.min(capacity, io.stepMaskWidthLimit());
+        return width >= positions ? Math.toIntExact(width) : 0;
     }
 
     /**

@@ -11,8 +11,9 @@ import java.nio.ByteOrder;
 
 /**
  * The token-side inputs of one sequence's decode steps (batch 1, one token): the [1, 1] ids and
- * positions tensors, made once and rewritten in place before each run, and a direct buffer of ones
- * whose first {@code total} values are each step's attention mask. Integers are int64 or int32 as the
+ * positions tensors, made once and rewritten in place before each run, and the attention mask:
+ * either one [1, capacity] tensor kept for the sequence (where the graph reads the mask as lengths),
+ * or a new view each step of the first {@code total} values of a direct buffer of ones. Integers are int64 or int32 as the
  * graph declares them. Kept by the sequence's {@link InputScratch}, which closes it.
  */
 final class StepInputs implements AutoCloseable {
@@ -25,6 +26,10 @@ final class StepInputs implements AutoCloseable {
     private final boolean intPositions;
     private final boolean intMask;
     private Buffer ones;
+    private OnnxTensor widthMask;
+    private ByteBuffer widthMaskMemory;
+    private int widthMaskWidth;
+    private int widthMaskOnes;
 
     /** @param positionType null when the graph takes no position ids */
     StepInputs(OrtEnvironment env, OnnxJavaType idType, OnnxJavaType positionType, OnnxJavaType maskType)
@@ -100,8 +105,56 @@ final class StepInputs implements AutoCloseable {
                 : OnnxTensor.createTensor(env, (java.nio.LongBuffer) ones, shape);
     }
 
+    /**
+     * The sequence's one [1, width] mask, kept across steps: ones on the first {@code total} positions,
+     * zeros after them. Only the values change from step to step, so every decode step of the sequence
+     * has the same input shapes, and ONNX Runtime reuses the memory plan it made for the first one
+     * (with a [1, total] mask each step was a new shape, planned anew). Width is the cache's capacity.
+     * The sequence closes the tensor ({@link #close}), not the caller.
+     */
+    OnnxTensor fixedWidthMask(int total, int width) throws OrtException {
+        if (total > width) {
+            throw new IllegalArgumentException("mask of " + total + " positions is wider than " + width);
+        }
+        if (widthMask == null || widthMaskWidth != width) {
+            if (widthMask != null) {
+                widthMask.close();
+                widthMask = null;
+            }
+            widthMaskMemory = direct(width * (intMask ? 4 : 8)); // zeros
+            long[] shape = {1, width};
+            widthMask = intMask ? OnnxTensor.createTensor(env, widthMaskMemory.asIntBuffer(), shape)
+                    : OnnxTensor.createTensor(env, widthMaskMemory.asLongBuffer(), shape);
+            widthMaskWidth = width;
+            widthMaskOnes = 0;
+        }
+        for (; widthMaskOnes < total; widthMaskOnes++) {
+            writeMask(widthMaskOnes, 1);
+        }
+        for (; widthMaskOnes > total; widthMaskOnes--) {
+            writeMask(widthMaskOnes - 1, 0);
+        }
+        return widthMask;
+    }
+
+    /** The width of the kept fixed-width mask, 0 while the steps make a mask per run. */
+    int keptMaskWidth() {
+        return widthMask == null ? 0 : widthMaskWidth;
+    }
+
+    private void writeMask(int position, int value) {
+        if (intMask) {
+            widthMaskMemory.putInt(position * 4, value);
+        } else {
+            widthMaskMemory.putLong(position * 8, value);
+        }
+    }
+
     @Override
     public void close() {
+        if (widthMask != null) {
+            widthMask.close();
+        }
         ids.close();
         if (positions != null) {
             positions.close();

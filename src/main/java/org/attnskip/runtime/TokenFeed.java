@@ -78,9 +78,18 @@ final class TokenFeed {
     /** One sequence's next tokens after {@code past} positions: a mask of ones and positions counting on. */
     List<OnnxTensor> putAppended(Map<String, OnnxTensor> feed, int[] tokens, long past, InputScratch scratch)
             throws OrtException {
+        return putAppended(feed, tokens, past, scratch, 0);
+    }
+
+    /**
+     * As above; a decode step with {@code stepMaskWidth} > 0 gets a mask of that width (the cache's
+     * capacity), ones then zeros: for graphs that read the mask only as each row's length.
+     */
+    List<OnnxTensor> putAppended(Map<String, OnnxTensor> feed, int[] tokens, long past, InputScratch scratch,
+                                 int stepMaskWidth) throws OrtException {
         int total = Math.toIntExact(past + tokens.length);
         if (scratch != null && tokens.length == 1) {
-            return putStep(feed, tokens[0], past, total, scratch);
+            return putStep(feed, tokens[0], past, total, stepMaskWidth, scratch);
         }
         return put(feed, scratch, 1, tokens.length, total, () -> {
             long[] ids = new long[tokens.length];
@@ -102,10 +111,11 @@ final class TokenFeed {
      * its first step and rewritten in place; its mask is a view of the sequence's ones. The methods a
      * step calls once stay interpreted for the whole of a 256-token generation in a fresh JVM (README,
      * "Where a decode step's time goes"), where each tensor and buffer object a step makes costs
-     * microseconds. Returns the mask tensor, the one tensor the caller closes after the run.
+     * microseconds. Returns the tensors the caller closes after the run: the mask, unless it is the
+     * sequence's fixed-width one.
      */
-    private List<OnnxTensor> putStep(Map<String, OnnxTensor> feed, int token, long past, int total, InputScratch scratch)
-            throws OrtException {
+    private List<OnnxTensor> putStep(Map<String, OnnxTensor> feed, int token, long past, int total, int maskWidth,
+                                     InputScratch scratch) throws OrtException {
         StepInputs step = scratch.stepInputs();
         if (step == null) {
             step = new StepInputs(env, idType, positions != null ? positionType : null, maskType);
@@ -115,7 +125,14 @@ final class TokenFeed {
         if (positions != null) {
             feed.put(positions, step.positions(past));
         }
-        return mask == null ? List.of() : List.of(put(feed, mask, step.mask(total)));
+        if (mask == null) {
+            return List.of();
+        }
+        if (maskWidth > 0) {
+            feed.put(mask, step.fixedWidthMask(total, maskWidth));
+            return List.of();
+        }
+        return List.of(put(feed, mask, step.mask(total)));
     }
 
     /**

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A decode step through {@link DecoderSession#append} feeds the sequence's kept ids and positions
- * tensors and a view of its ones as the mask ({@link StepInputs}); the same tokens through
+ * tensors and its kept capacity-wide mask ({@link StepInputs}); the same tokens through
  * {@link DecoderSession#run} with explicit ids, mask and positions feed fresh tensors. Both give the
  * same logits bit for bit at every step, also across the cache reallocations that a small capacity
  * forces (which close the kept tensors and make them again).
@@ -37,6 +37,33 @@ class StepInputsTest {
         OnnxModelIO.save(FusedLlamaExporter.export(TestLlamaWeights.random(
                 TestLlamaWeights.config(64, 96, 2, 4, 2, 97, 64, false, false), 5), ExportDtype.FLOAT), null, file, false);
         check(file);
+    }
+
+    /**
+     * GroupQueryAttention with its own rotary refuses a mask wider than its tables' positions: a
+     * cache of more capacity than the model's 16 positions takes a step mask of 16.
+     */
+    @Test
+    void fixedWidthMaskStaysWithinTheRotaryTables() {
+        Path file = tmp.resolve("short.onnx");
+        OnnxModelIO.save(FusedLlamaExporter.export(TestLlamaWeights.random(
+                TestLlamaWeights.config(64, 96, 2, 4, 2, 97, 16, false, false), 5), ExportDtype.FLOAT), null, file, false);
+        try (DecoderSession s = DecoderSession.open(file, Device.CPU)) {
+            int n = PROMPT.length;
+            DecoderSession.Output appended = s.append(PROMPT, s.emptyCache(1, 40));
+            DecoderSession.Output explicit = s.run(new long[][] {longs(PROMPT)}, new long[][] {ones(n)},
+                    new long[][] {range(n)}, s.emptyCache(1, 40));
+            for (int i = 0; i < 16 - n; i++) {
+                int token = NEXT[i % NEXT.length];
+                appended = s.append(new int[] {token}, appended.cache());
+                explicit = s.run(new long[][] {{token}}, new long[][] {ones(n + i + 1)}, new long[][] {{n + i}},
+                        explicit.cache());
+                assertArrayEquals(explicit.logits().last(0), appended.logits().last(0), "step " + i);
+                assertEquals(16, appended.cache().scratch().stepInputs().keptMaskWidth());
+            }
+            appended.cache().close();
+            explicit.cache().close();
+        }
     }
 
     @Test
@@ -67,6 +94,8 @@ class StepInputsTest {
                         explicit.cache());
                 assertArrayEquals(explicit.logits().last(0), appended.logits().last(0), "step " + i);
                 assertEquals(past + 1, appended.cache().length());
+                // the step's mask is as wide as the cache, the same shape from step to step
+                assertEquals(appended.cache().capacity(), appended.cache().scratch().stepInputs().keptMaskWidth(), "step " + i);
                 moved |= !java.util.Arrays.equals(before, appended.logits().last(0));
             }
             assertTrue(moved, "the steps' logits differ from one another: the comparison is not trivial");
