@@ -10,6 +10,7 @@ import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Half;
 
 import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.nio.ShortBuffer;
 import java.util.Arrays;
 
@@ -66,8 +67,12 @@ final class LogitsOutput {
         }
     }
 
-    /** A [batch, 1, vocab] tensor over the sequence's reused buffer, for a one-position run to write. */
-    record Pinned(OnnxTensor tensor, ByteBuffer memory, int batch) {
+    /**
+     * A [batch, 1, vocab] tensor over the sequence's reused buffer, for a one-position run to write,
+     * with the float view that reads it (made once: a view per step was a few allocations that run
+     * interpreted for most of a short generation).
+     */
+    record Pinned(OnnxTensor tensor, ByteBuffer memory, FloatBuffer floats, int batch) {
     }
 
     /**
@@ -84,7 +89,8 @@ final class LogitsOutput {
             return kept;
         }
         ByteBuffer memory = scratch.take(SCRATCH, (int) bytes);
-        Pinned made = new Pinned(OnnxTensor.createTensor(env, memory, new long[] {batch, 1, vocabSize}, pinnableType), memory, batch);
+        Pinned made = new Pinned(OnnxTensor.createTensor(env, memory, new long[] {batch, 1, vocabSize}, pinnableType), memory,
+                memory.asFloatBuffer(), batch);
         scratch.keepPinned(made);
         return made;
     }
@@ -98,7 +104,7 @@ final class LogitsOutput {
                 values[i] = Half.toFloat(half.get(i));
             }
         } else {
-            pinned.memory().asFloatBuffer().get(values);
+            pinned.floats().get(0, values);
         }
         return new Logits(values, pinned.batch(), 1, vocabSize);
     }
