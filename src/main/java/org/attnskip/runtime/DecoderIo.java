@@ -28,6 +28,8 @@ import java.util.TreeSet;
  * @param staticCache   where the caches are fixed buffers written at an index (opset 24), the inputs
  *                      that say where to write and how much to read; else null
  * @param logitsToKeep  the input that asks for the last positions' logits only (0: all), or null
+ * @param stepMaskWidthLimit the widest mask a decode step on an in-place cache may take
+ *                      ({@link StepMaskWidth#limit}: UNBOUNDED, or 0 for none wider than its positions)
  */
 public record DecoderIo(String inputIds, String attentionMask, String positionIds, String logits,
                         List<CachePair> caches, StaticCache staticCache, String logitsToKeep, long stepMaskWidthLimit) {

@@ -19,8 +19,8 @@ public final class Generator {
     private final Tokenizer tokenizer;
     private final TextPieces pieces;
     /**
-     * Taken here, before any timed span: a fresh JVM's first use of the management classes took
-     * about 20 ms, which inside the decode span made a 256-token generation look a quarter slower.
+     * Taken here, before any timed span: a fresh JVM's first use of it loads management classes
+     * (about 20 ms without the launcher's class-data archive), which the decode span once counted.
      */
     private final ThreadMXBean threads = ManagementFactory.getThreadMXBean();
 

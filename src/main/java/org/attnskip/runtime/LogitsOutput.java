@@ -69,8 +69,8 @@ final class LogitsOutput {
 
     /**
      * A [batch, 1, vocab] tensor over the sequence's reused buffer, for a one-position run to write,
-     * with the float view that reads it (made once: a view per step was a few allocations that run
-     * interpreted for most of a short generation).
+     * with the float view that reads fp32 logits (null for fp16; made once: a view per step was a few
+     * allocations that run interpreted for most of a short generation).
      */
     record Pinned(OnnxTensor tensor, ByteBuffer memory, FloatBuffer floats, int batch) {
     }
@@ -90,7 +90,7 @@ final class LogitsOutput {
         }
         ByteBuffer memory = scratch.take(SCRATCH, (int) bytes);
         Pinned made = new Pinned(OnnxTensor.createTensor(env, memory, new long[] {batch, 1, vocabSize}, pinnableType), memory,
-                memory.asFloatBuffer(), batch);
+                pinnableType == OnnxJavaType.FLOAT ? memory.asFloatBuffer() : null, batch);
         scratch.keepPinned(made);
         return made;
     }

@@ -13,8 +13,8 @@ import java.nio.ByteOrder;
  * The token-side inputs of one sequence's decode steps (batch 1, one token): the [1, 1] ids and
  * positions tensors, made once and rewritten in place before each run, and the attention mask:
  * either one [1, capacity] tensor kept for the sequence (where the graph reads the mask as lengths),
- * or a new view each step of the first {@code total} values of a direct buffer of ones. Integers are int64 or int32 as the
- * graph declares them. Kept by the sequence's {@link InputScratch}, which closes it.
+ * or a new view each step of the first {@code total} values of a direct buffer of ones. Integers
+ * are int64 or int32 as the graph declares them. Kept by the sequence's {@link InputScratch}, which closes it.
  */
 final class StepInputs implements AutoCloseable {
     private final OrtEnvironment env;
