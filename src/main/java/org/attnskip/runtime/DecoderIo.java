@@ -57,7 +57,8 @@ public record DecoderIo(String inputIds, String attentionMask, String positionId
                 dropped.add(Integer.parseInt(layer.trim()));
             }
         }
-        return of(LayoutDiscovery.discoverToRun(loaded.graph()), dropped, StepMaskWidth.limit(loaded.graph()));
+        DecoderLayout layout = LayoutDiscovery.discoverToRun(loaded.graph());
+        return of(layout, dropped, StepMaskWidth.limit(loaded.graph(), layout.attentionMask()));
     }
 
     /**

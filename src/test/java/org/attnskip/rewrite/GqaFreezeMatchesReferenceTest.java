@@ -9,6 +9,7 @@ import org.attnskip.export.LlamaOnnxExporter;
 import org.attnskip.export.LlamaWeights;
 import org.attnskip.export.TestLlamaWeights;
 import org.attnskip.layout.LayoutDiscovery;
+import org.attnskip.layout.StepMaskWidth;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.Graph;
 import org.attnskip.onnx.LoadedModel;
@@ -143,6 +144,11 @@ class GqaFreezeMatchesReferenceTest {
         LayerSelection s = LayerSelection.fromLayer(1, w.config.layers());
         Path single = rewrite(base, (g, l) -> FreezeKv.SINGLE_INPUT.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
         Path paper = rewrite(base, (g, l) -> FreezeKv.PAPER.pass(FreezeForm.DEPLOYABLE).apply(g, l, s));
+        // the first-prompt test (Equal on the total length, then If) still reads the mask as lengths only,
+        // so decode steps keep one capacity-wide mask
+        long before = StepMaskWidth.limit(OnnxModelIO.load(base).graph(), "attention_mask");
+        assertTrue(before > 0);
+        assertEquals(before, StepMaskWidth.limit(OnnxModelIO.load(single).graph(), "attention_mask"));
         try (DecoderSession singleSession = DecoderSession.open(single, Device.CPU);
              DecoderSession paperSession = DecoderSession.open(paper, Device.CPU)) {
             assertTrue(singleSession.updatesCacheInPlace());
