@@ -14,7 +14,8 @@ import java.nio.ByteOrder;
  * positions tensors, made once and rewritten in place before each run, and the attention mask:
  * either one [1, capacity] tensor kept for the sequence (where the graph reads the mask as lengths),
  * or a new view each step of the first {@code total} values of a direct buffer of ones. Integers
- * are int64 or int32 as the graph declares them. Kept by the sequence's {@link InputScratch}, which closes it.
+ * are int64 or int32 as the graph declares them. Kept by the sequence's {@link InputScratch}, which
+ * closes it.
  */
 final class StepInputs implements AutoCloseable {
     private final OrtEnvironment env;
@@ -109,8 +110,9 @@ final class StepInputs implements AutoCloseable {
      * The sequence's one [1, width] mask, kept across steps: ones on the first {@code total} positions,
      * zeros after them. Only the values change from step to step, so every decode step of the sequence
      * has the same input shapes, and ONNX Runtime reuses the memory plan it made for the first one
-     * (with a [1, total] mask each step was a new shape, planned anew). Width is the cache's capacity.
-     * The sequence closes the tensor ({@link #close}), not the caller.
+     * (with a [1, total] mask each step was a new shape, planned anew). The width is the cache's
+     * capacity, or less where the graph bounds it (layout.StepMaskWidth). The sequence closes the
+     * tensor ({@link #close}), not the caller.
      */
     OnnxTensor fixedWidthMask(int total, int width) throws OrtException {
         if (total > width) {

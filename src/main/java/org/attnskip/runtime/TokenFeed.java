@@ -82,8 +82,8 @@ final class TokenFeed {
     }
 
     /**
-     * As above; a decode step with {@code stepMaskWidth} > 0 gets a mask of that width (the cache's
-     * capacity), ones then zeros: for graphs that read the mask only as each row's length.
+     * As above; a decode step with {@code stepMaskWidth} > 0 gets a mask of that width (up to the
+     * cache's capacity), ones then zeros: for graphs that read the mask only as each row's length.
      */
     List<OnnxTensor> putAppended(Map<String, OnnxTensor> feed, int[] tokens, long past, InputScratch scratch,
                                  int stepMaskWidth) throws OrtException {
