@@ -16,7 +16,8 @@ public final class IndexedReads {
         return switch (n.getOpType()) {
             case "Gather" -> input == 0;
             case "RotaryEmbedding" -> contrib && (input == 2 || input == 3);
-            case "GroupQueryAttention" -> contrib && (input == 7 || input == 8);
+            case "GroupQueryAttention" -> contrib
+                    && (input == GroupQueryAttentionSlots.COS_CACHE || input == GroupQueryAttentionSlots.SIN_CACHE);
             default -> false;
         };
     }

@@ -29,10 +29,11 @@ public record LayerLayout(int index, String residualIn, AttentionBlock attention
         }
         NodeProto core = attention.core();
         if (attention.kind() != AttentionKind.GROUP_QUERY_ATTENTION || kv.layout() != KvCacheIo.Layout.SEPARATE
-                || core.getInputCount() < 5 || core.getOutputCount() < 3) {
+                || core.getInputCount() <= GroupQueryAttentionSlots.PAST_VALUE || core.getOutputCount() < 3) {
             return CacheKind.CONCAT;
         }
-        return kv.inputs().equals(List.of(core.getInput(3), core.getInput(4)))
+        return kv.inputs().equals(List.of(core.getInput(GroupQueryAttentionSlots.PAST_KEY),
+                core.getInput(GroupQueryAttentionSlots.PAST_VALUE)))
                 && kv.outputs().equals(List.of(core.getOutput(1), core.getOutput(2))) ? CacheKind.IN_PLACE : CacheKind.CONCAT;
     }
 }

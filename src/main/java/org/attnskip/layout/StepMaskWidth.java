@@ -16,6 +16,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
+import static org.attnskip.layout.GroupQueryAttentionSlots.COS_CACHE;
+import static org.attnskip.layout.GroupQueryAttentionSlots.SEQLENS_K;
+import static org.attnskip.layout.GroupQueryAttentionSlots.TOTAL_SEQUENCE_LENGTH;
+
 /**
  * How wide a decode step's attention mask may be: wider than the positions used (ones, then zeros)
  * only where the graph reads the mask as lengths and nothing else, GroupQueryAttention's seqlens_k
@@ -28,9 +32,6 @@ public final class StepMaskWidth {
     /** No bound from the graph: the cache's capacity decides. */
     public static final long UNBOUNDED = Long.MAX_VALUE;
 
-    private static final int COS_CACHE = 7;
-    private static final int SEQLENS_K = 5;
-    private static final int TOTAL_SEQUENCE_LENGTH = 6;
     /** Ops that turn the mask into lengths: what exporters put between the mask and the attention's length inputs. */
     private static final Set<String> LENGTH_OPS = Set.of("Cast", "ReduceSum", "Sub", "Add", "Shape", "Gather", "Squeeze",
             "Unsqueeze", "Reshape", "Identity");
@@ -50,9 +51,8 @@ public final class StepMaskWidth {
         }
         long limit = UNBOUNDED;
         for (NodeProto n : graph.nodes()) {
-            if (!n.getOpType().equals("GroupQueryAttention") || !n.getDomain().equals("com.microsoft")
-                    || Attributes.intOf(n, "do_rotary", 0) == 0 || n.getInputCount() <= COS_CACHE
-                    || n.getInput(COS_CACHE).isEmpty()) {
+            if (!GroupQueryAttentionSlots.is(n) || Attributes.intOf(n, "do_rotary", 0) == 0
+                    || n.getInputCount() <= COS_CACHE || n.getInput(COS_CACHE).isEmpty()) {
                 continue;
             }
             TensorProto cos = graph.initializer(n.getInput(COS_CACHE)).orElse(null);
@@ -88,7 +88,7 @@ public final class StepMaskWidth {
             }
             for (Use use : uses.getOrDefault(value, List.of())) {
                 NodeProto n = use.node();
-                boolean lengthInput = n.getOpType().equals("GroupQueryAttention") && n.getDomain().equals("com.microsoft")
+                boolean lengthInput = GroupQueryAttentionSlots.is(n)
                         && (use.input() == SEQLENS_K || use.input() == TOTAL_SEQUENCE_LENGTH);
                 if (lengthInput || n.getOpType().equals("Equal")) {
                     continue;

@@ -12,10 +12,10 @@ import org.attnskip.onnx.Graph;
 import java.util.ArrayList;
 import java.util.List;
 
-import static org.attnskip.rewrite.GqaFreezePass.COS_CACHE;
-import static org.attnskip.rewrite.GqaFreezePass.SEQLENS_K;
-import static org.attnskip.rewrite.GqaFreezePass.SIN_CACHE;
-import static org.attnskip.rewrite.GqaFreezePass.TOTAL_SEQUENCE_LENGTH;
+import static org.attnskip.layout.GroupQueryAttentionSlots.COS_CACHE;
+import static org.attnskip.layout.GroupQueryAttentionSlots.SEQLENS_K;
+import static org.attnskip.layout.GroupQueryAttentionSlots.SIN_CACHE;
+import static org.attnskip.layout.GroupQueryAttentionSlots.TOTAL_SEQUENCE_LENGTH;
 
 /**
  * The last position's attention in a single-input freeze's layers >= k on GroupQueryAttention,

@@ -18,6 +18,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
+import static org.attnskip.layout.GroupQueryAttentionSlots.COS_CACHE;
+import static org.attnskip.layout.GroupQueryAttentionSlots.PAST_KEY;
+import static org.attnskip.layout.GroupQueryAttentionSlots.PAST_VALUE;
+import static org.attnskip.layout.GroupQueryAttentionSlots.SEQLENS_K;
+import static org.attnskip.layout.GroupQueryAttentionSlots.SIN_CACHE;
+
 /**
  * Freeze, both flavours, where the attention is ONNX Runtime's {@code com.microsoft::GroupQueryAttention}
  * (the model builder's graphs and {@code export --graph fused}): Q, K and V of the current positions
@@ -48,14 +54,6 @@ import java.util.Set;
 final class GqaFreezePass {
     private GqaFreezePass() {
     }
-
-    /** The op's input slots (com.microsoft::GroupQueryAttention), shared with {@link FirstPromptLastRow}. */
-    private static final int PAST_KEY = 3;
-    private static final int PAST_VALUE = 4;
-    static final int SEQLENS_K = 5;
-    static final int TOTAL_SEQUENCE_LENGTH = 6;
-    static final int COS_CACHE = 7;
-    static final int SIN_CACHE = 8;
 
     static boolean handles(DecoderLayout layout, int k) {
         for (int i = Math.max(k, 0); i < layout.numLayers(); i++) {

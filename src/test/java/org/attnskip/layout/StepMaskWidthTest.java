@@ -65,7 +65,7 @@ class StepMaskWidthTest {
     void tablesComputedInTheGraphAllowNoFixedWidth() {
         Graph g = rotaryInside();
         NodeProto attention = g.nodes().stream().filter(n -> n.getOpType().equals("GroupQueryAttention")).findFirst().orElseThrow();
-        String table = attention.getInput(7);
+        String table = attention.getInput(GroupQueryAttentionSlots.COS_CACHE);
         g.add(NodeProto.newBuilder().setOpType("Identity").setName("cos_copy").addInput(table).addOutput("cos_copy_output").build());
         g.renameInput(attention, table, "cos_copy_output");
         ModelProto model = g.toModel();
