@@ -2,7 +2,6 @@ package org.attnskip.export;
 
 import ai.onnx.proto.OnnxMl.ModelProto;
 import ai.onnx.proto.OnnxMl.OperatorSetIdProto;
-import ai.onnx.proto.OnnxMl.TensorProto;
 import ai.onnx.proto.OnnxMl.TensorProto.DataType;
 import org.attnskip.onnx.BadInputException;
 import org.attnskip.onnx.ExternalDataWriter;
@@ -160,14 +159,10 @@ public final class FusedLlamaExporter {
         String mask32 = g.op("Cast", p + "/Cast", in("attention_mask"), intAttr("to", INT32));
         String rowSum = g.op("ReduceSum", p + "/ReduceSum", in(mask32, g.initializer(Tensors.longVector(p + "/axes", 1))),
                 intAttr("keepdims", 0));
-        String one = g.initializer(intScalar(p + "/one", 1));
+        String one = g.initializer(Tensors.intScalar(p + "/one", 1));
         seqlensK = g.op("Sub", p + "/Sub", in(rowSum, one));
         String width = g.op("Shape", p + "/Shape", in("attention_mask"), intAttr("start", 1), intAttr("end", 2));
         totalLength = g.op("Cast", p + "/Shape/Cast", in(width), intAttr("to", INT32));
-    }
-
-    private static TensorProto intScalar(String name, int value) {
-        return TensorProto.newBuilder().setName(name).setDataType(INT32).addInt32Data(value).build();
     }
 
     /** cos and sin of every position and pair, [positions, headDim/2], in the graph's float type. */

@@ -223,6 +223,11 @@ public final class Tensors {
                 .addAllDims(boxed(dims)).setRawData(UnsafeByteOperations.unsafeWrap(b.array())).build();
     }
 
+    /** An int32 scalar (GroupQueryAttention's lengths are int32). */
+    public static TensorProto intScalar(String name, int value) {
+        return TensorProto.newBuilder().setName(name).setDataType(DataType.INT32_VALUE).addInt32Data(value).build();
+    }
+
     /** A 1-D int64 tensor, the usual shape/axes/starts argument. */
     public static TensorProto longVector(String name, long... values) {
         return longTensor(name, new long[] {values.length}, values);

@@ -64,7 +64,7 @@ final class FirstPromptLastRow {
         String total64 = e.op("Cast", new AttributeProto[] {Attributes.intAttr("to", TensorProto.DataType.INT64_VALUE)}, total);
         // the op's own test for a first prompt: seq equals total_sequence_length
         condition = e.op("And", e.op("Greater", seq, e.int64Scalar("one", 1)), e.op("Equal", seq, total64));
-        String zero = int32Scalar("zero", 0);
+        String zero = e.int32Scalar("zero", 0);
         writerSeqlens = e.op("Where", condition, zero, seqlensK);
         stepSeqlens = seqlensK;
         stepTotal = total;
@@ -161,10 +161,5 @@ final class FirstPromptLastRow {
                         .setTensorType(TypeProto.Tensor.newBuilder().setElemType(floatType))))
                 .build();
         return AttributeProto.newBuilder().setName(attribute).setType(AttributeProto.AttributeType.GRAPH).setG(graph).build();
-    }
-
-    private String int32Scalar(String hint, int value) {
-        return e.op("Constant", new AttributeProto[] {Attributes.tensorAttr("value", TensorProto.newBuilder()
-                .setName(hint).setDataType(TensorProto.DataType.INT32_VALUE).addInt32Data(value).build())});
     }
 }

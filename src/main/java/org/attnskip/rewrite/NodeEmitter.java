@@ -55,6 +55,12 @@ final class NodeEmitter {
         return name;
     }
 
+    String int32Scalar(String hint, int value) {
+        String name = g.freshName(prefix + "/" + hint);
+        g.addInitializer(Tensors.intScalar(name, value));
+        return name;
+    }
+
     String unsqueeze(String x, long axis) {
         return opset >= 13 ? op("Unsqueeze", x, int64s("axes", axis))
                 : op("Unsqueeze", new AttributeProto[] {Attributes.intsAttr("axes", axis)}, x);
