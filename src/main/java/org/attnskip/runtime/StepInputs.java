@@ -29,7 +29,6 @@ final class StepInputs implements AutoCloseable {
     private Buffer ones;
     private OnnxTensor widthMask;
     private ByteBuffer widthMaskMemory;
-    private int widthMaskWidth;
     private int widthMaskOnes;
 
     /** @param positionType null when the graph takes no position ids */
@@ -67,21 +66,22 @@ final class StepInputs implements AutoCloseable {
 
     /** The ids tensor, now holding {@code token}. */
     OnnxTensor ids(int token) {
-        write(idMemory, intIds, token);
+        write(idMemory, intIds, 0, token);
         return ids;
     }
 
     /** The positions tensor, now holding {@code position}. */
     OnnxTensor positions(long position) {
-        write(positionMemory, intPositions, position);
+        write(positionMemory, intPositions, 0, position);
         return positions;
     }
 
-    private static void write(ByteBuffer memory, boolean int32, long value) {
+    /** Writes element {@code index} of an int32 or int64 buffer. */
+    private static void write(ByteBuffer memory, boolean int32, int index, long value) {
         if (int32) {
-            memory.putInt(0, Math.toIntExact(value));
+            memory.putInt(4 * index, Math.toIntExact(value));
         } else {
-            memory.putLong(0, value);
+            memory.putLong(8 * index, value);
         }
     }
 
@@ -118,7 +118,7 @@ final class StepInputs implements AutoCloseable {
         if (total > width) {
             throw new IllegalArgumentException("mask of " + total + " positions is wider than " + width);
         }
-        if (widthMask == null || widthMaskWidth != width) {
+        if (widthMask == null || keptMaskWidth() != width) {
             if (widthMask != null) {
                 widthMask.close();
                 widthMask = null;
@@ -127,29 +127,20 @@ final class StepInputs implements AutoCloseable {
             long[] shape = {1, width};
             widthMask = intMask ? OnnxTensor.createTensor(env, widthMaskMemory.asIntBuffer(), shape)
                     : OnnxTensor.createTensor(env, widthMaskMemory.asLongBuffer(), shape);
-            widthMaskWidth = width;
             widthMaskOnes = 0;
         }
         for (; widthMaskOnes < total; widthMaskOnes++) {
-            writeMask(widthMaskOnes, 1);
+            write(widthMaskMemory, intMask, widthMaskOnes, 1);
         }
         for (; widthMaskOnes > total; widthMaskOnes--) {
-            writeMask(widthMaskOnes - 1, 0);
+            write(widthMaskMemory, intMask, widthMaskOnes - 1, 0);
         }
         return widthMask;
     }
 
     /** The width of the kept fixed-width mask, 0 while the steps make a mask per run. */
     int keptMaskWidth() {
-        return widthMask == null ? 0 : widthMaskWidth;
-    }
-
-    private void writeMask(int position, int value) {
-        if (intMask) {
-            widthMaskMemory.putInt(position * 4, value);
-        } else {
-            widthMaskMemory.putLong(position * 8, value);
-        }
+        return widthMask == null ? 0 : widthMaskMemory.capacity() / (intMask ? 4 : 8);
     }
 
     @Override
