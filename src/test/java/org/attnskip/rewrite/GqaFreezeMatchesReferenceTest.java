@@ -217,10 +217,7 @@ class GqaFreezeMatchesReferenceTest {
             assertClose(what + " prefill of " + half, expected[half - 1], out.logits().at(0, 0));
             // a later prompt of several positions onto that cache (not a first prompt), then token by token
             int chunk = 3;
-            long[] positions = new long[chunk];
-            for (int j = 0; j < chunk; j++) {
-                positions[j] = half + j;
-            }
+            long[] positions = java.util.stream.LongStream.range(half, half + chunk).toArray();
             out = s.run(new long[][] {java.util.Arrays.copyOfRange(longs(tokens, half + chunk), half, half + chunk)},
                     new long[][] {ones(half + chunk)}, new long[][] {positions}, out.cache());
             assertClose(what + " prompt of " + chunk + " after " + half, expected[half + chunk - 1], out.logits().at(0, 0));
