@@ -1,0 +1,52 @@
+package org.attnskip;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The ./attnskip launcher asks glibc for transparent huge pages (GLIBC_TUNABLES) unless the user set
+ * that tunable or ATTNSKIP_HUGE_PAGES=off, and keeps the user's other tunables. A stand-in `java` first
+ * on PATH prints the environment the launcher hands it, so no JVM starts.
+ */
+class LauncherHugePagesTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void addsTheTunableAndKeepsTheUsersChoices() throws Exception {
+        Assumptions.assumeTrue(Files.isRegularFile(Path.of("target/attnskip.jar")),
+                "skipped: no target/attnskip.jar yet (the launcher would build it first)");
+        Path java = tmp.resolve("java");
+        Files.writeString(java, "#!/bin/sh\nprintf '%s' \"${GLIBC_TUNABLES-unset}\"\n");
+        Files.setPosixFilePermissions(java, PosixFilePermissions.fromString("rwxr-xr-x"));
+
+        assertEquals("glibc.malloc.hugetlb=1", tunablesSeenByJava(Map.of()));
+        assertEquals("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
+                tunablesSeenByJava(Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")));
+        assertEquals("glibc.malloc.hugetlb=0", tunablesSeenByJava(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")));
+        assertEquals("unset", tunablesSeenByJava(Map.of("ATTNSKIP_HUGE_PAGES", "off")));
+    }
+
+    private String tunablesSeenByJava(Map<String, String> env) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder("sh", "attnskip", "inspect", "model");
+        pb.environment().remove("GLIBC_TUNABLES");
+        pb.environment().remove("ATTNSKIP_HUGE_PAGES");
+        pb.environment().put("PATH", tmp + ":" + System.getenv("PATH"));
+        pb.environment().putAll(env);
+        pb.redirectErrorStream(true);
+        Process process = pb.start();
+        String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, process.waitFor(), out);
+        return out;
+    }
+}
