@@ -46,9 +46,9 @@ public final class LinearCalibration {
     public enum Target { BRANCH, STREAM }
 
     /**
-     * The default target: STREAM, which measured better on held-out calibration text (README,
-     * "Calibrated drop against plain drop"), where every selected layer's arriving stream is a value
-     * of the graph; BRANCH where a fused Skip*Norm hides it.
+     * The default target: STREAM, which measured better on held-out calibration text
+     * (docs/BENCHMARKS.md, "Calibrated drop against plain drop"), where every selected layer's arriving
+     * stream is a value of the graph; BRANCH where a fused Skip*Norm hides it.
      */
     public static Target defaultTarget(Path baseline, LayerSelection selection) {
         DecoderLayout layout = LayoutDiscovery.discover(OnnxModelIO.load(baseline).graph());

@@ -21,8 +21,9 @@ import java.util.stream.IntStream;
  * layer k. Its maps are trained by Adam to minimise the mean KL(original || compensated) of the
  * next-token distributions over the calibration tokens, starting from the ridge fit. The ridge fit
  * matches the stream layer by layer; this matches what the model outputs, which is what the maps
- * are judged by (README, "Calibrated drop against plain drop"). The maps stay per-token affine maps
- * of each layer's own attention norm output, so the rewritten graph and its cost do not change.
+ * are judged by (docs/BENCHMARKS.md, "Calibrated drop against plain drop"). The maps stay per-token
+ * affine maps of each layer's own attention norm output, so the rewritten graph and its cost do not
+ * change.
  *
  * <p>It needs the weights in Java form (a model directory attnskip export wrote), runs the original
  * model on the reference implementation for the stream entering layer k and the target

@@ -122,7 +122,7 @@ public final class OrtSessionFactory {
      * As {@link #automatic(Path, double, int)}, except that a short run (a fresh {@code generate}
      * process) of a model below {@link #SMALL_MODEL_BYTES} takes one thread, not spinning, even on an
      * idle machine: its JIT compiler thread needs the second core while the few hundred steps run.
-     * Measured as fresh processes taking turns on the idle 2-core machine (README, "Decode-loop
+     * Measured as fresh processes taking turns on the idle 2-core machine (README, "Performance
      * settings"): one thread gave 1.13x the decode rate and 0.92x the process CPU on stories260K,
      * 1.01x and 0.86x on stories-deep12.
      */

@@ -109,10 +109,10 @@ final class TokenFeed {
     /**
      * A decode step of one sequence: its [1, 1] ids and positions tensors are the sequence's, made at
      * its first step and rewritten in place; its mask is a view of the sequence's ones. The methods a
-     * step calls once stay interpreted for the whole of a 256-token generation in a fresh JVM (README,
-     * "Where a decode step's time goes"), where each tensor and buffer object a step makes costs
-     * microseconds. Returns the tensors the caller closes after the run: the mask, unless it is the
-     * sequence's fixed-width one.
+     * step calls once stay interpreted for the whole of a 256-token generation in a fresh JVM
+     * (docs/BENCHMARKS.md, "Where a decode step's time goes"), where each tensor and buffer object a
+     * step makes costs microseconds. Returns the tensors the caller closes after the run: the mask,
+     * unless it is the sequence's fixed-width one.
      */
     private List<OnnxTensor> putStep(Map<String, OnnxTensor> feed, int token, long past, int total, int maskWidth,
                                      InputScratch scratch) throws OrtException {

@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
  * JMH has warmed up. Set against a fresh {@code generate} process, it separates ONNX Runtime's and
  * the warmed Java side's time per step from the JVM's warm-up. The model is synthetic (seeded random
  * weights) in the stories260K shape, exported as the unfused and the fused graph, so nothing outside
- * the repository is needed. Run: see README, "Benchmarks".
+ * the repository is needed. Run: see docs/BENCHMARKS.md, "Where a decode step's time goes".
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -122,9 +122,10 @@ class LinearCalibrationTest {
     }
 
     /**
-     * The same comparison on the trained fixtures, calibrated on the shared stories as the README's
-     * quality table is (here 2,000 tokens): stories260K with its top 3 of 5 layers dropped and
-     * stories-deep12 with its top 4 of 12, default (stream) target.
+     * The same comparison on the trained fixtures, calibrated on the shared stories as the quality
+     * table of docs/BENCHMARKS.md ("Calibrated drop against plain drop") is (here 2,000 tokens):
+     * stories260K with its top 3 of 5 layers dropped and stories-deep12 with its top 4 of 12, default
+     * (stream) target.
      */
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"stories260K, 2", "stories-deep12, 8"})
