@@ -14,9 +14,10 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The ./attnskip launcher asks glibc for transparent huge pages (GLIBC_TUNABLES) unless the user set
- * that tunable or ATTNSKIP_HUGE_PAGES=off, and keeps the user's other tunables. A stand-in `java` first
- * on PATH prints the environment the launcher hands it, so no JVM starts.
+ * The ./attnskip launcher asks glibc for transparent huge pages (GLIBC_TUNABLES) for generate and serve,
+ * which run one model, not for commands that compare sessions in one process; never where the user set
+ * that tunable or ATTNSKIP_HUGE_PAGES=off; and it keeps the user's other tunables. A stand-in `java`
+ * first on PATH prints the environment the launcher hands it, so no JVM starts.
  */
 class LauncherHugePagesTest {
     @TempDir
@@ -30,15 +31,22 @@ class LauncherHugePagesTest {
         Files.writeString(java, "#!/bin/sh\nprintf '%s' \"${GLIBC_TUNABLES-unset}\"\n");
         Files.setPosixFilePermissions(java, PosixFilePermissions.fromString("rwxr-xr-x"));
 
-        assertEquals("glibc.malloc.hugetlb=1", tunablesSeenByJava(Map.of()));
+        assertEquals("glibc.malloc.hugetlb=1", tunablesSeenByJava("generate", Map.of()));
+        assertEquals("glibc.malloc.hugetlb=1", tunablesSeenByJava("serve", Map.of()));
+        assertEquals("unset", tunablesSeenByJava("bench", Map.of()));
+        assertEquals("unset", tunablesSeenByJava("eval", Map.of()));
         assertEquals("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1",
-                tunablesSeenByJava(Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")));
-        assertEquals("glibc.malloc.hugetlb=0", tunablesSeenByJava(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")));
-        assertEquals("unset", tunablesSeenByJava(Map.of("ATTNSKIP_HUGE_PAGES", "off")));
+                tunablesSeenByJava("generate", Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")));
+        assertEquals("glibc.malloc.arena_max=2", tunablesSeenByJava("bench", Map.of("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")));
+        assertEquals("glibc.malloc.hugetlb=0",
+                tunablesSeenByJava("generate", Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")));
+        assertEquals("unset", tunablesSeenByJava("generate", Map.of("ATTNSKIP_HUGE_PAGES", "off")));
     }
 
-    private String tunablesSeenByJava(Map<String, String> env) throws IOException, InterruptedException {
-        ProcessBuilder pb = new ProcessBuilder("sh", "attnskip", "inspect", "model");
+    private String tunablesSeenByJava(String command, Map<String, String> env) throws IOException, InterruptedException {
+        // without the class archive, generate runs java once, so the stand-in's output is all there is
+        ProcessBuilder pb = new ProcessBuilder("sh", "attnskip", command, "model");
+        pb.environment().put("ATTNSKIP_CLASS_ARCHIVE", "off");
         pb.environment().remove("GLIBC_TUNABLES");
         pb.environment().remove("ATTNSKIP_HUGE_PAGES");
         pb.environment().put("PATH", tmp + ":" + System.getenv("PATH"));
