@@ -28,8 +28,7 @@ class LauncherClassArchiveTest {
 
     @Test
     void generateWritesMapsAndSurvivesADamagedArchive() throws Exception {
-        Assumptions.assumeTrue(Files.isRegularFile(Path.of("target/attnskip.jar")),
-                "skipped: no target/attnskip.jar yet (the launcher runs the packaged jar)");
+        PackagedLauncher.assumeBuilt();
         Path folder = Fixtures.model("stories260K");
         Path model = tmp.resolve("m");
         CliRun export = CliRun.of("export", "--llama2c", folder.resolve("stories260K.bin").toString(),
@@ -67,7 +66,7 @@ class LauncherClassArchiveTest {
     }
 
     private Run generate(Path model, Path cache, Map<String, String> env) throws IOException, InterruptedException {
-        ProcessBuilder pb = new ProcessBuilder("sh", "attnskip", "generate", model.toString(), "--prompt",
+        ProcessBuilder pb = PackagedLauncher.command("generate", model.toString(), "--prompt",
                 "Once upon a time", "-n", "200", "-t", "0", "--device", "cpu", "--threads", "1");
         pb.environment().put("XDG_CACHE_HOME", cache.toString());
         pb.environment().putAll(env);

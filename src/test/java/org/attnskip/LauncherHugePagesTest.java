@@ -1,6 +1,5 @@
 package org.attnskip;
 
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,8 +24,7 @@ class LauncherHugePagesTest {
 
     @Test
     void addsTheTunableAndKeepsTheUsersChoices() throws Exception {
-        Assumptions.assumeTrue(Files.isRegularFile(Path.of("target/attnskip.jar")),
-                "skipped: no target/attnskip.jar yet (the launcher would build it first)");
+        PackagedLauncher.assumeBuilt();
         Path java = tmp.resolve("java");
         Files.writeString(java, "#!/bin/sh\nprintf '%s' \"${GLIBC_TUNABLES-unset}\"\n");
         Files.setPosixFilePermissions(java, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -45,7 +43,7 @@ class LauncherHugePagesTest {
 
     private String tunablesSeenByJava(String command, Map<String, String> env) throws IOException, InterruptedException {
         // without the class archive, generate runs java once, so the stand-in's output is all there is
-        ProcessBuilder pb = new ProcessBuilder("sh", "attnskip", command, "model");
+        ProcessBuilder pb = PackagedLauncher.command(command, "model");
         pb.environment().put("ATTNSKIP_CLASS_ARCHIVE", "off");
         pb.environment().remove("GLIBC_TUNABLES");
         pb.environment().remove("ATTNSKIP_HUGE_PAGES");
